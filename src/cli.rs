@@ -1,0 +1,79 @@
+//! Command-line definitions (clap derive) and nothing else: no I/O here.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xmppdns",
+    version,
+    about = "Plan, push and audit the DNS records of XMPP federation for Lync Server 2013 / Skype for Business Edge pools",
+    long_about = None,
+    after_help = "Exit codes: 0 success or no changes, 1 error, 2 changes pending (plan --detailed-exitcode), 3 refused (unsafe or stale plan)."
+)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what would change in DNS to match the topology.
+    #[command(after_help = "Examples:
+  xmppdns plan fixtures/contoso.json
+  xmppdns plan fixtures/contoso.json --format json
+  xmppdns plan topology.json --out plan.json --detailed-exitcode")]
+    Plan {
+        /// The topology JSON file.
+        topology: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also save the plan (JSON, with checksums) for `apply PLAN.json`.
+        #[arg(long, value_name = "PLAN.json")]
+        out: Option<PathBuf>,
+        /// Exit 2 when there are changes (0 when none).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Apply a topology, or a plan saved with `plan --out`, then read back.
+    #[command(after_help = "Examples:
+  xmppdns apply topology.json            (asks for confirmation on a terminal)
+  xmppdns apply topology.json --yes
+  xmppdns apply plan.json --yes          (refused with exit 3 if DNS changed since the plan)")]
+    Apply {
+        /// A topology JSON file or a saved plan.
+        input: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+        /// Apply even a plan the safety check refuses.
+        #[arg(long)]
+        force: bool,
+        /// Output format of the plan shown before applying.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  xmppdns completions bash > /etc/bash_completion.d/xmppdns"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example:\n  xmppdns man | man -l -")]
+    Man,
+}

@@ -1,0 +1,11 @@
+//! xmppdns: plan, push and audit the DNS records of XMPP federation for Lync Server 2013 /
+//! Skype for Business Edge pools.
+
+pub mod app;
+pub mod error;
+pub mod plan;
+pub mod provider;
+pub mod records;
+pub mod topology;
+
+pub use error::Error;

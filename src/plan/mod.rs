@@ -1,0 +1,272 @@
+//! Plans: the desired state, the diff against what the provider holds, safety checks and the
+//! saved-plan file that `apply` can replay exactly.
+
+pub mod desired;
+pub mod diff;
+pub mod render;
+pub mod safety;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::records::{Fqdn, RecordSet, RrKey};
+pub use desired::{desired, DesiredState};
+pub use diff::{diff, Action, Change, ZoneState};
+
+/// The saved-plan format name; bumped on any incompatible change.
+pub const PLAN_FORMAT: &str = "xmppdns-plan/1";
+
+/// What the provider held for the managed names of one zone when the plan was computed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedZone {
+    pub zone: Fqdn,
+    /// Managed RRsets that existed.
+    pub rrsets: Vec<RecordSet>,
+    /// Managed RRsets that did not exist (a later creation by someone else makes a saved plan
+    /// stale just as a change does).
+    pub absent: Vec<RrKey>,
+}
+
+impl ObservedZone {
+    pub fn new(zone: Fqdn, managed: &BTreeSet<RrKey>, state: &ZoneState) -> Self {
+        ObservedZone {
+            zone,
+            rrsets: state.rrsets.values().cloned().collect(),
+            absent: managed
+                .iter()
+                .filter(|k| !state.rrsets.contains_key(k))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Every key this observation covers.
+    pub fn keys(&self) -> BTreeSet<RrKey> {
+        self.rrsets
+            .iter()
+            .map(RecordSet::key)
+            .chain(self.absent.iter().cloned())
+            .collect()
+    }
+
+    pub fn state(&self) -> ZoneState {
+        ZoneState {
+            rrsets: self.rrsets.iter().map(|s| (s.key(), s.clone())).collect(),
+        }
+    }
+}
+
+/// A computed plan: the changes and the state they were computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub observed: Vec<ObservedZone>,
+}
+
+/// How many of each action a plan holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+}
+
+impl Plan {
+    /// Computes a plan from the desired state and what the provider returned for the
+    /// managed keys of each zone.
+    pub fn compute(desired: &DesiredState, current: BTreeMap<Fqdn, ZoneState>) -> Plan {
+        let changes = diff(desired, &current);
+        let observed = desired
+            .zones
+            .iter()
+            .map(|(zone, want)| {
+                let state = current.get(zone).cloned().unwrap_or_default();
+                ObservedZone::new(zone.clone(), &want.managed, &state)
+            })
+            .collect();
+        Plan { changes, observed }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for change in &self.changes {
+            match change.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        summary
+    }
+
+    pub fn state_checksum(&self) -> String {
+        checksum(&self.observed)
+    }
+
+    pub fn changes_checksum(&self) -> String {
+        checksum(&self.changes)
+    }
+
+    /// The changes of one zone, in plan order.
+    pub fn changes_for<'a>(&'a self, zone: &'a Fqdn) -> impl Iterator<Item = &'a Change> + 'a {
+        self.changes.iter().filter(move |c| &c.zone == zone)
+    }
+
+    /// Zones in the order their changes first appear.
+    pub fn zones_with_changes(&self) -> Vec<Fqdn> {
+        let mut zones: Vec<Fqdn> = Vec::new();
+        for change in &self.changes {
+            if !zones.contains(&change.zone) {
+                zones.push(change.zone.clone());
+            }
+        }
+        zones
+    }
+}
+
+/// SHA-256 over the canonical JSON of a value (maps are BTreeMaps and lists are sorted, so
+/// the same content always gives the same bytes).
+pub fn checksum<T: Serialize + ?Sized>(value: &T) -> String {
+    let bytes = serde_json::to_vec(value).expect("plan values serialize");
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let mut text = String::with_capacity(7 + 64);
+    text.push_str("sha256:");
+    for byte in digest.as_ref() {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+/// The saved-plan file (`plan --out`), a stable JSON schema documented in the README.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    pub format: String,
+    pub generator: String,
+    /// The topology the plan was computed from (absolute path): `apply PLAN.json` takes the
+    /// provider settings from it.
+    pub topology: String,
+    pub provider: String,
+    pub summary: Summary,
+    pub changes: Vec<Change>,
+    pub changes_checksum: String,
+    pub state_checksum: String,
+    pub state: Vec<ObservedZone>,
+}
+
+/// Why a saved plan cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("{path}:{line}:{column}: malformed plan JSON: {message}")]
+    Json {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{path}: format `{found}` is not `{PLAN_FORMAT}`; re-run `xmppdns plan` with this version"
+    )]
+    Format { path: String, found: String },
+    #[error("{path}: the {what} checksum does not match its content; the file was edited or damaged. Re-run `xmppdns plan --out`")]
+    Checksum { path: String, what: &'static str },
+}
+
+impl PlanFile {
+    pub fn new(plan: &Plan, topology: String, provider: &str) -> Self {
+        PlanFile {
+            format: PLAN_FORMAT.to_string(),
+            generator: concat!("xmppdns ", env!("CARGO_PKG_VERSION")).to_string(),
+            topology,
+            provider: provider.to_string(),
+            summary: plan.summary(),
+            changes: plan.changes.clone(),
+            changes_checksum: plan.changes_checksum(),
+            state_checksum: plan.state_checksum(),
+            state: plan.observed.clone(),
+        }
+    }
+
+    /// Parses a saved plan and checks it is whole.
+    pub fn parse(text: &str, path: &str) -> Result<(PlanFile, Plan), PlanFileError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            format: String,
+        }
+        let json_error = |e: serde_json::Error| PlanFileError::Json {
+            path: path.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        };
+        let probe: Probe = serde_json::from_str(text).map_err(json_error)?;
+        if probe.format != PLAN_FORMAT {
+            return Err(PlanFileError::Format {
+                path: path.to_string(),
+                found: probe.format,
+            });
+        }
+        let file: PlanFile = serde_json::from_str(text).map_err(json_error)?;
+        let plan = Plan {
+            changes: file.changes.clone(),
+            observed: file.state.clone(),
+        };
+        if plan.changes_checksum() != file.changes_checksum {
+            return Err(PlanFileError::Checksum {
+                path: path.to_string(),
+                what: "changes",
+            });
+        }
+        if plan.state_checksum() != file.state_checksum {
+            return Err(PlanFileError::Checksum {
+                path: path.to_string(),
+                what: "state",
+            });
+        }
+        Ok((file, plan))
+    }
+}
+
+/// Is this JSON text a saved plan (rather than a topology)? Looks only at `format`.
+pub fn is_plan_file(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        format: Option<String>,
+    }
+    serde_json::from_str::<Probe>(text)
+        .ok()
+        .and_then(|p| p.format)
+        .is_some_and(|f| f.starts_with("xmppdns-plan/"))
+}
+
+/// One managed RRset whose content differs between two observations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub key: RrKey,
+    pub expected: Option<RecordSet>,
+    pub found: Option<RecordSet>,
+}
+
+/// Compares what a plan was computed from with what the provider holds now.
+pub fn drift(expected: &ObservedZone, now: &ZoneState) -> Vec<Drift> {
+    let then = expected.state();
+    expected
+        .keys()
+        .into_iter()
+        .filter_map(|key| {
+            let a = then.rrsets.get(&key);
+            let b = now.rrsets.get(&key);
+            (a != b).then(|| Drift {
+                key,
+                expected: a.cloned(),
+                found: b.cloned(),
+            })
+        })
+        .collect()
+}

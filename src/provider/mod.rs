@@ -1,0 +1,116 @@
+//! The one seam between plans and the places records live. Each adapter is one file, chosen
+//! by matching the topology's provider settings (no registry).
+
+pub mod zonefile;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::plan::{Change, Drift, ZoneState};
+use crate::records::{Fqdn, RrKey};
+use crate::topology::{ProviderConfig, Topology};
+
+/// What an adapter can promise; shown to users and used by the apply engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// All changes of one zone land together or not at all.
+    pub atomic_per_zone: bool,
+    /// The store itself refuses a change whose `before` no longer holds (no window between
+    /// our check and the write).
+    pub server_side_guard: bool,
+}
+
+/// What one `apply` of one zone did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub zone: Fqdn,
+    pub changes: usize,
+    /// Adapter-specific detail for people and the journal (new serial, messages sent, ...).
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("zone {zone}: no zone file is configured for it")]
+    NoZoneFile { zone: Fqdn },
+    #[error("cannot read zone file {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write zone file {}: {source}; the previous file is unchanged", path.display())]
+    WriteFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("zone file {} does not parse: {message}", path.display())]
+    ParseFile { path: PathBuf, message: String },
+    #[error("zone file {}: {message}", path.display())]
+    BadZone { path: PathBuf, message: String },
+    #[error("zone file {}: rewriting it would not keep every record as it was ({message}); nothing was written", path.display())]
+    NotFaithful { path: PathBuf, message: String },
+    #[error("zone {zone}: {} managed RRset(s) changed since they were read; nothing was changed in this zone:\n{}", drift.len(), describe_drift(drift))]
+    Stale { zone: Fqdn, drift: Vec<Drift> },
+}
+
+impl ProviderError {
+    /// True when the store refused because it no longer holds what the plan was computed
+    /// from: the user re-plans; nothing was changed.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, ProviderError::Stale { .. })
+    }
+}
+
+/// One line per drifted RRset, for messages.
+pub fn describe_drift(drift: &[Drift]) -> String {
+    let show = |set: &Option<crate::records::RecordSet>| match set {
+        None => "absent".to_string(),
+        Some(set) => {
+            let records: Vec<String> = set.records().iter().map(ToString::to_string).collect();
+            format!("ttl {} [{}]", set.ttl, records.join(", "))
+        }
+    };
+    drift
+        .iter()
+        .map(|d| {
+            format!(
+                "  - {}: expected {}, found {}",
+                d.key,
+                show(&d.expected),
+                show(&d.found)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A place where records live.
+pub trait Provider {
+    /// Short name, as in the topology (`zonefile`, `rfc2136`, ...).
+    fn kind(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// The current RRsets of `keys` in `zone` (absent keys are simply missing).
+    fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError>;
+
+    /// Applies the changes of one zone. Each change's `before` is a guard: if the store no
+    /// longer holds it, the adapter refuses with [`ProviderError::Stale`] and changes nothing.
+    fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError>;
+}
+
+/// Settings that come from outside the topology (the clock, so tests can control it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Environment {
+    /// Today as YYYYMMDD, for date-based SOA serials.
+    pub today: u32,
+}
+
+/// Builds the adapter the topology asks for.
+pub fn open(topology: &Topology, env: Environment) -> Box<dyn Provider> {
+    match &topology.provider {
+        ProviderConfig::ZoneFile { files } => {
+            Box::new(zonefile::ZoneFileProvider::new(files.clone(), env.today))
+        }
+    }
+}
