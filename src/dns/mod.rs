@@ -1,0 +1,4 @@
+//! The only place that touches the wire: TSIG, UPDATE messages, transfers, queries, transport.
+
+pub mod tsig;
+pub mod wire;
