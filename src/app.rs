@@ -63,12 +63,12 @@ impl Prepared {
 
 /// Loads `path` (a topology or a saved plan), reads the provider, and checks the plan:
 /// a saved plan must match what the provider holds now; unsafe plans need `force`.
-pub fn prepare_apply(path: &Path, env: Environment, force: bool) -> Result<Prepared, Error> {
+pub fn prepare_apply(path: &Path, env: &Environment, force: bool) -> Result<Prepared, Error> {
     let text = read_text(path)?;
     let (topology, plan, provider, source) = if plan::is_plan_file(&text) {
         let (file, saved) = PlanFile::parse(&text, &path.display().to_string())?;
         let topology = Topology::load(&PathBuf::from(&file.topology))?;
-        let mut provider = provider::open(&topology, env);
+        let mut provider = provider::open(&topology, env)?;
         let mut drift = Vec::new();
         for observed in &saved.observed {
             let now = provider.read(&observed.zone, &observed.keys())?;
@@ -80,7 +80,7 @@ pub fn prepare_apply(path: &Path, env: Environment, force: bool) -> Result<Prepa
         (topology, saved, provider, Source::SavedPlan)
     } else {
         let topology = Topology::from_json(&text, path)?;
-        let mut provider = provider::open(&topology, env);
+        let mut provider = provider::open(&topology, env)?;
         let plan = self::plan(&topology, provider.as_mut())?;
         (topology, plan, provider, Source::Topology)
     };

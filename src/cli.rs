@@ -65,6 +65,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Write a new TSIG key in BIND format (include it in named.conf; point the topology at it).
+    #[command(after_help = "Examples:
+  xmppdns keygen xmppdns-key > xmppdns.key
+  xmppdns keygen xmppdns-key --algorithm hmac-sha512 --out /etc/xmppdns/xmppdns.key")]
+    Keygen {
+        /// The key name (as the server will know it).
+        name: String,
+        /// hmac-sha256 (default), hmac-sha384, hmac-sha512, or hmac-sha1 for older servers.
+        #[arg(long, default_value = "hmac-sha256")]
+        algorithm: String,
+        /// Write to this file (created with mode 0600) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  xmppdns completions bash > /etc/bash_completion.d/xmppdns"

@@ -4,9 +4,9 @@ mod cli;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{CommandFactory, Parser};
+use xmppdns::dns::tsig::{Algorithm, TsigKey};
 use xmppdns::error::exit;
 use xmppdns::plan::render::{self, Look};
 use xmppdns::provider::{self, Environment};
@@ -49,16 +49,6 @@ fn colour_allowed(stream: &impl IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn environment() -> Environment {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Environment {
-        today: app::yyyymmdd(now),
-    }
-}
-
 fn run(cli: Cli) -> Result<u8, Error> {
     let look = Look {
         colour: colour_allowed(&std::io::stdout()),
@@ -71,7 +61,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             detailed_exitcode,
         } => {
             let topology = Topology::load(&topology)?;
-            let mut provider = provider::open(&topology, environment());
+            let mut provider = provider::open(&topology, &Environment::system())?;
             let plan = app::plan(&topology, provider.as_mut())?;
             let file = app::plan_file(&plan, &topology, provider.kind());
             match format {
@@ -94,7 +84,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             force,
             format,
         } => {
-            let prepared = app::prepare_apply(&input, environment(), force)?;
+            let prepared = app::prepare_apply(&input, &Environment::system(), force)?;
             if prepared.plan.is_empty() {
                 println!("No changes: DNS already matches the topology.");
                 return Ok(exit::OK);
@@ -123,6 +113,25 @@ fn run(cli: Cli) -> Result<u8, Error> {
             println!("Read back: DNS matches the plan.");
             Ok(exit::OK)
         }
+        Command::Keygen {
+            name,
+            algorithm,
+            out,
+        } => {
+            let key_error = |e: xmppdns::dns::tsig::TsigError| {
+                Error::Provider(provider::ProviderError::Key {
+                    message: e.to_string(),
+                })
+            };
+            let algorithm = Algorithm::from_name(&algorithm).map_err(key_error)?;
+            let key = TsigKey::generate(&name, algorithm).map_err(key_error)?;
+            match out {
+                None => print!("{}", key.to_bind_file()),
+                Some(path) => write_private(&path, &key.to_bind_file())
+                    .map_err(|source| Error::Write { path, source })?,
+            }
+            Ok(exit::OK)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -143,6 +152,15 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(exit::OK)
         }
     }
+}
+
+/// Creates a file only its owner can read (it holds a secret); refuses to overwrite.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// Asks on the terminal; without one, refuses rather than guess.

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -81,12 +82,36 @@ pub struct SrvSettings {
 pub enum ProviderConfig {
     /// BIND-format zone files, one per zone.
     ZoneFile { files: BTreeMap<Fqdn, PathBuf> },
+    /// RFC 2136 dynamic updates (TSIG-signed) to a primary server.
+    Rfc2136(Rfc2136Config),
+}
+
+/// Where a TSIG key comes from. The secret itself never sits in the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A BIND key file (`tsig-keygen` / `xmppdns keygen` output).
+    File(PathBuf),
+    /// An environment variable holding `ALGORITHM:NAME:BASE64SECRET`.
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rfc2136Config {
+    /// The primary that takes updates.
+    pub server: SocketAddr,
+    pub key: Option<KeySource>,
+    /// Where to read zones with AXFR, when not the update server (many setups separate them).
+    pub transfer_server: Option<SocketAddr>,
+    pub transfer_key: Option<KeySource>,
+    pub timeout: Duration,
+    pub attempts: u32,
 }
 
 impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::ZoneFile { .. } => "zonefile",
+            ProviderConfig::Rfc2136(_) => "rfc2136",
         }
     }
 }
@@ -321,6 +346,62 @@ enum RawProvider {
         #[serde(default)]
         files: BTreeMap<String, String>,
     },
+    Rfc2136 {
+        server: String,
+        #[serde(default)]
+        key_file: Option<String>,
+        #[serde(default)]
+        key_env: Option<String>,
+        #[serde(default)]
+        transfer_server: Option<String>,
+        #[serde(default)]
+        transfer_key_file: Option<String>,
+        #[serde(default)]
+        transfer_key_env: Option<String>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        attempts: Option<u64>,
+    },
+}
+
+/// `ADDR` or `ADDR:PORT` (IPv6 as `[::1]:53`); port 53 by default.
+fn parse_server(problems: &mut Problems, at: &str, text: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    if let Ok(ip) = text
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
+        return Some(SocketAddr::new(ip, 53));
+    }
+    problems.add(
+        at,
+        format!("`{text}` is not an address (ADDR or ADDR:PORT, e.g. 192.0.2.53:53)"),
+    );
+    None
+}
+
+fn key_source(
+    problems: &mut Problems,
+    at: &str,
+    base: &Path,
+    file: Option<String>,
+    env: Option<String>,
+) -> Option<KeySource> {
+    match (file, env) {
+        (Some(_), Some(_)) => {
+            problems.add(
+                at,
+                "give either a key file or a key environment variable, not both",
+            );
+            None
+        }
+        (Some(file), None) => Some(KeySource::File(base.join(file))),
+        (None, Some(var)) => Some(KeySource::Env(var)),
+        (None, None) => None,
+    }
 }
 
 /// Validates everything it can, recording problems; returns a topology only when every part
@@ -618,6 +699,42 @@ fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -> Option<To
             }
             ProviderConfig::ZoneFile { files: map }
         }
+        Some(RawProvider::Rfc2136 {
+            server,
+            key_file,
+            key_env,
+            transfer_server,
+            transfer_key_file,
+            transfer_key_env,
+            timeout_ms,
+            attempts,
+        }) => {
+            let server = parse_server(problems, "provider.server", &server);
+            let transfer_server = transfer_server
+                .and_then(|t| parse_server(problems, "provider.transfer_server", &t));
+            let key = key_source(problems, "provider.key_file", &base, key_file, key_env);
+            let transfer_key = key_source(
+                problems,
+                "provider.transfer_key_file",
+                &base,
+                transfer_key_file,
+                transfer_key_env,
+            );
+            let timeout = timeout_ms
+                .and_then(|t| problems.ranged("provider.timeout_ms", t, 10, 600_000))
+                .unwrap_or(2_000);
+            let attempts = attempts
+                .and_then(|a| problems.ranged("provider.attempts", a, 1, 10))
+                .unwrap_or(3) as u32;
+            ProviderConfig::Rfc2136(Rfc2136Config {
+                server: server.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53))),
+                key,
+                transfer_server,
+                transfer_key,
+                timeout: Duration::from_millis(timeout),
+                attempts,
+            })
+        }
     };
 
     Some(Topology {
@@ -703,7 +820,9 @@ mod tests {
         assert_eq!(t.federation.ttl, DEFAULT_FEDERATION_TTL);
         assert_eq!(t.federation.zone.as_str(), "contoso.com.");
         assert_eq!(t.sip_domains[1].zone.as_str(), "fabrikam.com.");
-        let ProviderConfig::ZoneFile { files } = &t.provider;
+        let ProviderConfig::ZoneFile { files } = &t.provider else {
+            panic!("zonefile is the default")
+        };
         assert_eq!(
             files[&Fqdn::parse("contoso.com").unwrap()],
             Path::new("/t/./contoso.com.zone")

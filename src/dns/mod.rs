@@ -1,4 +1,134 @@
 //! The only place that touches the wire: TSIG, UPDATE messages, transfers, queries, transport.
 
+pub mod convert;
+pub mod transfer;
+pub mod transport;
 pub mod tsig;
+pub mod update;
 pub mod wire;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::dns::transport::{rcode, rcode_name, Reply};
+use crate::dns::tsig::{TsigError, TsigKey, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("{server}: {source}")]
+    Io {
+        server: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{server}: no answer in time")]
+    Timeout { server: SocketAddr },
+    #[error("server {server} did not answer ({attempts} attempt(s) over {:.1} s: {last}); is it running and reachable?", waited.as_secs_f64())]
+    NoAnswer {
+        server: SocketAddr,
+        attempts: u32,
+        waited: Duration,
+        last: String,
+    },
+    #[error("{0}")]
+    Tsig(#[from] TsigError),
+    #[error("{server} answered {} with TSIG error {}: {hint}", rcode_name(*rcode), tsig::error_name(*tsig_error))]
+    TsigRejected {
+        server: SocketAddr,
+        rcode: u8,
+        tsig_error: u16,
+        hint: String,
+    },
+    #[error("{server} answered {} ({}){}", rcode_name(*rcode), rcode_meaning(*rcode), if *signed { "" } else { " in an unsigned reply" })]
+    Rcode {
+        server: SocketAddr,
+        rcode: u8,
+        signed: bool,
+    },
+    #[error("{server} answered NOERROR without a TSIG signature to a signed request: the reply cannot be trusted (forged or a middlebox?)")]
+    UnsignedSuccess { server: SocketAddr },
+    #[error("malformed DNS data: {0}")]
+    Malformed(String),
+}
+
+impl DnsError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, DnsError::Timeout { .. })
+    }
+
+    /// The response code the server gave, if that is what this error is.
+    pub fn rcode(&self) -> Option<u8> {
+        match self {
+            DnsError::Rcode { rcode, .. } | DnsError::TsigRejected { rcode, .. } => Some(*rcode),
+            _ => None,
+        }
+    }
+}
+
+/// What a response code means, in words.
+fn rcode_meaning(code: u8) -> &'static str {
+    match code {
+        1 => "the server could not parse the request",
+        2 => "the server failed internally",
+        3 => "the name does not exist",
+        4 => "the server does not implement this request",
+        5 => "the server refused: check allow-update / allow-transfer for this key and zone",
+        6 => "a name that must not exist exists",
+        7 => "an RRset that must not exist exists: it was created since it was read",
+        8 => "an RRset is not as it was read: it changed since it was read",
+        9 => "the server is not authoritative for the zone, or did not accept the key",
+        10 => "a name is outside the zone",
+        _ => "unexpected",
+    }
+}
+
+/// Turns a reply into success or a precise error. A reply to a signed request counts as
+/// success only when it is signed and verifies.
+pub fn check_reply(
+    server: SocketAddr,
+    key: Option<&TsigKey>,
+    reply: &Reply,
+) -> Result<(), DnsError> {
+    let code = rcode(&reply.bytes);
+    match (&reply.verdict, key) {
+        (
+            Verdict::ServerError {
+                code: tsig_error,
+                server_time,
+            },
+            Some(key),
+        ) => {
+            let hint = match *tsig_error {
+                tsig::BADSIG => format!(
+                    "the server knows key {} but the signature did not verify: wrong secret",
+                    key.name()
+                ),
+                tsig::BADKEY => format!(
+                    "the server does not know key {} ({}): check the key name and algorithm",
+                    key.name(),
+                    key.algorithm()
+                ),
+                tsig::BADTIME => match server_time {
+                    Some(t) => format!(
+                        "clock skew: the server's clock says {t}; check NTP on this machine"
+                    ),
+                    None => "clock skew between this machine and the server; check NTP".into(),
+                },
+                tsig::BADTRUNC => "the server refused a truncated MAC".into(),
+                _ => "the server rejected the signature".into(),
+            };
+            Err(DnsError::TsigRejected {
+                server,
+                rcode: code,
+                tsig_error: *tsig_error,
+                hint,
+            })
+        }
+        (Verdict::Unsigned, Some(_)) if code == 0 => Err(DnsError::UnsignedSuccess { server }),
+        (verdict, _) if code != 0 => Err(DnsError::Rcode {
+            server,
+            rcode: code,
+            signed: matches!(verdict, Verdict::Verified),
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,6 +1,7 @@
 //! The one seam between plans and the places records live. Each adapter is one file, chosen
 //! by matching the topology's provider settings (no registry).
 
+pub mod rfc2136;
 pub mod zonefile;
 
 use std::collections::BTreeSet;
@@ -49,6 +50,15 @@ pub enum ProviderError {
     BadZone { path: PathBuf, message: String },
     #[error("zone file {}: rewriting it would not keep every record as it was ({message}); nothing was written", path.display())]
     NotFaithful { path: PathBuf, message: String },
+    #[error("TSIG key: {message}")]
+    Key { message: String },
+    #[error("zone {zone}: {source}{}", if *total > 1 { format!(" ({done} of {total} UPDATE messages had been applied before this one; each message is all-or-nothing)") } else { String::new() })]
+    Dns {
+        zone: Fqdn,
+        source: Box<crate::dns::DnsError>,
+        done: usize,
+        total: usize,
+    },
     #[error("zone {zone}: {} managed RRset(s) changed since they were read; nothing was changed in this zone:\n{}", drift.len(), describe_drift(drift))]
     Stale { zone: Fqdn, drift: Vec<Drift> },
 }
@@ -100,17 +110,33 @@ pub trait Provider {
 }
 
 /// Settings that come from outside the topology (the clock, so tests can control it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Environment {
     /// Today as YYYYMMDD, for date-based SOA serials.
     pub today: u32,
+    /// Seconds since 1970, for TSIG.
+    pub clock: crate::dns::transport::Clock,
 }
 
-/// Builds the adapter the topology asks for.
-pub fn open(topology: &Topology, env: Environment) -> Box<dyn Provider> {
-    match &topology.provider {
+impl Environment {
+    /// The real clock.
+    pub fn system() -> Self {
+        let clock = crate::dns::transport::system_clock();
+        Environment {
+            today: crate::app::yyyymmdd(clock()),
+            clock,
+        }
+    }
+}
+
+/// Builds the adapter the topology asks for (loading its keys).
+pub fn open(topology: &Topology, env: &Environment) -> Result<Box<dyn Provider>, ProviderError> {
+    Ok(match &topology.provider {
         ProviderConfig::ZoneFile { files } => {
             Box::new(zonefile::ZoneFileProvider::new(files.clone(), env.today))
         }
-    }
+        ProviderConfig::Rfc2136(config) => {
+            Box::new(rfc2136::Rfc2136Provider::new(config, env.clock.clone())?)
+        }
+    })
 }

@@ -1,0 +1,195 @@
+//! Reading zones: TSIG-signed AXFR over TCP, and signed queries for exact names.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{RData, Record, RecordType as HType};
+
+use crate::dns::transport::{rcode, Transport};
+use crate::dns::tsig::{self, TsigKey, Verdict};
+use crate::dns::{check_reply, convert, DnsError};
+use crate::records::{Fqdn, Rdata, RecordSet, RecordType, RrKey};
+
+/// What a read returned for the requested keys.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneData {
+    pub serial: Option<u32>,
+    pub rrsets: BTreeMap<RrKey, RecordSet>,
+    /// Messages the transfer took.
+    pub messages: usize,
+}
+
+fn query_message(name: &Fqdn, rtype: HType, id: u16) -> Result<Vec<u8>, DnsError> {
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(false);
+    m.add_query(Query::query(convert::name(name)?, rtype));
+    m.to_vec()
+        .map_err(|e| DnsError::Malformed(format!("encoding a query: {e}")))
+}
+
+fn parse(bytes: &[u8]) -> Result<Message, DnsError> {
+    let bare = match tsig::find(bytes)? {
+        Some(t) => tsig::strip(bytes, &t),
+        None => bytes.to_vec(),
+    };
+    Message::from_vec(&bare).map_err(|e| DnsError::Malformed(e.to_string()))
+}
+
+/// Groups records into RRsets of the vocabulary, keeping those whose key `keep` accepts.
+struct Collector<'a> {
+    keep: &'a dyn Fn(&RrKey) -> bool,
+    sets: BTreeMap<RrKey, (u32, Vec<Rdata>)>,
+}
+
+impl Collector<'_> {
+    fn add(&mut self, record: &Record) {
+        let Some(rtype) = convert::our_type(record.record_type()) else {
+            return;
+        };
+        let Some((name, ttl, data)) = convert::from_record(record) else {
+            return;
+        };
+        let key = RrKey::new(name, rtype);
+        if (self.keep)(&key) {
+            let entry = self.sets.entry(key).or_insert((u32::MAX, Vec::new()));
+            entry.0 = entry.0.min(ttl);
+            entry.1.push(data);
+        }
+    }
+
+    fn finish(self) -> BTreeMap<RrKey, RecordSet> {
+        self.sets
+            .into_iter()
+            .filter_map(|(key, (ttl, records))| {
+                let set = RecordSet::new(key.name.clone(), key.rtype, ttl, records).ok()?;
+                Some((key, set))
+            })
+            .collect()
+    }
+}
+
+/// Transfers `zone` with AXFR, verifying every signed message (RFC 8945 §5.3.1), and keeps
+/// the RRsets of `keys`.
+pub fn axfr(
+    transport: &Transport,
+    key: Option<&TsigKey>,
+    zone: &Fqdn,
+    keys: &BTreeSet<RrKey>,
+) -> Result<ZoneData, DnsError> {
+    let request = query_message(zone, HType::AXFR, 0)?;
+    let keep = |k: &RrKey| keys.contains(k);
+    let mut collector = Collector {
+        keep: &keep,
+        sets: BTreeMap::new(),
+    };
+    let mut serial = None;
+    let mut soa_seen = 0;
+    let mut messages = 0;
+    let mut last_verdict = Verdict::Unsigned;
+    transport.stream(key, request, &mut |bytes, verdict| {
+        messages += 1;
+        if messages == 1 {
+            let reply = crate::dns::transport::Reply {
+                bytes: bytes.to_vec(),
+                verdict: verdict.clone(),
+                attempt: 1,
+            };
+            check_reply(transport.server, key, &reply)?;
+        } else if rcode(bytes) != 0 {
+            return Err(DnsError::Rcode {
+                server: transport.server,
+                rcode: rcode(bytes),
+                signed: matches!(verdict, Verdict::Verified),
+            });
+        }
+        last_verdict = verdict.clone();
+        let message = parse(bytes)?;
+        for record in message.answers() {
+            if let RData::SOA(soa) = record.data() {
+                soa_seen += 1;
+                serial.get_or_insert(soa.serial());
+                if soa_seen == 2 {
+                    return Ok(true);
+                }
+                continue;
+            }
+            collector.add(record);
+        }
+        Ok(false)
+    })?;
+    // The last message must be signed, or the end of the zone could have been forged.
+    if key.is_some() && last_verdict != Verdict::Verified {
+        return Err(DnsError::Tsig(tsig::TsigError::Unsigned));
+    }
+    Ok(ZoneData {
+        serial,
+        rrsets: collector.finish(),
+        messages,
+    })
+}
+
+/// Asks for each key in turn (the fallback when transfers are refused). Authoritative
+/// NXDOMAIN or an empty answer both mean "absent".
+pub fn query_keys(
+    transport: &Transport,
+    key: Option<&TsigKey>,
+    keys: &BTreeSet<RrKey>,
+) -> Result<BTreeMap<RrKey, RecordSet>, DnsError> {
+    let mut found = BTreeMap::new();
+    for wanted in keys {
+        if let Some(set) = query_rrset(transport, key, &wanted.name, wanted.rtype)? {
+            found.insert(wanted.clone(), set);
+        }
+    }
+    Ok(found)
+}
+
+/// One RRset by query; `None` when the name or the type does not exist.
+pub fn query_rrset(
+    transport: &Transport,
+    key: Option<&TsigKey>,
+    name: &Fqdn,
+    rtype: RecordType,
+) -> Result<Option<RecordSet>, DnsError> {
+    let reply = transport.exchange(key, &|id| {
+        query_message(name, convert::hickory_type(rtype), id)
+    })?;
+    if rcode(&reply.bytes) == 3 {
+        // NXDOMAIN: absent. Still refuse an unsigned answer to a signed question.
+        if key.is_some() && reply.verdict != Verdict::Verified {
+            return Err(DnsError::Tsig(tsig::TsigError::Unsigned));
+        }
+        return Ok(None);
+    }
+    check_reply(transport.server, key, &reply)?;
+    let wanted = RrKey::new(name.clone(), rtype);
+    let keep = |k: &RrKey| *k == wanted;
+    let mut collector = Collector {
+        keep: &keep,
+        sets: BTreeMap::new(),
+    };
+    for record in parse(&reply.bytes)?.answers() {
+        collector.add(record);
+    }
+    Ok(collector.finish().remove(&wanted))
+}
+
+/// The zone's SOA serial, by query.
+pub fn soa_serial(
+    transport: &Transport,
+    key: Option<&TsigKey>,
+    zone: &Fqdn,
+) -> Result<Option<u32>, DnsError> {
+    let reply = transport.exchange(key, &|id| query_message(zone, HType::SOA, id))?;
+    check_reply(transport.server, key, &reply)?;
+    Ok(parse(&reply.bytes)?
+        .answers()
+        .iter()
+        .find_map(|r| match r.data() {
+            RData::SOA(soa) => Some(soa.serial()),
+            _ => None,
+        }))
+}

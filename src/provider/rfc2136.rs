@@ -1,0 +1,229 @@
+//! RFC 2136 dynamic updates signed with TSIG: BIND, Knot, PowerDNS, Windows DNS, appliances.
+//!
+//! Reads with a signed AXFR (falling back to signed queries for exactly the managed names when
+//! the transfer is refused); applies each zone in as few UPDATE messages as fit in 64 KiB,
+//! every message guarded by prerequisites so the server itself refuses stale changes.
+
+use std::collections::BTreeSet;
+
+use crate::dns::transfer;
+use crate::dns::transport::{Clock, Transport};
+use crate::dns::tsig::TsigKey;
+use crate::dns::update::{self, MAX_MESSAGE};
+use crate::dns::{check_reply, DnsError};
+use crate::plan::{Change, Drift, ZoneState};
+use crate::provider::{Applied, Capabilities, Provider, ProviderError};
+use crate::records::{Fqdn, RrKey};
+use crate::topology::{KeySource, Rfc2136Config};
+
+/// Room left in a message for the TSIG RR (owner + algorithm names, fixed fields, a SHA-512 MAC).
+const TSIG_ROOM: usize = 255 + 255 + 32 + 64;
+
+/// How the current state was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPath {
+    Axfr { messages: usize },
+    Queries { count: usize },
+}
+
+pub struct Rfc2136Provider {
+    update: Transport,
+    update_key: Option<TsigKey>,
+    transfer: Transport,
+    transfer_key: Option<TsigKey>,
+    /// How the last read was done (reported to the user).
+    pub last_read: Option<ReadPath>,
+}
+
+/// Loads a key from where the topology says it is.
+pub fn load_key(source: &KeySource) -> Result<TsigKey, ProviderError> {
+    let key = match source {
+        KeySource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ProviderError::Key {
+                message: format!("cannot read key file {}: {e}", path.display()),
+            })?;
+            TsigKey::from_bind_file(&text)
+        }
+        KeySource::Env(var) => {
+            let spec = std::env::var(var).map_err(|_| ProviderError::Key {
+                message: format!(
+                    "environment variable {var} is not set (expected ALGORITHM:NAME:BASE64SECRET)"
+                ),
+            })?;
+            TsigKey::from_spec(&spec)
+        }
+    };
+    key.map_err(|e| ProviderError::Key {
+        message: e.to_string(),
+    })
+}
+
+impl Rfc2136Provider {
+    pub fn new(config: &Rfc2136Config, clock: Clock) -> Result<Self, ProviderError> {
+        let update_key = config.key.as_ref().map(load_key).transpose()?;
+        let transfer_key = match &config.transfer_key {
+            Some(source) => Some(load_key(source)?),
+            None => update_key.clone(),
+        };
+        let transport = |server| Transport {
+            server,
+            timeout: config.timeout,
+            attempts: config.attempts,
+            clock: clock.clone(),
+        };
+        Ok(Rfc2136Provider {
+            update: transport(config.server),
+            update_key,
+            transfer: transport(config.transfer_server.unwrap_or(config.server)),
+            transfer_key,
+            last_read: None,
+        })
+    }
+
+    fn dns_error(zone: &Fqdn, source: DnsError, done: usize, total: usize) -> ProviderError {
+        ProviderError::Dns {
+            zone: zone.clone(),
+            source: Box::new(source),
+            done,
+            total,
+        }
+    }
+
+    /// Re-reads what a message changed, to learn the outcome when the reply did not say
+    /// it reliably (unsigned, bad MAC, lost, or a prerequisite failure on a retry).
+    fn outcome(&mut self, zone: &Fqdn, batch: &[Change]) -> Result<Outcome, ProviderError> {
+        let keys: BTreeSet<RrKey> = batch.iter().map(Change::key).collect();
+        let now = self.read(zone, &keys)?;
+        let holds = |c: &Change, want: &Option<crate::records::RecordSet>| {
+            now.rrsets.get(&c.key()).map(|s| &s.records()[..])
+                == want.as_ref().map(|s| &s.records()[..])
+        };
+        if batch.iter().all(|c| holds(c, &c.after)) {
+            Ok(Outcome::Applied)
+        } else if batch.iter().all(|c| holds(c, &c.before)) {
+            Ok(Outcome::NotApplied)
+        } else {
+            Ok(Outcome::Drifted(
+                batch
+                    .iter()
+                    .filter(|c| !holds(c, &c.before))
+                    .map(|c| Drift {
+                        key: c.key(),
+                        expected: c.before.clone(),
+                        found: now.rrsets.get(&c.key()).cloned(),
+                    })
+                    .collect(),
+            ))
+        }
+    }
+}
+
+enum Outcome {
+    Applied,
+    NotApplied,
+    Drifted(Vec<Drift>),
+}
+
+impl Provider for Rfc2136Provider {
+    fn kind(&self) -> &'static str {
+        "rfc2136"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // One UPDATE message is atomic; a zone that needs several is not.
+            atomic_per_zone: false,
+            server_side_guard: true,
+        }
+    }
+
+    fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
+        match transfer::axfr(&self.transfer, self.transfer_key.as_ref(), zone, keys) {
+            Ok(data) => {
+                tracing::info!(
+                    "read {zone} by AXFR from {} ({} messages)",
+                    self.transfer.server,
+                    data.messages
+                );
+                self.last_read = Some(ReadPath::Axfr {
+                    messages: data.messages,
+                });
+                Ok(ZoneState {
+                    rrsets: data.rrsets,
+                })
+            }
+            // Transfers refused by policy: ask for exactly the managed names instead.
+            Err(DnsError::Rcode { rcode: 5 | 9, .. }) => {
+                tracing::info!(
+                    "AXFR of {zone} refused by {}; reading {} managed RRsets by query",
+                    self.transfer.server,
+                    keys.len()
+                );
+                let rrsets = transfer::query_keys(&self.update, self.update_key.as_ref(), keys)
+                    .map_err(|e| Self::dns_error(zone, e, 0, 0))?;
+                self.last_read = Some(ReadPath::Queries { count: keys.len() });
+                Ok(ZoneState { rrsets })
+            }
+            Err(e) => Err(Self::dns_error(zone, e, 0, 0)),
+        }
+    }
+
+    fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
+        let batches = update::batches(zone, changes, MAX_MESSAGE - TSIG_ROOM)
+            .map_err(|e| Self::dns_error(zone, e, 0, 0))?;
+        let total = batches.len();
+        let mut notes = Vec::new();
+        for (done, range) in batches.into_iter().enumerate() {
+            let batch = &changes[range];
+            let key = self.update_key.clone();
+            let result = self
+                .update
+                .exchange(key.as_ref(), &|id| update::message(zone, batch, id))
+                .and_then(|reply| {
+                    check_reply(self.update.server, key.as_ref(), &reply).map(|()| reply)
+                });
+            match result {
+                Ok(_) => continue,
+                Err(error) => {
+                    let stale = matches!(error.rcode(), Some(7 | 8));
+                    let unsure = matches!(
+                        error,
+                        DnsError::UnsignedSuccess { .. }
+                            | DnsError::Tsig(_)
+                            | DnsError::NoAnswer { .. }
+                    ) || stale;
+                    if !unsure {
+                        return Err(Self::dns_error(zone, error, done, total));
+                    }
+                    match self.outcome(zone, batch) {
+                        // A retry whose first attempt landed, or an untrustworthy reply to a
+                        // change that did land: the state is what we wanted.
+                        Ok(Outcome::Applied) if !stale || error.rcode().is_some() => {
+                            notes.push(format!(
+                                "message {} confirmed by re-reading ({error})",
+                                done + 1
+                            ));
+                        }
+                        Ok(Outcome::Drifted(drift)) if stale && done == 0 => {
+                            return Err(ProviderError::Stale {
+                                zone: zone.clone(),
+                                drift,
+                            })
+                        }
+                        Ok(_) | Err(_) => return Err(Self::dns_error(zone, error, done, total)),
+                    }
+                }
+            }
+        }
+        let mut detail = format!("{} UPDATE message(s) to {}", total, self.update.server);
+        if !notes.is_empty() {
+            detail.push_str("; ");
+            detail.push_str(&notes.join("; "));
+        }
+        Ok(Applied {
+            zone: zone.clone(),
+            changes: changes.len(),
+            detail,
+        })
+    }
+}
