@@ -34,6 +34,9 @@ struct LoadedZone {
     origin: Name,
     /// The SOA's TTL as the file gives it (see [`soa_ttl`]).
     soa_ttl: Option<u32>,
+    /// The first line (1-based) in a layout hickory misreads, if any: such a file is read
+    /// (managed names do not use those layouts) but never rewritten.
+    misread_line: Option<usize>,
     sets: BTreeMap<HRrKey, HRecordSet>,
 }
 
@@ -64,6 +67,7 @@ impl ZoneFileProvider {
             path: path.to_path_buf(),
             origin,
             soa_ttl: soa_ttl(&text),
+            misread_line: scan(&text).iter().position(|l| l.misread).map(|i| i + 1),
             sets,
         })
     }
@@ -95,6 +99,9 @@ struct ZoneLine<'a> {
     at_top: bool,
     /// Parenthesis depth after the line.
     depth_after: i32,
+    /// A layout hickory 0.25's lexer misreads: a quoted string inside parentheses, or a
+    /// backslash escape outside quotes.
+    misread: bool,
 }
 
 /// Splits zone-file text into lines, tracking comments, quotes and parentheses.
@@ -104,11 +111,18 @@ fn scan(text: &str) -> Vec<ZoneLine<'_>> {
         .map(|line| {
             let at_top = depth == 0;
             let (mut in_quote, mut escaped, mut end) = (false, false, line.len());
+            let mut misread = false;
             for (i, c) in line.char_indices() {
                 match c {
                     _ if escaped => escaped = false,
-                    '\\' => escaped = true,
-                    '"' => in_quote = !in_quote,
+                    '\\' => {
+                        escaped = true;
+                        misread |= !in_quote;
+                    }
+                    '"' => {
+                        in_quote = !in_quote;
+                        misread |= depth > 0;
+                    }
                     ';' if !in_quote => {
                         end = i;
                         break;
@@ -122,6 +136,7 @@ fn scan(text: &str) -> Vec<ZoneLine<'_>> {
                 code: &line[..end],
                 at_top,
                 depth_after: depth,
+                misread,
             }
         })
         .collect()
@@ -362,6 +377,15 @@ impl Provider for ZoneFileProvider {
             path: path.clone(),
             message,
         };
+
+        if let Some(line) = loaded.misread_line {
+            return Err(bad(format!(
+                "line {line} writes a record in a layout that hickory 0.25's zone-file reader misreads \
+                 (a quoted string inside parentheses, as DKIM keys often are, or a backslash escape outside \
+                 quotes), so rewriting the file could change it; nothing was written. Put that record's \
+                 quoted strings on one line without parentheses, or manage this zone with the rfc2136 provider"
+            )));
+        }
 
         // Compare-and-swap: every change's `before` must still be what the file holds.
         let mut current: BTreeMap<RrKey, RecordSet> = BTreeMap::new();
@@ -639,6 +663,16 @@ mod tests {
         };
         assert_eq!(ttl("x.contoso.com."), 60);
         assert_eq!(ttl("y.contoso.com."), 3600);
+    }
+
+    #[test]
+    fn layouts_hickory_misreads_are_found() {
+        let misread = |t: &str| scan(t).iter().any(|l| l.misread);
+        assert!(misread("k IN TXT ( \"v=DKIM1; k=rsa; \"\n \"p=MIIB\" )\n"));
+        assert!(misread("e IN TXT unquoted\\;semicolon\n"));
+        assert!(!misread("a IN TXT \"v=DKIM1; k=rsa; p=abc\"\n"));
+        assert!(!misread("f IN TXT \"with \\\"quote\\\"\"\n"));
+        assert!(!misread("@ IN SOA a. b. ( 1 2\n 3 4 5 ) ; \"comment\"\n"));
     }
 
     #[test]
