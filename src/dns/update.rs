@@ -102,7 +102,13 @@ mod tests {
     fn srv_change(i: usize) -> Change {
         let name = Fqdn::parse(&format!("_xmpp-server._tcp.sip{i:05}.contoso.com")).unwrap();
         let records = (1..=3)
-            .map(|p| Rdata::parse(RecordType::Srv, &format!("{} 0 5269 edgepool{p}.contoso.com.", p * 10)).unwrap())
+            .map(|p| {
+                Rdata::parse(
+                    RecordType::Srv,
+                    &format!("{} 0 5269 edgepool{p}.contoso.com.", p * 10),
+                )
+                .unwrap()
+            })
             .collect();
         Change {
             zone: Fqdn::parse("contoso.com").unwrap(),
@@ -120,7 +126,10 @@ mod tests {
         let changes: Vec<Change> = (0..2000).map(srv_change).collect();
         let limit = MAX_MESSAGE - 606;
         let runs = batches(&zone, &changes, limit).unwrap();
-        assert!(runs.len() >= 2, "2,000 SRV RRsets do not fit in one message");
+        assert!(
+            runs.len() >= 2,
+            "2,000 SRV RRsets do not fit in one message"
+        );
         assert_eq!(runs.first().unwrap().start, 0);
         assert_eq!(runs.last().unwrap().end, changes.len());
         for pair in runs.windows(2) {
@@ -133,7 +142,10 @@ mod tests {
             assert!(message(&zone, &changes[run.clone()], 0).unwrap().len() <= limit);
         }
         // Lower bound from bytes: no split can use fewer messages than total / limit.
-        let total: usize = changes.iter().map(|c| message(&zone, std::slice::from_ref(c), 0).unwrap().len() - 12).sum();
+        let total: usize = changes
+            .iter()
+            .map(|c| message(&zone, std::slice::from_ref(c), 0).unwrap().len() - 12)
+            .sum();
         assert!(runs.len() <= total.div_ceil(limit - 64) + 1);
     }
 
@@ -143,7 +155,11 @@ mod tests {
         let create = srv_change(1);
         let bytes = message(&zone, std::slice::from_ref(&create), 1).unwrap();
         let m = Message::from_vec(&bytes).unwrap();
-        assert_eq!(m.answers().len(), 1, "one 'RRset does not exist' prerequisite");
+        assert_eq!(
+            m.answers().len(),
+            1,
+            "one 'RRset does not exist' prerequisite"
+        );
         assert_eq!(m.answers()[0].dns_class(), DNSClass::NONE);
         assert_eq!(m.name_servers().len(), 3, "three records added");
 
@@ -152,9 +168,20 @@ mod tests {
         update.before = create.after.clone();
         let bytes = message(&zone, std::slice::from_ref(&update), 1).unwrap();
         let m = Message::from_vec(&bytes).unwrap();
-        assert_eq!(m.answers().len(), 3, "value-dependent prerequisite: every record read");
-        assert!(m.answers().iter().all(|r| r.ttl() == 0 && r.dns_class() == DNSClass::IN));
-        assert_eq!(m.name_servers()[0].dns_class(), DNSClass::ANY, "delete the RRset first");
+        assert_eq!(
+            m.answers().len(),
+            3,
+            "value-dependent prerequisite: every record read"
+        );
+        assert!(m
+            .answers()
+            .iter()
+            .all(|r| r.ttl() == 0 && r.dns_class() == DNSClass::IN));
+        assert_eq!(
+            m.name_servers()[0].dns_class(),
+            DNSClass::ANY,
+            "delete the RRset first"
+        );
         assert_eq!(m.name_servers().len(), 4);
 
         let mut bad = srv_change(1);

@@ -1,0 +1,194 @@
+//! BIND 9 (`named -g`) as a primary: RFC 2136 updates and transfers allowed by one TSIG key,
+//! optionally NOTIFYing a secondary (explicit notify, IXFR), several zones per server.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::dns::{soa_serial_in_zone_text, try_soa_serial};
+use super::knot::Knot;
+use super::process::{
+    free_port, server_dir, start_with_retries, write_file, PortClash, ServerProcess, Transport,
+    LOOPBACK,
+};
+use super::tools::require;
+use super::tsig::TsigKey;
+
+/// Logged when named cannot bind its port (it then exits).
+const CLASH_MARKERS: [&str; 3] = [
+    "unable to listen on any configured interfaces",
+    "interface ignored",
+    "address in use",
+];
+/// Logged when a zone file is bad: no point waiting for it to answer.
+const FATAL_MARKERS: [&str; 1] = ["not loaded due to errors"];
+/// Logged once every zone is loaded, just before "running".
+const STARTED_MARKER: &str = "all zones loaded";
+
+/// A running BIND primary. Stopped (SIGTERM, then SIGKILL) and its directory removed on drop.
+pub struct Bind {
+    process: ServerProcess,
+    port: u16,
+    zones: Vec<String>,
+    key: TsigKey,
+}
+
+impl Bind {
+    /// A primary for `zones` (name, zone-file text), updates and transfers allowed with `key`,
+    /// `notify no`.
+    pub fn primary(zones: &[(&str, &str)], key: &TsigKey) -> Bind {
+        start_with_retries("BIND primary", || Bind::try_start(zones, key, None))
+    }
+
+    /// Like `primary`, and NOTIFYs `secondary` (signed with `key`) after every change:
+    /// `notify explicit`, `notify-delay 0`, `ixfr-from-differences yes`, `max-ixfr-ratio unlimited`.
+    pub fn primary_notifying(zones: &[(&str, &str)], key: &TsigKey, secondary: SocketAddr) -> Bind {
+        start_with_retries("BIND primary", || {
+            Bind::try_start(zones, key, Some(secondary))
+        })
+    }
+
+    fn try_start(
+        zones: &[(&str, &str)],
+        key: &TsigKey,
+        notify: Option<SocketAddr>,
+    ) -> Result<Bind, PortClash> {
+        assert!(!zones.is_empty(), "a BIND primary needs at least one zone");
+        let named = require("named");
+        let dir = server_dir("bind");
+        let port = free_port(Transport::TcpAndUdp);
+        let conf = dir.path().join("named.conf");
+        write_file(&dir.path().join("key.conf"), &key.bind_conf());
+        for (zone, text) in zones {
+            write_file(&dir.path().join(zone_file(zone)), text);
+        }
+        write_file(&conf, &named_conf(dir.path(), port, zones, key, notify));
+
+        let args = [OsStr::new("-g"), OsStr::new("-c"), conf.as_os_str()];
+        let mut process = ServerProcess::spawn("named", dir, &named, &args, Vec::new());
+        let addr = SocketAddr::from((LOOPBACK, port));
+        let expected: Vec<(&str, Option<u32>)> = zones
+            .iter()
+            .map(|(zone, text)| (*zone, soa_serial_in_zone_text(text)))
+            .collect();
+        process.wait_ready(&CLASH_MARKERS, &FATAL_MARKERS, Some(STARTED_MARKER), || {
+            serving(addr, &expected)
+        })?;
+        Ok(Bind {
+            process,
+            port,
+            zones: zones.iter().map(|(z, _)| z.to_string()).collect(),
+            key: key.clone(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((LOOPBACK, self.port))
+    }
+
+    /// The server's private directory: named.conf, key.conf, ZONE.db (+ .jnl), named.out (log).
+    pub fn dir(&self) -> &Path {
+        self.process.dir()
+    }
+
+    pub fn key(&self) -> &TsigKey {
+        &self.key
+    }
+
+    pub fn zones(&self) -> &[String] {
+        &self.zones
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Everything named logged so far.
+    pub fn logs(&self) -> String {
+        self.process.logs()
+    }
+}
+
+/// A BIND primary NOTIFYing a Knot secondary of all its zones (signed with `key`); both serving
+/// the zones' initial serials. Restarted on other ports if either port turns out to be taken.
+pub fn bind_with_knot_secondary(zones: &[(&str, &str)], key: &TsigKey) -> (Bind, Knot) {
+    start_with_retries("BIND primary + Knot secondary", || {
+        let secondary_port = free_port(Transport::TcpAndUdp);
+        let secondary = SocketAddr::from((LOOPBACK, secondary_port));
+        let bind = Bind::primary_notifying(zones, key, secondary);
+        let names: Vec<&str> = zones.iter().map(|(zone, _)| *zone).collect();
+        let knot = Knot::try_secondary_on(secondary_port, bind.addr(), &names, key)?;
+        Ok((bind, knot))
+    })
+}
+
+/// Ok when `addr` answers every zone's SOA with the expected serial (any serial if unknown).
+pub(crate) fn serving(addr: SocketAddr, expected: &[(&str, Option<u32>)]) -> Result<(), String> {
+    for (zone, serial) in expected {
+        let got = try_soa_serial(addr, zone)?;
+        if serial.is_some_and(|s| s != got) {
+            return Err(format!("{zone} serial {got}, expected {serial:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn zone_file(zone: &str) -> String {
+    format!("{}.db", zone.trim_end_matches('.'))
+}
+
+fn named_conf(
+    dir: &Path,
+    port: u16,
+    zones: &[(&str, &str)],
+    key: &TsigKey,
+    notify: Option<SocketAddr>,
+) -> String {
+    let d = dir.display();
+    let k = &key.name;
+    let mut conf = String::new();
+    let _ = writeln!(conf, "include \"{d}/key.conf\";");
+    let _ = writeln!(conf, "options {{");
+    let _ = writeln!(
+        conf,
+        "  directory \"{d}\"; pid-file \"{d}/named.pid\"; session-keyfile \"{d}/session.key\";"
+    );
+    let _ = writeln!(
+        conf,
+        "  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};"
+    );
+    let _ = writeln!(conf, "  recursion no; dnssec-validation no;");
+    match notify {
+        Some(secondary) => {
+            let _ = writeln!(
+                conf,
+                "  notify explicit; also-notify {{ {} port {} key \"{k}\"; }}; notify-delay 0;",
+                secondary.ip(),
+                secondary.port()
+            );
+            let _ = writeln!(
+                conf,
+                "  ixfr-from-differences yes; max-ixfr-ratio unlimited;"
+            );
+        }
+        None => {
+            let _ = writeln!(conf, "  notify no;");
+        }
+    }
+    let _ = writeln!(conf, "}};");
+    // No rndc channel: it would listen on the fixed port 953.
+    let _ = writeln!(conf, "controls {{ }};");
+    for (zone, _) in zones {
+        let _ = writeln!(
+            conf,
+            "zone \"{zone}\" {{ type primary; file \"{}\";\n  allow-update {{ key \"{k}\"; }}; allow-transfer {{ key \"{k}\"; }}; }};",
+            zone_file(zone)
+        );
+    }
+    conf
+}

@@ -1,0 +1,208 @@
+//! Prosody 0.12 as the XMPP server-to-server endpoint (the port-5269 probe's peer) on a high
+//! port, with self-signed certificates from openssl; and a raw stream-header probe.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::process::{
+    free_port, make_dir, server_dir, start_with_retries, write_file, PortClash, ServerProcess,
+    Transport, LOOPBACK,
+};
+use super::tools::{require, run_ok};
+
+/// Prosody logs this and runs on without the port when the port is taken.
+const CLASH_MARKERS: [&str; 2] = [
+    "Failed to open server port",
+    "in use by another application",
+];
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A running Prosody. Stopped (SIGTERM, then SIGKILL) and its directory removed on drop.
+pub struct Prosody {
+    process: ServerProcess,
+    port: u16,
+    domains: Vec<String>,
+}
+
+impl Prosody {
+    /// Prosody serving `domain` over s2s (TLS required, dialback), returned once a stream
+    /// header to `domain` gets `<stream:features>` with `<starttls>`.
+    pub fn start(domain: &str) -> Prosody {
+        Prosody::start_hosts(&[domain])
+    }
+
+    /// Like `start`, one VirtualHost (and certificate) per domain.
+    pub fn start_hosts(domains: &[&str]) -> Prosody {
+        assert!(!domains.is_empty(), "Prosody needs at least one domain");
+        start_with_retries("Prosody", || Prosody::try_start(domains))
+    }
+
+    fn try_start(domains: &[&str]) -> Result<Prosody, PortClash> {
+        let prosody = require("prosody");
+        let dir = server_dir("prosody");
+        let d = dir.path().display().to_string();
+        let certs = dir.path().join("certs");
+        make_dir(&certs);
+        make_dir(&dir.path().join("data"));
+        for domain in domains {
+            self_signed_certificate(&certs, domain);
+        }
+        let port = free_port(Transport::Tcp);
+        let mut conf = String::new();
+        let _ = writeln!(conf, "run_as_root = true");
+        let _ = writeln!(conf, "daemonize = false");
+        let _ = writeln!(conf, "pidfile = \"{d}/prosody.pid\"");
+        let _ = writeln!(conf, "data_path = \"{d}/data\"");
+        let _ = writeln!(conf, "interfaces = {{ \"127.0.0.1\" }}");
+        let _ = writeln!(conf, "s2s_ports = {{ {port} }}");
+        let _ = writeln!(conf, "c2s_ports = {{ }}");
+        let _ = writeln!(conf, "certificates = \"{d}/certs\"");
+        let _ = writeln!(conf, "modules_enabled = {{ \"tls\", \"dialback\" }}");
+        let _ = writeln!(
+            conf,
+            "log = {{ {{ levels = {{ min = \"info\" }}, to = \"file\", filename = \"{d}/prosody.log\" }} }}"
+        );
+        for domain in domains {
+            let _ = writeln!(conf, "VirtualHost \"{domain}\"");
+        }
+        let conf_path = dir.path().join("prosody.cfg.lua");
+        write_file(&conf_path, &conf);
+
+        let log = dir.path().join("prosody.log");
+        // -F: foreground. Never run a bare `prosody`: it starts with the system config.
+        let args = [
+            OsStr::new("-F"),
+            OsStr::new("--config"),
+            conf_path.as_os_str(),
+        ];
+        let mut process = ServerProcess::spawn("prosody", dir, &prosody, &args, vec![log]);
+        let addr = SocketAddr::from((LOOPBACK, port));
+        let started = format!("Activated service 's2s' on [127.0.0.1]:{port}");
+        let domain = domains[0];
+        process.wait_ready(&CLASH_MARKERS, &[], Some(&started), || {
+            let reply = xmpp_stream_features(addr, domain, PROBE_TIMEOUT)?;
+            if reply.contains("</stream:features>") && reply.contains("<starttls") {
+                Ok(())
+            } else {
+                Err(format!("no <stream:features> with <starttls>: {reply}"))
+            }
+        })?;
+        Ok(Prosody {
+            process,
+            port,
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((LOOPBACK, self.port))
+    }
+
+    /// The first domain.
+    pub fn domain(&self) -> &str {
+        &self.domains[0]
+    }
+
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+
+    /// The server's private directory: prosody.cfg.lua, certs/, data/, prosody.log.
+    pub fn dir(&self) -> &Path {
+        self.process.dir()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Everything Prosody logged so far.
+    pub fn logs(&self) -> String {
+        self.process.logs()
+    }
+}
+
+/// `certs/DOMAIN.crt` + `certs/DOMAIN.key`: self-signed RSA 2048, CN and SAN = domain.
+fn self_signed_certificate(certs: &Path, domain: &str) {
+    let key = certs.join(format!("{domain}.key"));
+    let crt = certs.join(format!("{domain}.crt"));
+    let args: Vec<OsString> = vec![
+        "req".into(),
+        "-x509".into(),
+        "-newkey".into(),
+        "rsa:2048".into(),
+        "-nodes".into(),
+        "-keyout".into(),
+        key.into_os_string(),
+        "-out".into(),
+        crt.into_os_string(),
+        "-days".into(),
+        "7".into(),
+        "-subj".into(),
+        format!("/CN={domain}").into(),
+        "-addext".into(),
+        format!("subjectAltName=DNS:{domain}").into(),
+    ];
+    run_ok("openssl", &args, None, Duration::from_secs(60));
+}
+
+/// Opens a TCP connection, sends the s2s stream header `to` a domain and returns what the server
+/// sent until `</stream:features>`, `</stream:stream>` or end of stream (within `timeout`).
+/// `Err` on connect/IO failure or when the timeout passes first.
+pub fn xmpp_stream_features(
+    addr: SocketAddr,
+    to: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    assert!(addr.ip().is_loopback(), "test traffic stays on loopback");
+    let deadline = Instant::now() + timeout;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' to='{to}' version='1.0'>"
+    );
+    stream
+        .write_all(header.as_bytes())
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if text.contains("</stream:features>") || text.contains("</stream:stream>") {
+            let _ = stream.write_all(b"</stream:stream>");
+            return Ok(text);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "{addr}: no stream features within {timeout:?}; got: {text}"
+            ));
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(text),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(format!(
+                    "{addr}: no stream features within {timeout:?}; got: {text}"
+                ))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read from {addr}: {e}; got: {text}")),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! External programs: find them (or fail naming the Debian package), and run them with a time bound.
+
+use std::env;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Directories searched after `$PATH`: the servers live in sbin, which a non-root `$PATH` may lack.
+const SBIN_DIRS: [&str; 4] = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin"];
+
+/// The Debian 12 package that ships `program` (as `dpkg -S` reports it).
+pub fn debian_package(program: &str) -> &'static str {
+    match program {
+        "named" | "tsig-keygen" => "bind9",
+        "dig" | "nsupdate" => "bind9-dnsutils",
+        "knotd" | "knotc" => "knot",
+        "kdig" | "knsupdate" => "knot-dnsutils",
+        "prosody" | "prosodyctl" => "prosody",
+        "pdns_server" | "pdnsutil" => "pdns-server",
+        "sqlite3" => "sqlite3",
+        "openssl" => "openssl",
+        "curl" => "curl",
+        _ => "<the package that provides it>",
+    }
+}
+
+/// The panic message for a missing program.
+pub fn missing_program_message(program: &str) -> String {
+    format!(
+        "`{program}` is not installed (searched $PATH and {}): run `apt-get install {}` \
+         (Debian 12). These integration tests start real servers and never skip.",
+        SBIN_DIRS.join(", "),
+        debian_package(program)
+    )
+}
+
+/// Where `program` is, looking in `$PATH` and then the sbin directories.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH").unwrap_or_default();
+    let extra = SBIN_DIRS.iter().map(PathBuf::from);
+    env::split_paths(&path)
+        .chain(extra)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The absolute path of `program`; panics (fails the test) naming the package to install.
+pub fn require(program: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| panic!("{}", missing_program_message(program)))
+}
+
+/// Panics naming `package` unless the data file `path` exists.
+pub fn require_file(path: &str, package: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `apt-get install {package}` (Debian 12). \
+         These integration tests start real servers and never skip.",
+        path.display()
+    );
+    path
+}
+
+/// What a bounded run of a program produced.
+#[derive(Debug)]
+pub struct Ran {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// stdout and stderr together, for messages.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` to completion, feeding it `stdin`, killing it after `timeout`.
+/// `Err` only when it could not run or timed out; a non-zero exit is an `Ok` (check `status`).
+pub fn run(cmd: &mut Command, stdin: Option<&str>, timeout: Duration) -> Result<Ran, String> {
+    let shown = format!("{cmd:?}");
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+
+    let feeder = child.stdin.take().map(|mut pipe| {
+        let input = stdin.unwrap_or_default().to_owned();
+        thread::spawn(move || {
+            // The program may exit without reading everything: ignore EPIPE.
+            let _ = pipe.write_all(input.as_bytes());
+        })
+    });
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let partial = format!("{}{}", join(out), join(err));
+                return Err(format!(
+                    "{shown} did not finish within {timeout:?}; output so far:\n{partial}"
+                ));
+            }
+            Err(e) => return Err(format!("waiting for {shown}: {e}")),
+        }
+    };
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    Ok(Ran {
+        status,
+        stdout: join(out),
+        stderr: join(err),
+    })
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<thread::JoinHandle<String>> {
+    pipe.map(|mut pipe| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    })
+}
+
+fn join(handle: Option<thread::JoinHandle<String>>) -> String {
+    handle
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// Runs a required program and panics unless it exits 0 (setup steps: keys, certificates, schemas).
+pub fn run_ok(program: &str, args: &[OsString], stdin: Option<&str>, timeout: Duration) -> Ran {
+    let mut cmd = Command::new(require(program));
+    cmd.args(args);
+    let ran = run(&mut cmd, stdin, timeout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        ran.success(),
+        "{cmd:?} failed with {}:\n{}",
+        ran.status,
+        ran.output()
+    );
+    ran
+}
