@@ -95,8 +95,7 @@ impl Rfc2136Provider {
         let keys: BTreeSet<RrKey> = batch.iter().map(Change::key).collect();
         let now = self.read(zone, &keys)?;
         let holds = |c: &Change, want: &Option<crate::records::RecordSet>| {
-            now.rrsets.get(&c.key()).map(|s| s.records())
-                == want.as_ref().map(|s| s.records())
+            now.rrsets.get(&c.key()).map(|s| s.records()) == want.as_ref().map(|s| s.records())
         };
         if batch.iter().all(|c| holds(c, &c.after)) {
             Ok(Outcome::Applied)
