@@ -433,12 +433,14 @@ fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -> Option<To
             "no SIP domains: list the domains that federate over XMPP",
         );
     }
+    // A set, not a scan of `sip_domains`: hosting providers list tens of thousands.
+    let mut domains_seen = std::collections::HashSet::new();
     for (i, text) in raw.sip_domains.iter().enumerate() {
         let at = format!("sip_domains[{i}]");
         let Some(name) = problems.name(at.clone(), text) else {
             continue;
         };
-        if sip_domains.iter().any(|d| d.name == name) {
+        if !domains_seen.insert(name.clone()) {
             problems.add(at, format!("SIP domain `{name}` is listed twice"));
             continue;
         }

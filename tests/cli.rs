@@ -1074,7 +1074,8 @@ fn apply_round_trips_tricky_zones_as_bind_reads_them() {
 /// blanks or `;` inside parentheses (the usual layout of DKIM keys), and escapes in unquoted
 /// strings. `apply` rewrites the whole file from what hickory read, so the README's promise
 /// ("every other record is left exactly as it is", else nothing is written) needs these read as
-/// BIND reads them, or the file refused.
+/// BIND reads them, or the file refused (what the zonefile provider does today: it names the
+/// first such line and writes nothing).
 #[test]
 fn apply_keeps_txt_records_as_bind_reads_them_or_writes_nothing() {
     let ws = Workspace::new();
@@ -1106,8 +1107,22 @@ fn apply_keeps_txt_records_as_bind_reads_them_or_writes_nothing() {
         };
         assert_eq!(txt(&before), txt(&after), "TXT records as BIND reads them");
     } else {
+        assert_exit(&out, 1);
         assert_clean_error(&out);
+        let err = stderr(&out);
+        assert!(err.contains("nothing was written"), "{err}");
+        // The first such line is the DKIM record's.
+        let line = zone.lines().position(|l| l.contains("_domainkey")).unwrap() + 1;
+        assert!(
+            err.contains(&format!("line {line} ")),
+            "names line {line}: {err}"
+        );
         assert_eq!(ws.zone("contoso.com"), zone, "refused: nothing written");
+        assert!(!ws.bak_path("contoso.com").exists());
+        assert_eq!(ws.zone("fabrikam.com"), fixture_zone("fabrikam.com"));
+        // Such a file is still read: plan works.
+        let out = ws.run(&["plan", &ws.topology_arg(), "--detailed-exitcode"]);
+        assert_exit(&out, 2);
     }
 }
 

@@ -78,12 +78,13 @@ impl Plan {
     /// managed keys of each zone.
     pub fn compute(desired: &DesiredState, current: BTreeMap<Fqdn, ZoneState>) -> Plan {
         let changes = diff(desired, &current);
+        let empty = ZoneState::default();
         let observed = desired
             .zones
             .iter()
             .map(|(zone, want)| {
-                let state = current.get(zone).cloned().unwrap_or_default();
-                ObservedZone::new(zone.clone(), &want.managed, &state)
+                let state = current.get(zone).unwrap_or(&empty);
+                ObservedZone::new(zone.clone(), &want.managed, state)
             })
             .collect();
         Plan { changes, observed }
