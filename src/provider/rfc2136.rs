@@ -195,9 +195,10 @@ impl Provider for Rfc2136Provider {
                         return Err(Self::dns_error(zone, error, done, total));
                     }
                     match self.outcome(zone, batch) {
-                        // A retry whose first attempt landed, or an untrustworthy reply to a
-                        // change that did land: the state is what we wanted.
-                        Ok(Outcome::Applied) if !stale || error.rcode().is_some() => {
+                        // A retry whose first attempt landed, an untrustworthy reply to a
+                        // change that did land, or someone else making the very same change:
+                        // the state is what we wanted.
+                        Ok(Outcome::Applied) => {
                             notes.push(format!(
                                 "message {} confirmed by re-reading ({error})",
                                 done + 1

@@ -18,9 +18,10 @@ use hickory_proto::rr::{
 use hickory_proto::serialize::binary::BinEncodable;
 use hickory_proto::serialize::txt::Parser;
 
+use crate::dns::convert::{self, hickory_type, our_type};
 use crate::plan::{Change, Drift, ZoneState};
 use crate::provider::{Applied, Capabilities, Provider, ProviderError};
-use crate::records::{Fqdn, Rdata, RecordSet, RecordType, RrKey, Srv};
+use crate::records::{Fqdn, RecordSet, RecordType, RrKey};
 
 pub struct ZoneFileProvider {
     files: BTreeMap<Fqdn, PathBuf>,
@@ -222,25 +223,6 @@ fn normalise_ttls(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn our_type(rtype: HRecordType) -> Option<RecordType> {
-    match rtype {
-        HRecordType::A => Some(RecordType::A),
-        HRecordType::AAAA => Some(RecordType::Aaaa),
-        HRecordType::SRV => Some(RecordType::Srv),
-        HRecordType::CNAME => Some(RecordType::Cname),
-        _ => None,
-    }
-}
-
-fn their_type(rtype: RecordType) -> HRecordType {
-    match rtype {
-        RecordType::A => HRecordType::A,
-        RecordType::Aaaa => HRecordType::AAAA,
-        RecordType::Srv => HRecordType::SRV,
-        RecordType::Cname => HRecordType::CNAME,
-    }
-}
-
 fn fqdn(name: &Name) -> Fqdn {
     Fqdn::from_absolute(&name.to_ascii())
 }
@@ -248,24 +230,16 @@ fn fqdn(name: &Name) -> Fqdn {
 /// Converts one of hickory's RRsets into the shared vocabulary (types this tool manages only).
 /// A zone file may give the records of one RRset different TTLs; resolvers treat the set as
 /// having the smallest, and so do we.
-pub(crate) fn to_record_set(set: &HRecordSet) -> Option<RecordSet> {
+fn to_record_set(set: &HRecordSet) -> Option<RecordSet> {
     let rtype = our_type(set.record_type())?;
     let mut ttl = u32::MAX;
     let mut records = Vec::new();
-    for record in set.records_without_rrsigs() {
-        ttl = ttl.min(record.ttl());
-        records.push(match record.data() {
-            RData::A(a) => Rdata::A(a.0),
-            RData::AAAA(aaaa) => Rdata::Aaaa(aaaa.0),
-            RData::SRV(srv) => Rdata::Srv(Srv {
-                priority: srv.priority(),
-                weight: srv.weight(),
-                port: srv.port(),
-                target: fqdn(srv.target()),
-            }),
-            RData::CNAME(cname) => Rdata::Cname(fqdn(&cname.0)),
-            _ => continue,
-        });
+    for (_, record_ttl, data) in set
+        .records_without_rrsigs()
+        .filter_map(convert::from_record)
+    {
+        ttl = ttl.min(record_ttl);
+        records.push(data);
     }
     if records.is_empty() {
         return None;
@@ -415,7 +389,7 @@ impl Provider for ZoneFileProvider {
 
         let changed: BTreeSet<(Fqdn, HRecordType)> = changes
             .iter()
-            .map(|c| (c.name.clone(), their_type(c.rtype)))
+            .map(|c| (c.name.clone(), hickory_type(c.rtype)))
             .collect();
         for change in changes.iter().filter(|c| c.after.is_some()) {
             let cname = (change.name.clone(), HRecordType::CNAME);
@@ -485,7 +459,7 @@ impl Provider for ZoneFileProvider {
                 lines.push(Line {
                     soa_first: 1,
                     name: name.clone(),
-                    rtype: their_type(set.rtype).into(),
+                    rtype: hickory_type(set.rtype).into(),
                     text: format!(
                         "{}\t{}\tIN\t{}\t{}",
                         owner_text(set.name.as_str(), &origin_text),
@@ -581,7 +555,9 @@ fn verify(
     for change in changes {
         let found = sets
             .values()
-            .find(|s| s.record_type() == their_type(change.rtype) && fqdn(s.name()) == change.name)
+            .find(|s| {
+                s.record_type() == hickory_type(change.rtype) && fqdn(s.name()) == change.name
+            })
             .and_then(to_record_set);
         if found != change.after {
             return Err(unfaithful(format!(
@@ -624,6 +600,7 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::plan::Action;
+    use crate::records::Rdata;
 
     #[test]
     fn serials_follow_dates_or_count() {
