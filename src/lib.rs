@@ -5,6 +5,7 @@ pub mod app;
 pub mod dns;
 pub mod error;
 pub mod plan;
+pub mod probe;
 pub mod provider;
 pub mod records;
 pub mod topology;
