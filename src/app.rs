@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::plan::{self, safety, Drift, Plan, PlanFile, ZoneState};
+use crate::journal::{self, Journal};
+use crate::plan::{self, safety, Change, Drift, Plan, PlanFile, ZoneState};
 use crate::provider::{self, Applied, Environment, Provider};
 use crate::records::{Fqdn, RrKey};
 use crate::topology::Topology;
@@ -53,17 +54,76 @@ pub struct Prepared {
     pub plan: Plan,
     provider: Box<dyn Provider>,
     source: Source,
+    journal: Journal,
+    /// The command name written to the journal.
+    command: &'static str,
+    failover: Option<journal::Failover>,
+    clock: crate::dns::transport::Clock,
 }
 
 impl Prepared {
     pub fn provider_kind(&self) -> &'static str {
         self.provider.kind()
     }
+
+    pub fn journal_path(&self) -> &Path {
+        self.journal.path()
+    }
+
+    /// The provider, for reads after the apply (e.g. a failover's propagation baseline).
+    pub fn provider_mut(&mut self) -> &mut dyn Provider {
+        self.provider.as_mut()
+    }
+}
+
+/// The journal `path`, or the topology's default one, opened for appending.
+pub fn open_journal(path: Option<&Path>, topology: &Topology) -> Result<Journal, Error> {
+    let path = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| journal::default_path(&topology.path));
+    Ok(Journal::open(&path)?)
+}
+
+/// Wraps a computed plan for `execute`: checks it (unsafe plans need `force`) and opens the
+/// journal before anything is applied.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_plan(
+    topology: Topology,
+    plan: Plan,
+    provider: Box<dyn Provider>,
+    env: &Environment,
+    force: bool,
+    journal: Option<&Path>,
+    command: &'static str,
+    failover: Option<journal::Failover>,
+) -> Result<Prepared, Error> {
+    if !force {
+        let hazards = safety::check(&plan.changes, &topology);
+        if !hazards.is_empty() {
+            return Err(Error::Unsafe { hazards });
+        }
+    }
+    let journal = open_journal(journal, &topology)?;
+    Ok(Prepared {
+        topology,
+        plan,
+        provider,
+        source: Source::Topology,
+        journal,
+        command,
+        failover,
+        clock: env.clock.clone(),
+    })
 }
 
 /// Loads `path` (a topology or a saved plan), reads the provider, and checks the plan:
 /// a saved plan must match what the provider holds now; unsafe plans need `force`.
-pub fn prepare_apply(path: &Path, env: &Environment, force: bool) -> Result<Prepared, Error> {
+pub fn prepare_apply(
+    path: &Path,
+    env: &Environment,
+    force: bool,
+    journal: Option<&Path>,
+) -> Result<Prepared, Error> {
     let text = read_text(path)?;
     let (topology, plan, provider, source) = if plan::is_plan_file(&text) {
         let (file, saved) = PlanFile::parse(&text, &path.display().to_string())?;
@@ -84,34 +144,57 @@ pub fn prepare_apply(path: &Path, env: &Environment, force: bool) -> Result<Prep
         let plan = self::plan(&topology, provider.as_mut())?;
         (topology, plan, provider, Source::Topology)
     };
-    if !force {
-        let hazards = safety::check(&plan.changes, &topology);
-        if !hazards.is_empty() {
-            return Err(Error::Unsafe { hazards });
-        }
-    }
-    Ok(Prepared {
-        topology,
-        plan,
-        provider,
-        source,
-    })
+    let mut prepared = prepare_plan(topology, plan, provider, env, force, journal, "apply", None)?;
+    prepared.source = source;
+    Ok(prepared)
 }
 
 /// What an apply did.
-#[derive(Debug)]
 pub struct ApplyReport {
     pub applied: Vec<Applied>,
+    /// Problems that did not stop the apply (a journal line that could not be written).
+    pub warnings: Vec<String>,
+    /// The provider, for reads after the apply.
+    pub provider: Box<dyn Provider>,
 }
 
-/// Applies a prepared plan zone by zone, then reads back: a topology must now plan empty, a
-/// saved plan's RRsets must read back as planned.
+/// The zones in the order they are applied: the zone holding the federation record last, so
+/// that when SIP domains live in other zones their SRV records move before the A record does.
+fn apply_order(plan: &Plan, topology: &Topology) -> Vec<Fqdn> {
+    let mut zones = plan.zones_with_changes();
+    let federation_zone = &topology.federation.zone;
+    zones.sort_by_key(|zone| zone == federation_zone);
+    zones
+}
+
+/// Applies a prepared plan zone by zone, journaling each, then reads back: a topology must now
+/// plan empty, a saved plan's RRsets must read back as planned.
 pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
-    let zones = prepared.plan.zones_with_changes();
+    let zones = apply_order(&prepared.plan, &prepared.topology);
     let mut applied = Vec::new();
+    let mut warnings = Vec::new();
     for (i, zone) in zones.iter().enumerate() {
-        let changes: Vec<_> = prepared.plan.changes_for(zone).cloned().collect();
-        match prepared.provider.apply(zone, &changes) {
+        let changes: Vec<Change> = prepared.plan.changes_for(zone).cloned().collect();
+        let result = prepared.provider.apply(zone, &changes);
+        let answer = match &result {
+            Ok(done) => done.detail.clone(),
+            Err(e) => e.to_string(),
+        };
+        let now = (prepared.clock)();
+        if let Err(e) = prepared.journal.append(
+            prepared.command,
+            prepared.provider.kind(),
+            zone,
+            result.is_ok(),
+            answer,
+            prepared.failover.clone(),
+            changes,
+            now,
+        ) {
+            tracing::warn!("{e}");
+            warnings.push(e.to_string());
+        }
+        match result {
             Ok(done) => applied.push(done),
             Err(source) if applied.is_empty() && i + 1 == zones.len() => {
                 return Err(Error::Provider(source))
@@ -163,7 +246,101 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
     if !remaining.is_empty() {
         return Err(Error::NotConverged { remaining });
     }
-    Ok(ApplyReport { applied })
+    Ok(ApplyReport {
+        applied,
+        warnings,
+        provider: prepared.provider,
+    })
+}
+
+/// What rolling back one journal entry needs.
+pub enum RollbackStep {
+    /// DNS already holds the entry's "before" RRsets.
+    AlreadyRestored { entry: u64 },
+    /// The inverse changes, ready to apply.
+    Ready { entry: u64, prepared: Box<Prepared> },
+}
+
+/// Plans the rollback of journal entry `id` (or of the last command that applied), newest
+/// entry first. Each entry is restored only where DNS still holds what it wrote: the changes
+/// carry its "after" RRsets as their compare-and-swap guard, and a difference found now is
+/// refused (exit 3) before anything is sent.
+pub fn prepare_rollback(
+    topology_path: &Path,
+    id: Option<u64>,
+    journal_path: Option<&Path>,
+    env: &Environment,
+) -> Result<Vec<RollbackStep>, Error> {
+    let topology = Topology::load(topology_path)?;
+    let entries = open_journal(journal_path, &topology)?.rollback_targets(id)?;
+    let mut steps = Vec::new();
+    for entry in entries {
+        let mut provider = provider::open(&topology, env)?;
+        let keys: std::collections::BTreeSet<RrKey> =
+            entry.changes.iter().map(Change::key).collect();
+        let now = provider.read(&entry.zone, &keys)?;
+        let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
+            now.rrsets.get(key) == want.as_ref()
+        };
+        if entry.changes.iter().all(|c| holds(&c.before, &c.key())) {
+            steps.push(RollbackStep::AlreadyRestored { entry: entry.id });
+            continue;
+        }
+        let drift: Vec<Drift> = entry
+            .changes
+            .iter()
+            .filter(|c| !holds(&c.after, &c.key()))
+            .map(|c| Drift {
+                key: c.key(),
+                expected: c.after.clone(),
+                found: now.rrsets.get(&c.key()).cloned(),
+            })
+            .collect();
+        if !drift.is_empty() {
+            return Err(Error::StaleRollback {
+                entry: entry.id,
+                drift,
+            });
+        }
+        let changes = entry
+            .changes
+            .iter()
+            .map(|c| Change {
+                zone: c.zone.clone(),
+                action: match (&c.after, &c.before) {
+                    (None, _) => plan::Action::Create,
+                    (Some(_), None) => plan::Action::Delete,
+                    (Some(_), Some(_)) => plan::Action::Update,
+                },
+                name: c.name.clone(),
+                rtype: c.rtype,
+                before: c.after.clone(),
+                after: c.before.clone(),
+            })
+            .collect();
+        let plan = Plan {
+            changes,
+            observed: Vec::new(),
+        };
+        let mut prepared = prepare_plan(
+            topology.clone(),
+            plan,
+            provider,
+            env,
+            true,
+            journal_path,
+            "rollback",
+            None,
+        )?;
+        // The topology may say otherwise now (e.g. after rolling back a failover): read back
+        // the restored RRsets only.
+        prepared.source = Source::SavedPlan;
+        steps.push(RollbackStep::Ready {
+            entry: entry.id,
+            prepared: Box::new(prepared),
+        });
+    }
+    Ok(steps)
 }
 
 /// Today's date as YYYYMMDD (UTC) from seconds since 1970, for SOA serials. The civil-date

@@ -14,6 +14,10 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     pub const CHANGES_PENDING: u8 = 2;
     pub const REFUSED: u8 = 3;
+    /// The audit found at least one error-level problem.
+    pub const AUDIT_ERRORS: u8 = 4;
+    /// Applied, but not every authoritative server served the change within the time limit.
+    pub const NOT_PROPAGATED: u8 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +28,8 @@ pub enum Error {
     PlanFile(#[from] PlanFileError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -38,6 +44,22 @@ pub enum Error {
     StalePlan { drift: Vec<Drift> },
     #[error("refusing an unsafe plan (use --force if this is really intended):\n{}", hazards.iter().map(|h| format!("  - {}: {}", h.name, h.message)).collect::<Vec<_>>().join("\n"))]
     Unsafe { hazards: Vec<Hazard> },
+    #[error("unknown pool `{name}`; the pools are: {}", known.join(", "))]
+    UnknownPool { name: String, known: Vec<String> },
+    #[error("refusing to fail over: no address of pool {pool} answered as XMPP on port {port} (use --force to go on anyway, or --skip-probe):\n{}", results.iter().map(|(a, d)| format!("  - {a}: {d}")).collect::<Vec<_>>().join("\n"))]
+    ProbeFailed {
+        pool: String,
+        port: u16,
+        results: Vec<(std::net::SocketAddr, String)>,
+    },
+    #[error("no failover onto the active pool {active} is recorded in the journal {}; use `xmppdns failover --to POOL`", journal.display())]
+    NoFailoverRecorded { journal: PathBuf, active: String },
+    #[error("cannot roll back journal entry {entry}: {} RRset(s) no longer hold what it wrote; nothing was changed.\n{}", drift.len(), describe_drift(drift))]
+    StaleRollback { entry: u64, drift: Vec<Drift> },
+    #[error("{name}: {message}")]
+    Argument { name: String, message: String },
+    #[error("cannot rewrite the topology {}: {message}", path.display())]
+    TopologyRewrite { path: PathBuf, message: String },
     #[error("not applied: {0}")]
     NotConfirmed(String),
     #[error("{}zone {zone} failed: {source}{}\nRe-running the same command converges: zones already done show no changes.",
@@ -65,7 +87,10 @@ impl Error {
     /// 3 when the tool refused on purpose (unsafe or stale plan), else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::StalePlan { .. } | Error::Unsafe { .. } => exit::REFUSED,
+            Error::StalePlan { .. }
+            | Error::StaleRollback { .. }
+            | Error::Unsafe { .. }
+            | Error::ProbeFailed { .. } => exit::REFUSED,
             Error::Provider(e) if e.is_stale() => exit::REFUSED,
             Error::PartlyApplied { source, .. } if source.is_stale() => exit::REFUSED,
             _ => exit::ERROR,

@@ -4,6 +4,8 @@
 pub mod app;
 pub mod dns;
 pub mod error;
+pub mod failover;
+pub mod journal;
 pub mod plan;
 pub mod probe;
 pub mod provider;

@@ -102,7 +102,7 @@ fn plan_of(topology: &Topology) -> Plan {
 }
 
 fn apply(topology: &Topology) -> Vec<provider::Applied> {
-    let prepared = app::prepare_apply(&topology.path, &env(), false).unwrap();
+    let prepared = app::prepare_apply(&topology.path, &env(), false, None).unwrap();
     app::execute(prepared).unwrap().applied
 }
 

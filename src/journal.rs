@@ -1,0 +1,430 @@
+//! The journal: one JSON line per provider apply (any command), for `failback` and `rollback`.
+//!
+//! Lines are only ever appended, each with one `write` of a whole line, so a crash leaves at
+//! worst one partial last line, which reading skips with a warning instead of failing.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Change;
+use crate::records::Fqdn;
+
+/// Format tag of every line, so a future layout can be told apart.
+pub const FORMAT: &str = "xmppdns-journal/1";
+
+/// A failover's pools, recorded on each entry it wrote so `failback` can find its way back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failover {
+    pub from: String,
+    pub to: String,
+}
+
+/// One apply of one zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub format: String,
+    /// 1, 2, 3... in file order.
+    pub id: u64,
+    /// Entries written by one command share a run id.
+    pub run: String,
+    /// UTC, RFC 3339.
+    pub time: String,
+    /// `apply`, `failover`, `failback` or `rollback`.
+    pub command: String,
+    pub provider: String,
+    pub zone: Fqdn,
+    /// Whether the provider reported success. Failed applies are recorded too: they say what
+    /// was attempted and what the server answered.
+    pub applied: bool,
+    /// The server's answer (or the error), in words.
+    pub answer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Failover>,
+    /// With the RRsets before (what was read) and after (what was written).
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot open the journal {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot append to the journal {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the journal {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the journal {} has no entry {id} (it has {count})", path.display())]
+    NoEntry { path: PathBuf, id: u64, count: u64 },
+    #[error("the journal {} has no applied entry to roll back", path.display())]
+    Empty { path: PathBuf },
+}
+
+/// The journal file and the next id to write.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    next_id: u64,
+    /// The file's length after our last read or write: when it differs at the next append,
+    /// another writer (or another `Journal` of this command) appended, and ids are re-read.
+    known_len: u64,
+    /// The file ends in a torn line: the next append starts a new line first.
+    torn: bool,
+}
+
+/// This process's run id: every entry one command writes shares it.
+fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{nanos:x}-{}", std::process::id())
+    })
+}
+
+/// The default journal of a topology: `<folder>/<file stem>.journal.jsonl`.
+pub fn default_path(topology: &Path) -> PathBuf {
+    let stem = topology
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "xmppdns".into());
+    topology.with_file_name(format!("{stem}.journal.jsonl"))
+}
+
+impl Journal {
+    /// Opens (creating it if needed) the journal, checking that it can be appended to before
+    /// anything is applied.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| JournalError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let mut journal = Journal {
+            path: path.to_path_buf(),
+            next_id: 1,
+            known_len: u64::MAX,
+            torn: false,
+        };
+        journal.sync()?;
+        Ok(journal)
+    }
+
+    /// Re-reads the file when it changed since we last saw it.
+    fn sync(&mut self) -> Result<(), JournalError> {
+        let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if len != self.known_len {
+            let (entries, torn) = read(&self.path)?;
+            self.next_id = entries.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+            self.torn = torn;
+            self.known_len = len;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry; fills in format, id, run and time. Returns the id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append(
+        &mut self,
+        command: &str,
+        provider: &str,
+        zone: &Fqdn,
+        applied: bool,
+        answer: String,
+        failover: Option<Failover>,
+        changes: Vec<Change>,
+        unix_seconds: u64,
+    ) -> Result<u64, JournalError> {
+        self.sync()?;
+        let id = self.next_id;
+        let entry = Entry {
+            format: FORMAT.to_string(),
+            id,
+            run: run_id().to_string(),
+            time: rfc3339(unix_seconds),
+            command: command.to_string(),
+            provider: provider.to_string(),
+            zone: zone.clone(),
+            applied,
+            answer,
+            failover,
+            changes,
+        };
+        let mut line = if self.torn { "\n" } else { "" }.to_string();
+        line.push_str(&serde_json::to_string(&entry).expect("journal entries serialize"));
+        line.push('\n');
+        let write_error = |source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(write_error)?;
+        file.write_all(line.as_bytes()).map_err(write_error)?;
+        file.sync_data().map_err(write_error)?;
+        self.torn = false;
+        self.next_id += 1;
+        self.known_len += line.len() as u64;
+        Ok(id)
+    }
+
+    /// Every readable entry, in file order.
+    pub fn entries(&self) -> Result<Vec<Entry>, JournalError> {
+        Ok(read(&self.path)?.0)
+    }
+
+    /// The entries to roll back: entry `id`, or (without one) every applied entry of the last
+    /// command that applied something and was not itself a rollback, newest first (so running
+    /// `rollback` twice restores once, then finds nothing to do).
+    pub fn rollback_targets(&self, id: Option<u64>) -> Result<Vec<Entry>, JournalError> {
+        let entries = self.entries()?;
+        match id {
+            Some(id) => {
+                let count = entries.len() as u64;
+                entries
+                    .into_iter()
+                    .find(|e| e.id == id)
+                    .map(|e| vec![e])
+                    .ok_or(JournalError::NoEntry {
+                        path: self.path.clone(),
+                        id,
+                        count,
+                    })
+            }
+            None => {
+                let run = entries
+                    .iter()
+                    .rev()
+                    .find(|e| e.applied && e.command != "rollback")
+                    .map(|e| e.run.clone())
+                    .ok_or(JournalError::Empty {
+                        path: self.path.clone(),
+                    })?;
+                Ok(entries
+                    .into_iter()
+                    .rev()
+                    .filter(|e| e.run == run && e.applied && e.command != "rollback")
+                    .collect())
+            }
+        }
+    }
+
+    /// The pool that was active before the last failover onto `current`.
+    pub fn previous_pool(&self, current: &str) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .rev()
+            .filter(|e| e.applied)
+            .find_map(|e| e.failover.filter(|f| f.to == current).map(|f| f.from)))
+    }
+}
+
+/// The readable entries, and whether the file ends in a torn (unterminated) line.
+fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
+        Err(source) => {
+            return Err(JournalError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut entries = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Entry>(line) {
+            Ok(entry) => entries.push(entry),
+            Err(e) => tracing::warn!(
+                "journal {} line {}: skipped, not an entry ({e})",
+                path.display(),
+                number + 1
+            ),
+        }
+    }
+    Ok((entries, !text.is_empty() && !text.ends_with('\n')))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from seconds since 1970.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    let date = crate::app::yyyymmdd(unix_seconds);
+    let of_day = unix_seconds % 86_400;
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        date / 10_000,
+        date / 100 % 100,
+        date % 100,
+        of_day / 3_600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Action;
+    use crate::records::{Rdata, RecordSet, RecordType};
+
+    fn change(before: [u8; 4], after: [u8; 4]) -> Change {
+        let name = Fqdn::parse("xmpp.contoso.com").unwrap();
+        let set = |ip: [u8; 4]| {
+            RecordSet::new(name.clone(), RecordType::A, 300, vec![Rdata::A(ip.into())]).unwrap()
+        };
+        Change {
+            zone: Fqdn::parse("contoso.com").unwrap(),
+            action: Action::Update,
+            name: name.clone(),
+            rtype: RecordType::A,
+            before: Some(set(before)),
+            after: Some(set(after)),
+        }
+    }
+
+    #[test]
+    fn appends_reads_and_finds_runs_and_failovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let mut first = Journal::open(&path).unwrap();
+        let moved = Some(Failover {
+            from: "EdgePool1".into(),
+            to: "EdgePool2".into(),
+        });
+        let c = change([192, 0, 2, 1], [192, 0, 2, 2]);
+        first
+            .append(
+                "failover",
+                "rfc2136",
+                &zone,
+                true,
+                "ok".into(),
+                moved,
+                vec![c.clone()],
+                0,
+            )
+            .unwrap();
+        first
+            .append(
+                "failover",
+                "rfc2136",
+                &zone,
+                true,
+                "ok".into(),
+                None,
+                vec![c],
+                0,
+            )
+            .unwrap();
+        // A torn last line (a crash mid-write) is skipped, not fatal.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"format\":\"xmppdns-jour")
+            .unwrap();
+        let mut second = Journal::open(&path).unwrap();
+        assert!(second.torn);
+        assert_eq!(second.entries().unwrap().len(), 2);
+        let third = change([192, 0, 2, 2], [192, 0, 2, 3]);
+        second
+            .append(
+                "apply",
+                "rfc2136",
+                &zone,
+                false,
+                "REFUSED".into(),
+                None,
+                vec![third],
+                0,
+            )
+            .unwrap();
+        let entries = second.entries().unwrap();
+        assert_eq!(entries.len(), 3, "the entry after a torn line is readable");
+        assert_eq!(entries[2].id, 3);
+        assert_eq!((entries[0].id, entries[1].id), (1, 2));
+        assert_eq!(entries[0].run, entries[1].run, "one command, one run");
+        assert_eq!(entries[0].time, "1970-01-01T00:00:00Z");
+        assert_eq!(second.next_id, 4);
+        // Another writer appended: the next id follows its entry, not ours.
+        let mut other = Journal::open(&path).unwrap();
+        let c = change([192, 0, 2, 3], [192, 0, 2, 4]);
+        other
+            .append(
+                "apply",
+                "rfc2136",
+                &zone,
+                true,
+                "ok".into(),
+                None,
+                vec![c.clone()],
+                0,
+            )
+            .unwrap();
+        let id = second
+            .append(
+                "rollback",
+                "rfc2136",
+                &zone,
+                true,
+                "ok".into(),
+                None,
+                vec![c],
+                0,
+            )
+            .unwrap();
+        assert_eq!(id, 5);
+        let last = second.rollback_targets(None).unwrap();
+        assert_eq!(
+            last.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [4, 2, 1],
+            "a rollback is not itself the default target"
+        );
+        assert_eq!(
+            second.previous_pool("EdgePool2").unwrap().as_deref(),
+            Some("EdgePool1")
+        );
+        assert_eq!(second.previous_pool("EdgePool1").unwrap(), None);
+        assert!(matches!(
+            second.rollback_targets(Some(9)),
+            Err(JournalError::NoEntry {
+                id: 9,
+                count: 5,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(1_796_000_000), "2026-11-30T00:53:20Z");
+        assert_eq!(
+            default_path(Path::new("/etc/xmppdns/contoso.json")),
+            Path::new("/etc/xmppdns/contoso.journal.jsonl")
+        );
+    }
+}
