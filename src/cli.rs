@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "Plan, push and audit the DNS records of XMPP federation for Lync Server 2013 / Skype for Business Edge pools",
     long_about = None,
-    after_help = "Exit codes: 0 success or no changes, 1 error, 2 changes pending (plan --detailed-exitcode), 3 refused (unsafe or stale plan)."
+    after_help = "Exit codes: 0 success or no changes, 1 error, 2 changes pending (plan --detailed-exitcode), 3 refused (unsafe or stale plan, stale rollback, failed probe), 4 audit found errors, 5 applied but not propagated in time."
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
@@ -64,6 +64,58 @@ pub enum Command {
         /// Output format of the plan shown before applying.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// The journal to append to (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
+    },
+    /// Move XMPP federation to another Edge pool: probe it, repoint DNS with guards, check
+    /// every authoritative server, print the PowerShell steps.
+    #[command(after_help = "Examples:
+  xmppdns failover topology.json --to EdgePool2 --dry-run
+  xmppdns failover topology.json --to EdgePool2 --yes --runbook failover.ps1
+  xmppdns failover topology.json --to EdgePool2 --no-promote --yes
+
+Exit codes: 0 done, 1 error, 3 refused (probe found no XMPP server, unsafe or stale), 5 applied
+but not every authoritative server served it in time.")]
+    Failover {
+        /// The topology JSON file (its `active_pool` is updated after the move).
+        topology: PathBuf,
+        /// The pool to move to.
+        #[arg(long, value_name = "POOL")]
+        to: String,
+        #[command(flatten)]
+        move_options: MoveOptions,
+        /// Keep the SRV priorities as they are (only the federation record moves).
+        #[arg(long)]
+        no_promote: bool,
+    },
+    /// Fail back to the pool that was active before the last failover (from the journal).
+    #[command(after_help = "Example:\n  xmppdns failback topology.json --yes")]
+    Failback {
+        /// The topology JSON file.
+        topology: PathBuf,
+        #[command(flatten)]
+        move_options: MoveOptions,
+        /// Keep the SRV priorities as they are (only the federation record moves).
+        #[arg(long)]
+        no_promote: bool,
+    },
+    /// Restore the RRsets an earlier apply replaced, if they still hold what it wrote.
+    #[command(after_help = "Examples:
+  xmppdns rollback topology.json            (the last command's changes)
+  xmppdns rollback topology.json --to 12    (journal entry 12)")]
+    Rollback {
+        /// The topology JSON file (for the provider and the default journal).
+        topology: PathBuf,
+        /// The journal entry id (default: every entry of the last command that applied).
+        #[arg(long, value_name = "ENTRY")]
+        to: Option<u64>,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        yes: bool,
+        /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
     },
     /// Write a new TSIG key in BIND format (include it in named.conf; point the topology at it).
     #[command(after_help = "Examples:
@@ -90,4 +142,36 @@ pub enum Command {
     /// Print the man page (roff) on stdout.
     #[command(after_help = "Example:\n  xmppdns man | man -l -")]
     Man,
+}
+
+/// What failover and failback share.
+#[derive(Debug, clap::Args)]
+pub struct MoveOptions {
+    /// Show the probe, the plan and the runbook; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not probe port 5269 of the new pool (said so in the output).
+    #[arg(long)]
+    pub skip_probe: bool,
+    /// Go on although no address of the new pool answered as XMPP, or the plan is unsafe.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Also write the runbook as a PowerShell script.
+    #[arg(long, value_name = "FILE.ps1")]
+    pub runbook: Option<PathBuf>,
+    /// An authoritative server to check (repeatable; adds to the topology's `nameservers`).
+    #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// How long to wait for every authoritative server to serve the change.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub propagation_timeout: u64,
+    /// Per-address time limit of the port 5269 probe.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub probe_timeout: u64,
+    /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
 }

@@ -11,7 +11,7 @@ use xmppdns::error::exit;
 use xmppdns::plan::render::{self, Look};
 use xmppdns::provider::{self, Environment};
 use xmppdns::topology::Topology;
-use xmppdns::{app, Error};
+use xmppdns::{app, failover, Error};
 
 use cli::{Cli, Command, Format};
 
@@ -83,8 +83,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
             yes,
             force,
             format,
+            journal,
         } => {
-            let prepared = app::prepare_apply(&input, &Environment::system(), force)?;
+            let prepared =
+                app::prepare_apply(&input, &Environment::system(), force, journal.as_deref())?;
             if prepared.plan.is_empty() {
                 println!("No changes: DNS already matches the topology.");
                 return Ok(exit::OK);
@@ -103,14 +105,61 @@ fn run(cli: Cli) -> Result<u8, Error> {
             if !yes {
                 confirm()?;
             }
-            let report = app::execute(prepared)?;
-            for applied in &report.applied {
-                println!(
-                    "Applied {} change(s) to {}: {}",
-                    applied.changes, applied.zone, applied.detail
-                );
+            print_applied(&app::execute(prepared)?);
+            Ok(exit::OK)
+        }
+        Command::Failover {
+            topology,
+            to,
+            move_options,
+            no_promote,
+        } => run_move(
+            &topology,
+            Some(to),
+            &move_options,
+            !no_promote,
+            look,
+            "failover",
+        ),
+        Command::Failback {
+            topology,
+            move_options,
+            no_promote,
+        } => run_move(
+            &topology,
+            None,
+            &move_options,
+            !no_promote,
+            look,
+            "failback",
+        ),
+        Command::Rollback {
+            topology,
+            to,
+            yes,
+            journal,
+        } => {
+            let steps =
+                app::prepare_rollback(&topology, to, journal.as_deref(), &Environment::system())?;
+            for step in steps {
+                match step {
+                    app::RollbackStep::AlreadyRestored { entry } => {
+                        println!("Journal entry {entry}: already restored, nothing to do.")
+                    }
+                    app::RollbackStep::Ready { entry, prepared } => {
+                        println!("Journal entry {entry}: restoring what it replaced.");
+                        print!("{}", render::table(&prepared.plan, look));
+                        if !yes {
+                            confirm()?;
+                        }
+                        print_applied(&app::execute(*prepared)?);
+                    }
+                }
             }
-            println!("Read back: DNS matches the plan.");
+            println!(
+                "Note: rollback does not edit the topology; `xmppdns plan {}` shows where it and DNS now differ.",
+                topology.display()
+            );
             Ok(exit::OK)
         }
         Command::Keygen {
@@ -152,6 +201,142 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(exit::OK)
         }
     }
+}
+
+fn print_applied(report: &app::ApplyReport) {
+    for applied in &report.applied {
+        println!(
+            "Applied {} change(s) to {}: {}",
+            applied.changes, applied.zone, applied.detail
+        );
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!("Read back: DNS matches the plan.");
+}
+
+/// `failover` (`to` given) and `failback` (`to` from the journal).
+fn run_move(
+    topology_path: &std::path::Path,
+    to: Option<String>,
+    flags: &cli::MoveOptions,
+    promote: bool,
+    look: Look,
+    command: &'static str,
+) -> Result<u8, Error> {
+    let started = std::time::Instant::now();
+    let env = Environment::system();
+    let options = failover::Options {
+        to,
+        promote,
+        skip_probe: flags.skip_probe,
+        force: flags.force,
+        probe_timeout: std::time::Duration::from_secs(flags.probe_timeout.max(1)),
+        journal: flags.journal.clone(),
+    };
+    let prepared = failover::prepare(topology_path, &options, &env, command)?;
+    let from_pool = prepared.old_topology.pools[prepared.old_topology.active].clone();
+    let to_index = prepared
+        .old_topology
+        .pool_index(&prepared.to)
+        .expect("prepare checked the pool");
+    let to_pool = prepared.old_topology.pools[to_index].clone();
+    println!(
+        "XMPP federation {command}: {} (site {}) -> {} (site {})",
+        from_pool.name, from_pool.site, to_pool.name, to_pool.site
+    );
+    match &prepared.probes {
+        None => println!(
+            "Port {} probe: skipped (--skip-probe).",
+            prepared.old_topology.srv.port
+        ),
+        Some(results) => {
+            println!(
+                "Port {} probe of {}:",
+                prepared.old_topology.srv.port, to_pool.name
+            );
+            print!("{}", failover::report::probes(results));
+            if !results.iter().any(|r| r.is_xmpp()) {
+                eprintln!("warning: no address answered as XMPP; going on because of --force");
+            }
+        }
+    }
+    let plan = prepared.apply.plan.clone();
+    let new_topology = prepared.apply.topology.clone();
+    print!("{}", render::table(&plan, look));
+
+    let runbook_inputs = |dns_done: bool| {
+        failover::runbook::steps(&failover::runbook::Inputs {
+            from: &from_pool,
+            to: &to_pool,
+            plan: &plan,
+            probes: prepared.probes.as_deref(),
+            dns_done,
+            srv_port: prepared.old_topology.srv.port,
+        })
+    };
+    let finish_runbook = |dns_done: bool| -> Result<(), Error> {
+        let steps = runbook_inputs(dns_done);
+        println!("\nRunbook (the steps xmppdns cannot run, in order):");
+        print!("{}", failover::runbook::text(&steps));
+        if let Some(path) = &flags.runbook {
+            let heading = format!(
+                "XMPP federation {command}: {} (site {}) -> {} (site {}), written by xmppdns",
+                from_pool.name, from_pool.site, to_pool.name, to_pool.site
+            );
+            std::fs::write(path, failover::runbook::powershell(&steps, &heading)).map_err(
+                |source| Error::Write {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+            println!("Runbook written to {}.", path.display());
+        }
+        Ok(())
+    };
+
+    if flags.dry_run {
+        println!("Dry run: nothing was changed.");
+        finish_runbook(false)?;
+        return Ok(exit::OK);
+    }
+    if !plan.is_empty() {
+        if !flags.yes {
+            confirm()?;
+        }
+        print_applied(&app::execute(prepared.apply)?);
+    }
+    match failover::write_topology(topology_path, &prepared.edit)? {
+        Some(said) => println!("Topology {} updated: {said}.", topology_path.display()),
+        None => println!("Topology {} already up to date.", topology_path.display()),
+    }
+
+    let authority = failover::authoritative_servers(&new_topology, &flags.nameservers)?;
+    let mut code = exit::OK;
+    if let Some(note) = &authority.note {
+        println!("Note: {note}.");
+    }
+    if !authority.servers.is_empty() {
+        let desired = xmppdns::plan::desired(&new_topology);
+        let expected = failover::propagation::expectations(&desired, &plan);
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_secs(flags.propagation_timeout);
+        let statuses = failover::propagation::wait(
+            &expected,
+            &authority.servers,
+            started,
+            deadline,
+            &env.clock,
+        );
+        println!("Propagation:");
+        print!("{}", failover::report::propagation(&statuses));
+        if statuses.iter().any(|s| !s.converged) {
+            code = exit::NOT_PROPAGATED;
+        }
+    }
+    finish_runbook(true)?;
+    Ok(code)
 }
 
 /// Creates a file only its owner can read (it holds a secret); refuses to overwrite.

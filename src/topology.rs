@@ -30,8 +30,14 @@ pub struct Topology {
     pub sip_domains: Vec<SipDomain>,
     /// Pools in the order they were written; see [`Topology::pools_by_preference`].
     pub pools: Vec<Pool>,
-    /// Index into `pools`.
+    /// Index into `pools`: the pool the federation A/AAAA record points to.
     pub active: usize,
+    /// Index into `pools`: the pool whose SRV record has the lowest priority number. The active
+    /// pool unless `srv_leader` says otherwise (failover `--no-promote` keeps the old leader).
+    pub leader: usize,
+    /// The authoritative servers to check after a change (`nameservers`); empty = find them
+    /// through the zone's NS RRset.
+    pub nameservers: Vec<SocketAddr>,
     pub federation: Federation,
     pub ttl: u32,
     pub srv: SrvSettings,
@@ -125,19 +131,19 @@ impl Topology {
         self.pools.iter().position(|p| p.name == name)
     }
 
-    /// Pools in SRV priority order: the active pool first, then the standby pools by
-    /// preference (ties impossible: validation rejects duplicate preferences).
+    /// Pools in SRV priority order: the leader (normally the active pool) first, then the
+    /// others by preference (ties impossible: validation rejects duplicate preferences).
     pub fn pools_by_preference(&self) -> Vec<&Pool> {
         let mut standby: Vec<&Pool> = self
             .pools
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != self.active)
+            .filter(|(i, _)| *i != self.leader)
             .map(|(_, p)| p)
             .collect();
         standby.sort_by_key(|p| p.preference);
         let mut ordered = Vec::with_capacity(self.pools.len());
-        ordered.push(self.active_pool());
+        ordered.push(&self.pools[self.leader]);
         ordered.extend(standby);
         ordered
     }
@@ -295,6 +301,10 @@ struct RawTopology {
     xmpps: RawXmpps,
     #[serde(default)]
     provider: Option<RawProvider>,
+    #[serde(default)]
+    srv_leader: Option<String>,
+    #[serde(default)]
+    nameservers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -367,20 +377,29 @@ enum RawProvider {
 
 /// `ADDR` or `ADDR:PORT` (IPv6 as `[::1]:53`); port 53 by default.
 fn parse_server(problems: &mut Problems, at: &str, text: &str) -> Option<SocketAddr> {
+    match server_address(text) {
+        Ok(addr) => Some(addr),
+        Err(message) => {
+            problems.add(at, message);
+            None
+        }
+    }
+}
+
+/// A DNS server's address: `ADDR` (port 53) or `ADDR:PORT` (`[V6]:PORT` for IPv6).
+pub fn server_address(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Some(addr);
+        return Ok(addr);
     }
     if let Ok(ip) = text
         .trim_matches(|c| c == '[' || c == ']')
         .parse::<IpAddr>()
     {
-        return Some(SocketAddr::new(ip, 53));
+        return Ok(SocketAddr::new(ip, 53));
     }
-    problems.add(
-        at,
-        format!("`{text}` is not an address (ADDR or ADDR:PORT, e.g. 192.0.2.53:53)"),
-    );
-    None
+    Err(format!(
+        "`{text}` is not an address (ADDR or ADDR:PORT, e.g. 192.0.2.53:53)"
+    ))
 }
 
 fn key_source(
@@ -589,6 +608,23 @@ fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -> Option<To
         }
     }
 
+    let leader = match &raw.srv_leader {
+        None => active,
+        Some(name) => {
+            let index = raw.pools.iter().position(|p| &p.name == name);
+            if index.is_none() {
+                problems.add("srv_leader", format!("unknown pool `{name}`"));
+            }
+            index
+        }
+    };
+    let nameservers: Vec<SocketAddr> = raw
+        .nameservers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| parse_server(problems, &format!("nameservers[{i}]"), text))
+        .collect();
+
     let federation_name = problems.name("federation.name".into(), &raw.federation.name);
     let federation_zone = federation_name.as_ref().and_then(|name| {
         let zone = zone_of(&zones, name).cloned();
@@ -744,6 +780,8 @@ fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -> Option<To
         zones,
         sip_domains,
         active: active?,
+        leader: leader?,
+        nameservers,
         pools,
         federation: Federation {
             name: federation_name?,

@@ -1,0 +1,436 @@
+//! Failover and failback: move XMPP federation to another Edge pool with the runbook's guards.
+//!
+//! The steps, in order: read DNS, probe the new pool's port 5269, plan (the federation A/AAAA
+//! moves, the new pool's SRV records lead), apply with compare-and-swap guards through the
+//! provider, write the new active pool back to the topology, confirm every authoritative
+//! server serves the change, and print the PowerShell steps the tool cannot run.
+
+pub mod edit;
+pub mod propagation;
+pub mod report;
+pub mod runbook;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::app::{self, Prepared};
+use crate::error::Error;
+use crate::journal::{self, Journal};
+use crate::probe::{self, ProbeResult};
+use crate::provider::{self, Environment};
+use crate::topology::{ProviderConfig, Topology};
+use edit::Target;
+
+/// What the command was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The pool to move to; `None` for failback (found in the journal).
+    pub to: Option<String>,
+    /// Make the new pool's SRV records lead (lowest priority number). On by default.
+    pub promote: bool,
+    pub skip_probe: bool,
+    /// Go on although the probe found no XMPP answer, or the plan is flagged unsafe.
+    pub force: bool,
+    pub probe_timeout: Duration,
+    pub journal: Option<PathBuf>,
+}
+
+/// The topology file's edit that records the failover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyEdit {
+    pub active_pool: String,
+    /// Set when `--no-promote` keeps another pool's SRV records in the lead.
+    pub srv_leader: Option<String>,
+    /// New `preference` values, when the old active pool has to be renumbered to come next.
+    pub preferences: Vec<(String, u32)>,
+}
+
+/// A failover planned and checked, waiting for confirmation.
+pub struct PreparedFailover {
+    pub from: String,
+    pub to: String,
+    /// `None` when the probe was skipped.
+    pub probes: Option<Vec<ProbeResult>>,
+    /// The topology as it was read (for the runbook's names).
+    pub old_topology: Topology,
+    pub edit: TopologyEdit,
+    pub apply: Prepared,
+}
+
+/// Reads DNS, probes the new pool, and plans the move. `command` is `failover` or `failback`.
+pub fn prepare(
+    path: &Path,
+    options: &Options,
+    env: &Environment,
+    command: &'static str,
+) -> Result<PreparedFailover, Error> {
+    let topology = Topology::load(path)?;
+    let from = topology.active_pool().name.clone();
+    let to = match &options.to {
+        Some(to) => to.clone(),
+        None => previous_pool(path, options, &topology)?,
+    };
+    let Some(to_index) = topology.pool_index(&to) else {
+        return Err(Error::UnknownPool {
+            name: to,
+            known: topology.pools.iter().map(|p| p.name.clone()).collect(),
+        });
+    };
+
+    let (new_topology, edit) = moved(&topology, to_index, options.promote);
+    let mut provider = provider::open(&new_topology, env)?;
+    let plan = app::plan(&new_topology, provider.as_mut())?;
+
+    let probes = if options.skip_probe {
+        None
+    } else {
+        let results = probe_pool(&topology, to_index, options.probe_timeout);
+        if !results.iter().any(ProbeResult::is_xmpp) && !options.force {
+            return Err(Error::ProbeFailed {
+                pool: to,
+                port: topology.srv.port,
+                results: results
+                    .iter()
+                    .map(|r| (r.address, r.detail.clone()))
+                    .collect(),
+            });
+        }
+        Some(results)
+    };
+
+    let failover = (from != to).then(|| journal::Failover {
+        from: from.clone(),
+        to: to.clone(),
+    });
+    let apply = app::prepare_plan(
+        new_topology,
+        plan,
+        provider,
+        env,
+        options.force,
+        options.journal.as_deref(),
+        command,
+        failover,
+    )?;
+    Ok(PreparedFailover {
+        from,
+        to,
+        probes,
+        old_topology: topology,
+        edit,
+        apply,
+    })
+}
+
+/// The servers whose answers show that a change propagated, and a note when the list is
+/// only a stand-in.
+pub struct AuthoritativeServers {
+    pub servers: Vec<SocketAddr>,
+    pub note: Option<String>,
+}
+
+/// The servers to check: `extra` (from the command line) and the topology's `nameservers`; else
+/// the RFC 2136 primary alone, with a note that the secondaries are not checked.
+pub fn authoritative_servers(
+    topology: &Topology,
+    extra: &[String],
+) -> Result<AuthoritativeServers, Error> {
+    let mut servers = Vec::new();
+    for text in extra {
+        let addr = crate::topology::server_address(text).map_err(|message| Error::Argument {
+            name: "--nameserver".into(),
+            message,
+        })?;
+        servers.push(addr);
+    }
+    for addr in &topology.nameservers {
+        if !servers.contains(addr) {
+            servers.push(*addr);
+        }
+    }
+    if !servers.is_empty() {
+        return Ok(AuthoritativeServers {
+            servers,
+            note: None,
+        });
+    }
+    Ok(match &topology.provider {
+        ProviderConfig::Rfc2136(config) => AuthoritativeServers {
+            servers: vec![config.server],
+            note: Some(format!(
+                "only the primary {} was checked; list every authoritative server in the topology's `nameservers` (or pass --nameserver) to check the secondaries",
+                config.server
+            )),
+        },
+        _ => AuthoritativeServers {
+            servers: Vec::new(),
+            note: Some(
+                "propagation not checked: no authoritative servers known; list them in the topology's `nameservers` or pass --nameserver".into(),
+            ),
+        },
+    })
+}
+
+/// The pool that was active before the last failover onto the current one.
+fn previous_pool(path: &Path, options: &Options, topology: &Topology) -> Result<String, Error> {
+    let journal_path = options
+        .journal
+        .clone()
+        .unwrap_or_else(|| journal::default_path(path));
+    let current = &topology.active_pool().name;
+    Journal::open(&journal_path)?
+        .previous_pool(current)?
+        .ok_or_else(|| Error::NoFailoverRecorded {
+            journal: journal_path,
+            active: current.clone(),
+        })
+}
+
+/// Probes every address of pool `index` on the SRV port, with the first SIP domain as `to`.
+pub fn probe_pool(topology: &Topology, index: usize, timeout: Duration) -> Vec<ProbeResult> {
+    let pool = &topology.pools[index];
+    let domain = topology
+        .sip_domains
+        .first()
+        .map(|d| d.name.as_str().trim_end_matches('.').to_string())
+        .unwrap_or_default();
+    let port = topology.srv.port;
+    let targets: Vec<_> = pool
+        .ipv4
+        .iter()
+        .map(|ip| std::net::SocketAddr::from((*ip, port)))
+        .chain(
+            pool.ipv6
+                .iter()
+                .map(|ip| std::net::SocketAddr::from((*ip, port))),
+        )
+        .map(|addr| (addr, domain.clone()))
+        .collect();
+    probe::probe_all(&targets, timeout)
+}
+
+/// The topology after the move, and the edit of its file that says so.
+///
+/// With `promote`, the new pool leads the SRV records and the old active pool comes next
+/// (renumbering standby preferences only when they would put another pool there). Without it,
+/// the pool that led keeps leading and only the federation record moves.
+pub fn moved(topology: &Topology, to: usize, promote: bool) -> (Topology, TopologyEdit) {
+    let mut next = topology.clone();
+    let old_active = topology.active;
+    next.active = to;
+    let mut edit = TopologyEdit {
+        active_pool: topology.pools[to].name.clone(),
+        srv_leader: None,
+        preferences: Vec::new(),
+    };
+    if !promote {
+        next.leader = topology.leader;
+        if topology.leader != to {
+            edit.srv_leader = Some(topology.pools[topology.leader].name.clone());
+        }
+        return (next, edit);
+    }
+    next.leader = to;
+    if old_active != to {
+        let others_first = next
+            .pools
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != to && *i != old_active)
+            .map(|(_, p)| p.preference)
+            .min();
+        if others_first.is_some_and(|first| first <= next.pools[old_active].preference) {
+            // Renumber every pool 1, 2, 3... in the new SRV order (the new pool, the old
+            // active pool, then the rest), so no two pools share a preference.
+            let mut rest: Vec<usize> = (0..next.pools.len())
+                .filter(|i| *i != to && *i != old_active)
+                .collect();
+            rest.sort_by_key(|i| next.pools[*i].preference);
+            let order = [to, old_active].into_iter().chain(rest);
+            for (rank, index) in order.enumerate() {
+                let preference = rank as u32 + 1;
+                next.pools[index].preference = preference;
+                edit.preferences
+                    .push((next.pools[index].name.clone(), preference));
+            }
+        }
+    }
+    (next, edit)
+}
+
+/// Writes the edit into the topology file, changing only the values it must (formatting and
+/// everything else stay as they are; the old file is kept as `<file>.bak`). Returns the
+/// account of what changed, or `None` if nothing did.
+pub fn write_topology(path: &Path, edit: &TopologyEdit) -> Result<Option<String>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| Error::TopologyRewrite {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let quoted = |s: &str| Value::from(s).to_string();
+    let mut edits = Vec::new();
+    let mut said = Vec::new();
+    if value["active_pool"] != edit.active_pool.as_str() {
+        said.push(format!(
+            "active_pool {} -> {}",
+            value["active_pool"],
+            quoted(&edit.active_pool)
+        ));
+        edits.push((Target::Top("active_pool".into()), quoted(&edit.active_pool)));
+    }
+    // With promotion the active pool leads; a `srv_leader` left by an earlier `--no-promote`
+    // is pointed at it rather than removed.
+    let leader = match (&edit.srv_leader, value.get("srv_leader")) {
+        (Some(leader), _) => Some(leader.as_str()),
+        (None, Some(_)) => Some(edit.active_pool.as_str()),
+        (None, None) => None,
+    };
+    if let Some(leader) = leader {
+        if value.get("srv_leader") != Some(&Value::from(leader)) {
+            said.push(format!("srv_leader = {}", quoted(leader)));
+            edits.push((Target::Top("srv_leader".into()), quoted(leader)));
+        }
+    }
+    for (name, preference) in &edit.preferences {
+        let current = value["pools"]
+            .as_array()
+            .and_then(|pools| pools.iter().find(|p| p["name"] == name.as_str()))
+            .map(|p| p["preference"].clone());
+        if current != Some(Value::from(*preference)) {
+            said.push(format!("{name}.preference = {preference}"));
+            edits.push((
+                Target::Named {
+                    array: "pools".into(),
+                    name: name.clone(),
+                    key: "preference".into(),
+                },
+                preference.to_string(),
+            ));
+        }
+    }
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    let out = edit::set(&text, &edits).ok_or_else(|| Error::TopologyRewrite {
+        path: path.to_path_buf(),
+        message: "could not locate the values to change".into(),
+    })?;
+    let write_error = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let backup = PathBuf::from(format!("{}.bak", path.display()));
+    std::fs::write(&backup, &text).map_err(write_error)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(write_error)?;
+    std::io::Write::write_all(&mut temp, out.as_bytes()).map_err(write_error)?;
+    temp.persist(path).map_err(|e| write_error(e.error))?;
+    Ok(Some(said.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn three_pools() -> Value {
+        json!({
+            "zones": ["contoso.com"],
+            "sip_domains": ["contoso.com"],
+            "pools": [
+                {"name": "P1", "site": "S1", "fqdn": "e1.contoso.com", "ipv4": ["192.0.2.1"]},
+                {"name": "P2", "site": "S2", "fqdn": "e2.contoso.com", "ipv4": ["192.0.2.2"], "preference": 1},
+                {"name": "P3", "site": "S3", "fqdn": "e3.contoso.com", "ipv4": ["192.0.2.3"], "preference": 2}
+            ],
+            "active_pool": "P1",
+            "federation": {"name": "xmpp.contoso.com"}
+        })
+    }
+
+    fn load(value: &Value) -> Topology {
+        Topology::from_json(&value.to_string(), Path::new("t.json")).unwrap()
+    }
+
+    fn order(t: &Topology) -> Vec<&str> {
+        t.pools_by_preference()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn promote_puts_the_new_pool_first_and_the_old_one_next() {
+        let t = load(&three_pools());
+        assert_eq!(order(&t), ["P1", "P2", "P3"]);
+        let (next, edit) = moved(&t, 2, true);
+        assert_eq!(order(&next), ["P3", "P1", "P2"]);
+        assert_eq!(next.active_pool().name, "P3");
+        assert_eq!(edit.active_pool, "P3");
+        assert_eq!(edit.srv_leader, None);
+        assert_eq!(
+            edit.preferences,
+            [
+                ("P3".to_string(), 1),
+                ("P1".to_string(), 2),
+                ("P2".to_string(), 3)
+            ]
+        );
+        // Two pools: nothing to renumber.
+        let (next, edit) = moved(&t, 1, true);
+        assert_eq!(order(&next), ["P2", "P1", "P3"]);
+        assert_eq!(
+            edit.preferences,
+            [
+                ("P2".to_string(), 1),
+                ("P1".to_string(), 2),
+                ("P3".to_string(), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn no_promote_keeps_the_leader() {
+        let t = load(&three_pools());
+        let (next, edit) = moved(&t, 2, false);
+        assert_eq!(order(&next), ["P1", "P2", "P3"]);
+        assert_eq!(next.active_pool().name, "P3");
+        assert_eq!(edit.srv_leader.as_deref(), Some("P1"));
+    }
+
+    #[test]
+    fn the_edit_round_trips_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&three_pools()).unwrap()).unwrap();
+        let t = Topology::load(&path).unwrap();
+        let (_, edit) = moved(&t, 2, true);
+        let said = write_topology(&path, &edit).unwrap().unwrap();
+        assert!(said.contains("active_pool \"P1\" -> \"P3\""), "{said}");
+        let again = Topology::load(&path).unwrap();
+        assert_eq!(order(&again), ["P3", "P1", "P2"]);
+        assert_eq!(again.active_pool().name, "P3");
+        assert!(path.with_extension("json.bak").exists());
+        // Only the edited values changed.
+        let before = std::fs::read_to_string(path.with_extension("json.bak")).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        let mut expected: Value = serde_json::from_str(&before).unwrap();
+        expected["active_pool"] = json!("P3");
+        expected["pools"][0]["preference"] = json!(2);
+        expected["pools"][1]["preference"] = json!(3);
+        expected["pools"][2]["preference"] = json!(1);
+        assert_eq!(serde_json::from_str::<Value>(&after).unwrap(), expected);
+        assert_eq!(
+            after.lines().count(),
+            before.lines().count() + 1,
+            "one line inserted"
+        );
+        assert_eq!(write_topology(&path, &edit).unwrap(), None, "idempotent");
+    }
+}

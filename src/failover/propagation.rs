@@ -1,0 +1,194 @@
+//! Propagation: poll every authoritative server (bounded) until it serves what was applied.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::dns::transfer;
+use crate::dns::transport::{Clock, Transport};
+use crate::plan::{DesiredState, Plan};
+use crate::records::{Fqdn, Rdata, RecordType, RrKey};
+
+/// How many changed SRV RRsets of a zone are checked on each server; address records (the
+/// federation A/AAAA) are always all checked. A sample keeps polling cheap at 10,000 domains
+/// while still catching a server stuck on the old serial.
+pub const SRV_SAMPLE: usize = 8;
+/// First pause between polls of one server; doubled up to `MAX_POLL_INTERVAL`.
+const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(10);
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Per query attempt.
+const QUERY_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// One answer a server must give: the RRset at `name`/`rtype` holds `records` (empty = absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    pub name: Fqdn,
+    pub rtype: RecordType,
+    pub records: Vec<Rdata>,
+}
+
+/// What one server did for one zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerStatus {
+    pub zone: Fqdn,
+    pub server: SocketAddr,
+    pub converged: bool,
+    /// The last SOA serial it served.
+    pub serial: Option<u32>,
+    /// Time from the start of the command until it served every expected answer.
+    pub after_ms: Option<u64>,
+    pub polls: u32,
+    /// Why it did not converge (the last difference or error), or empty.
+    pub detail: String,
+}
+
+/// The answers to check per zone: every managed address RRset (the federation A/AAAA, and
+/// the targets' when managed) and up to `SRV_SAMPLE` SRV RRsets, those the plan changed first.
+pub fn expectations(desired: &DesiredState, plan: &Plan) -> BTreeMap<Fqdn, Vec<Expectation>> {
+    let mut per_zone = BTreeMap::new();
+    for (zone, want) in &desired.zones {
+        let changed: Vec<&RrKey> = plan
+            .changes_for(zone)
+            .filter(|c| c.rtype == RecordType::Srv)
+            .map(|c| &c.name)
+            .filter_map(|name| want.managed.get(&RrKey::new(name.clone(), RecordType::Srv)))
+            .collect();
+        let unchanged = want
+            .managed
+            .iter()
+            .filter(|k| k.rtype == RecordType::Srv && !changed.contains(k));
+        let srv = changed.iter().copied().chain(unchanged).take(SRV_SAMPLE);
+        let addresses = want.managed.iter().filter(|k| k.rtype != RecordType::Srv);
+        let list: Vec<Expectation> = addresses
+            .chain(srv)
+            .map(|key| Expectation {
+                name: key.name.clone(),
+                rtype: key.rtype,
+                records: want
+                    .rrsets
+                    .get(key)
+                    .map(|s| s.records().to_vec())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        if !list.is_empty() {
+            per_zone.insert(zone.clone(), list);
+        }
+    }
+    per_zone
+}
+
+/// Polls each (zone, server) pair on its own thread until it serves every expectation or
+/// `deadline` passes. Results in the order of `servers`.
+pub fn wait(
+    expected: &BTreeMap<Fqdn, Vec<Expectation>>,
+    servers: &[SocketAddr],
+    started: Instant,
+    deadline: Instant,
+    clock: &Clock,
+) -> Vec<ServerStatus> {
+    let pairs: Vec<(&Fqdn, &Vec<Expectation>, SocketAddr)> = expected
+        .iter()
+        .flat_map(|(zone, wants)| servers.iter().map(move |s| (zone, wants, *s)))
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pairs
+            .iter()
+            .map(|(zone, wants, server)| {
+                scope.spawn(move || poll(zone, wants, *server, started, deadline, clock))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a propagation thread panicked"))
+            .collect()
+    })
+}
+
+fn poll(
+    zone: &Fqdn,
+    wants: &[Expectation],
+    server: SocketAddr,
+    started: Instant,
+    deadline: Instant,
+    clock: &Clock,
+) -> ServerStatus {
+    let transport = Transport {
+        server,
+        timeout: QUERY_TIMEOUT,
+        attempts: 2,
+        clock: clock.clone(),
+    };
+    let mut status = ServerStatus {
+        zone: zone.clone(),
+        server,
+        converged: false,
+        serial: None,
+        after_ms: None,
+        polls: 0,
+        detail: String::new(),
+    };
+    let mut pause = FIRST_POLL_INTERVAL;
+    loop {
+        status.polls += 1;
+        match check(&transport, zone, wants) {
+            Ok((serial, None)) => {
+                status.serial = serial;
+                status.converged = true;
+                status.after_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(0));
+                status.detail.clear();
+                return status;
+            }
+            Ok((serial, Some(difference))) => {
+                status.serial = serial;
+                status.detail = difference;
+            }
+            Err(error) => status.detail = error,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return status;
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(MAX_POLL_INTERVAL);
+    }
+}
+
+/// The server's serial, and the first expectation it does not meet (if any).
+fn check(
+    transport: &Transport,
+    zone: &Fqdn,
+    wants: &[Expectation],
+) -> Result<(Option<u32>, Option<String>), String> {
+    let serial = transfer::soa_serial(transport, None, zone).map_err(|e| e.to_string())?;
+    for want in wants {
+        let served = transfer::query_rrset(transport, None, &want.name, want.rtype)
+            .map_err(|e| e.to_string())?;
+        let records = served.as_ref().map(|s| s.records()).unwrap_or_default();
+        if records != want.records.as_slice() {
+            let shown = |r: &[Rdata]| {
+                if r.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    r.iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
+            return Ok((
+                serial,
+                Some(format!(
+                    "{} {} serves {} (expected {})",
+                    want.name,
+                    want.rtype,
+                    shown(records),
+                    shown(&want.records)
+                )),
+            ));
+        }
+    }
+    Ok((serial, None))
+}
