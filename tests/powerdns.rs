@@ -104,6 +104,13 @@ impl Lab {
             .env(KEY_VAR, key)
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LOG")
+            // Loopback traffic goes straight to the server, whatever proxy the machine sets.
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
             .stdin(Stdio::null())
             .output()
             .expect("the xmppdns binary runs")

@@ -155,10 +155,11 @@ impl ApiError {
     }
 }
 
-/// The zone document, reduced to what is read (serde ignores the other fields).
+/// The zone document, reduced to what is read (serde ignores the other fields). Both fields
+/// are required: a 200 answer without them (a proxy's page, say) must not read as an empty zone.
 #[derive(Deserialize)]
 struct ZoneJson {
-    #[serde(default)]
+    name: String,
     rrsets: Vec<RrsetJson>,
 }
 
@@ -188,6 +189,25 @@ struct Snapshot {
     /// DNS does not serve them, so plans ignore them; a PATCH carries them over so that
     /// replacing an RRset does not destroy what someone parked there.
     disabled: BTreeMap<RrKey, (u32, Vec<String>)>,
+}
+
+/// The three requests this provider makes.
+enum Call {
+    Get,
+    /// With its JSON body.
+    Patch(String),
+    /// Without a body (the NOTIFY request).
+    Put,
+}
+
+impl Call {
+    fn method(&self) -> &'static str {
+        match self {
+            Call::Get => "GET",
+            Call::Patch(_) => "PATCH",
+            Call::Put => "PUT",
+        }
+    }
 }
 
 pub struct PowerDnsProvider {
@@ -236,34 +256,29 @@ impl PowerDnsProvider {
     }
 
     /// One request; transport failures are mapped, HTTP statuses are left to the caller.
-    fn send(
-        &self,
-        method: &'static str,
-        url: &str,
-        body: Option<String>,
-    ) -> Result<Response<ureq::Body>, ApiError> {
-        let request = format!("{method} {url}");
-        let result = match (method, body) {
-            ("GET", _) => self
+    fn send(&self, call: Call, url: &str) -> Result<Response<ureq::Body>, ApiError> {
+        let request = format!("{} {url}", call.method());
+        let key = self.key.0.clone();
+        let result = match call {
+            Call::Get => self
                 .agent
                 .get(url)
-                .header("X-API-Key", self.key.0.clone())
+                .header("X-API-Key", key)
                 .header("Accept", "application/json")
                 .call(),
-            ("PATCH", Some(body)) => self
+            Call::Patch(body) => self
                 .agent
                 .patch(url)
-                .header("X-API-Key", self.key.0.clone())
+                .header("X-API-Key", key)
                 .header("Accept", "application/json")
                 .content_type("application/json")
                 .send(body),
-            ("PUT", _) => self
+            Call::Put => self
                 .agent
                 .put(url)
-                .header("X-API-Key", self.key.0.clone())
+                .header("X-API-Key", key)
                 .header("Accept", "application/json")
                 .send_empty(),
-            _ => unreachable!("only GET, PATCH with a body, and PUT are sent"),
         };
         result.map_err(|e| self.transport_error(request, e))
     }
@@ -339,7 +354,7 @@ impl PowerDnsProvider {
     fn fetch(&self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<Snapshot, ApiError> {
         let url = self.zone_url(zone);
         let request = format!("GET {url}");
-        let mut response = self.send("GET", &url, None)?;
+        let mut response = self.send(Call::Get, &url)?;
         if response.status().as_u16() != 200 {
             return Err(self.status_error(request, zone, response));
         }
@@ -368,13 +383,19 @@ impl PowerDnsProvider {
                 }
             }
         })?;
+        if Fqdn::from_absolute(&document.name) != *zone {
+            return Err(ApiError::BadAnswer {
+                request,
+                message: format!("it describes zone `{}`", document.name),
+            });
+        }
         snapshot(document, keys).map_err(|message| ApiError::BadAnswer { request, message })
     }
 
     /// Sends the one PATCH of a zone; returns the new SOA serial when PowerDNS reports it.
     fn patch(&self, zone: &Fqdn, body: &Value) -> Result<Option<String>, ApiError> {
         let url = self.zone_url(zone);
-        let response = self.send("PATCH", &url, Some(body.to_string()))?;
+        let response = self.send(Call::Patch(body.to_string()), &url)?;
         match response.status().as_u16() {
             200 | 204 => Ok(response
                 .headers()
@@ -388,7 +409,7 @@ impl PowerDnsProvider {
     /// Asks PowerDNS to NOTIFY the zone's secondaries.
     fn send_notify(&self, zone: &Fqdn) -> Result<(), ApiError> {
         let url = format!("{}/notify", self.zone_url(zone));
-        let response = self.send("PUT", &url, None)?;
+        let response = self.send(Call::Put, &url)?;
         match response.status().as_u16() {
             200 | 204 => Ok(()),
             _ => Err(self.status_error(format!("PUT {url}"), zone, response)),
@@ -750,7 +771,7 @@ mod tests {
 
     #[test]
     fn snapshot_keeps_managed_keys_and_served_records_only() {
-        let document: ZoneJson = serde_json::from_value(json!({"rrsets": [
+        let document: ZoneJson = serde_json::from_value(json!({"name": "contoso.com.", "rrsets": [
             {"name": "contoso.com.", "type": "SOA", "ttl": 3600, "records": [{"content": "a. b. 1 2 3 4 5", "disabled": false}]},
             {"name": "XMPP.contoso.com.", "type": "A", "ttl": 300, "records": [
                 {"content": "192.0.2.10", "disabled": false}, {"content": "192.0.2.11", "disabled": true}]},
