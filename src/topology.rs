@@ -90,6 +90,8 @@ pub enum ProviderConfig {
     ZoneFile { files: BTreeMap<Fqdn, PathBuf> },
     /// RFC 2136 dynamic updates (TSIG-signed) to a primary server.
     Rfc2136(Rfc2136Config),
+    /// The PowerDNS Authoritative HTTP API.
+    PowerDns(PowerDnsConfig),
 }
 
 /// Where a TSIG key comes from. The secret itself never sits in the topology.
@@ -113,11 +115,40 @@ pub struct Rfc2136Config {
     pub attempts: u32,
 }
 
+/// Where the PowerDNS API key comes from. The key itself never sits in the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// An environment variable holding the key (pdns.conf's `api-key`).
+    Env(String),
+    /// A file holding the key (surrounding whitespace, such as the final newline, is ignored).
+    File(PathBuf),
+}
+
+/// Default PowerDNS server id: the only one a PowerDNS Authoritative server has.
+pub const DEFAULT_POWERDNS_SERVER_ID: &str = "localhost";
+/// Default bound on one PowerDNS API call, start to end (reading a large zone included).
+pub const DEFAULT_POWERDNS_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerDnsConfig {
+    /// The webserver's base URL, `http(s)://HOST:PORT[/prefix]`, without a trailing slash or
+    /// `/api/v1` (the provider appends that).
+    pub api_url: String,
+    /// The `{server_id}` of `/api/v1/servers/{server_id}/...`.
+    pub server_id: String,
+    pub api_key: ApiKeySource,
+    /// Bound on each API call.
+    pub timeout: Duration,
+    /// Ask PowerDNS to send NOTIFY to the zone's secondaries after each apply.
+    pub notify: bool,
+}
+
 impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::ZoneFile { .. } => "zonefile",
             ProviderConfig::Rfc2136(_) => "rfc2136",
+            ProviderConfig::PowerDns(_) => "powerdns",
         }
     }
 }
@@ -373,6 +404,19 @@ enum RawProvider {
         #[serde(default)]
         attempts: Option<u64>,
     },
+    Powerdns {
+        api_url: String,
+        #[serde(default)]
+        server_id: Option<String>,
+        #[serde(default)]
+        api_key_env: Option<String>,
+        #[serde(default)]
+        api_key_file: Option<String>,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        notify: bool,
+    },
 }
 
 /// `ADDR` or `ADDR:PORT` (IPv6 as `[::1]:53`); port 53 by default.
@@ -421,6 +465,73 @@ fn key_source(
         (None, Some(var)) => Some(KeySource::Env(var)),
         (None, None) => None,
     }
+}
+
+/// The PowerDNS webserver's base URL: http or https, a host, no credentials (the key goes in
+/// a header, from `api_key_env` / `api_key_file`), no query; a trailing `/` or `/api/v1` is
+/// dropped because the provider appends `/api/v1/...` itself.
+fn parse_api_url(problems: &mut Problems, at: &str, text: &str) -> Option<String> {
+    let text = text.trim();
+    let lower = text.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        problems.add(
+            at,
+            format!("`{text}` is not an http:// or https:// URL (e.g. http://192.0.2.53:8081)"),
+        );
+        return None;
+    }
+    let after_scheme = &text[text.find("://").map_or(0, |i| i + 3)..];
+    if after_scheme.is_empty() || after_scheme.starts_with('/') {
+        problems.add(at, format!("`{text}` has no host"));
+        return None;
+    }
+    let uri = match text.parse::<ureq::http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => {
+            problems.add(at, format!("`{text}` is not a URL: {e}"));
+            return None;
+        }
+    };
+    let Some(authority) = uri.authority() else {
+        problems.add(at, format!("`{text}` has no host"));
+        return None;
+    };
+    if authority.as_str().contains('@') {
+        // Not echoed: the part before `@` may be a password.
+        problems.add(
+            at,
+            "the URL holds credentials (`user@` or `user:password@`); give the API key with `api_key_env` or `api_key_file` instead",
+        );
+        return None;
+    }
+    let mut problem_found = false;
+    if authority.host().is_empty() {
+        problems.add(at, format!("`{text}` has no host"));
+        problem_found = true;
+    }
+    let has_port = authority.as_str().contains(':') && !authority.as_str().ends_with(']');
+    if has_port && authority.port_u16().is_none_or(|p| p == 0) {
+        problems.add(
+            at,
+            format!("`{text}`: the port is not a number from 1 to 65535"),
+        );
+        problem_found = true;
+    }
+    if uri.query().is_some() || text.contains('#') {
+        problems.add(
+            at,
+            format!("`{text}`: give the webserver's base URL, without `?` or `#` parts"),
+        );
+        problem_found = true;
+    }
+    if problem_found {
+        return None;
+    }
+    let mut base = text.trim_end_matches('/').to_string();
+    if base.to_ascii_lowercase().ends_with("/api/v1") {
+        base.truncate(base.len() - "/api/v1".len());
+    }
+    Some(base.trim_end_matches('/').to_string())
 }
 
 /// Validates everything it can, recording problems; returns a topology only when every part
@@ -773,6 +884,71 @@ fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -> Option<To
                 attempts,
             })
         }
+        Some(RawProvider::Powerdns {
+            api_url,
+            server_id,
+            api_key_env,
+            api_key_file,
+            timeout_ms,
+            notify,
+        }) => {
+            let api_url = parse_api_url(problems, "provider.api_url", &api_url);
+            let server_id = match server_id {
+                None => DEFAULT_POWERDNS_SERVER_ID.to_string(),
+                Some(id) => {
+                    // It becomes a URL path segment: keep to characters that need no escaping.
+                    let plain = !id.is_empty()
+                        && id
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                    if !plain {
+                        problems.add(
+                            "provider.server_id",
+                            format!("`{id}` is not a PowerDNS server id (letters, digits, `-`, `_`, `.`; PowerDNS Authoritative uses `localhost`)"),
+                        );
+                    }
+                    id
+                }
+            };
+            let api_key = match (api_key_env, api_key_file) {
+                (Some(_), Some(_)) => {
+                    problems.add(
+                        "provider.api_key_env",
+                        "give either `api_key_env` or `api_key_file`, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    problems.add(
+                        "provider.api_key_env",
+                        "the PowerDNS API needs a key: give `api_key_env` (an environment variable holding it) or `api_key_file` (a file holding it)",
+                    );
+                    None
+                }
+                (Some(var), None) if var.trim().is_empty() => {
+                    problems.add("provider.api_key_env", "the variable name is empty");
+                    None
+                }
+                (Some(var), None) => Some(ApiKeySource::Env(var)),
+                (None, Some(file)) if file.trim().is_empty() => {
+                    problems.add("provider.api_key_file", "the file name is empty");
+                    None
+                }
+                (None, Some(file)) => Some(ApiKeySource::File(base.join(file))),
+            };
+            let timeout = timeout_ms
+                .and_then(|t| problems.ranged("provider.timeout_ms", t, 10, 600_000))
+                .unwrap_or(DEFAULT_POWERDNS_TIMEOUT_MS);
+            // Placeholders only stand in when a problem was recorded (the topology is then
+            // rejected as a whole).
+            ProviderConfig::PowerDns(PowerDnsConfig {
+                api_url: api_url.unwrap_or_default(),
+                server_id,
+                api_key: api_key.unwrap_or_else(|| ApiKeySource::Env(String::new())),
+                timeout: Duration::from_millis(timeout),
+                notify,
+            })
+        }
     };
 
     Some(Topology {
@@ -1006,5 +1182,106 @@ mod tests {
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(order, ["P4", "P3", "P2", "P1"]);
+    }
+
+    fn powerdns(provider: Value) -> Value {
+        let mut v = base();
+        v["provider"] = provider;
+        v
+    }
+
+    #[test]
+    fn powerdns_settings_load_with_defaults() {
+        let t = load(&powerdns(json!({
+            "kind": "powerdns", "api_url": "http://127.0.0.1:8081/", "api_key_env": "PDNS_KEY"
+        })))
+        .unwrap();
+        assert_eq!(t.provider.kind(), "powerdns");
+        assert_eq!(
+            t.provider,
+            ProviderConfig::PowerDns(PowerDnsConfig {
+                api_url: "http://127.0.0.1:8081".into(),
+                server_id: "localhost".into(),
+                api_key: ApiKeySource::Env("PDNS_KEY".into()),
+                timeout: Duration::from_millis(DEFAULT_POWERDNS_TIMEOUT_MS),
+                notify: false,
+            })
+        );
+
+        let t = load(&powerdns(json!({
+            "kind": "powerdns", "api_url": "https://dns.contoso.com/pdns/api/v1",
+            "server_id": "primary-1", "api_key_file": "keys/pdns.key",
+            "timeout_ms": 2500, "notify": true
+        })))
+        .unwrap();
+        let ProviderConfig::PowerDns(config) = t.provider else {
+            panic!("powerdns")
+        };
+        assert_eq!(config.api_url, "https://dns.contoso.com/pdns");
+        assert_eq!(config.server_id, "primary-1");
+        assert_eq!(
+            config.api_key,
+            ApiKeySource::File(PathBuf::from("/t/keys/pdns.key"))
+        );
+        assert_eq!(config.timeout, Duration::from_millis(2500));
+        assert!(config.notify);
+
+        let t = load(&powerdns(json!({
+            "kind": "powerdns", "api_url": "http://[::1]:8081", "api_key_env": "K"
+        })))
+        .unwrap();
+        let ProviderConfig::PowerDns(config) = t.provider else {
+            panic!("powerdns")
+        };
+        assert_eq!(config.api_url, "http://[::1]:8081");
+    }
+
+    #[test]
+    fn powerdns_settings_problems_are_all_reported_with_their_paths() {
+        let p = problems(&powerdns(json!({
+            "kind": "powerdns", "api_url": "ftp://127.0.0.1", "server_id": "a/b",
+            "api_key_env": "K", "api_key_file": "k", "timeout_ms": 1
+        })));
+        assert!(
+            has(&p, "provider.api_url", "not an http:// or https:// URL"),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "provider.server_id", "not a PowerDNS server id"),
+            "{p:?}"
+        );
+        assert!(has(&p, "provider.api_key_env", "not both"), "{p:?}");
+        assert!(has(&p, "provider.timeout_ms", "out of range"), "{p:?}");
+
+        let p = problems(&powerdns(
+            json!({"kind": "powerdns", "api_url": "http://h:8081"}),
+        ));
+        assert!(has(&p, "provider.api_key_env", "needs a key"), "{p:?}");
+
+        for (url, needle) in [
+            ("http://h:99999", "port"),
+            ("http://h:8081?x=1", "base URL"),
+            ("http://", "has no host"),
+            ("127.0.0.1:8081", "not an http"),
+        ] {
+            let p = problems(&powerdns(
+                json!({"kind": "powerdns", "api_url": url, "api_key_env": "K"}),
+            ));
+            assert!(has(&p, "provider.api_url", needle), "{url}: {p:?}");
+        }
+
+        // Credentials in the URL are refused and not echoed.
+        let p = problems(&powerdns(json!({
+            "kind": "powerdns", "api_url": "http://admin:hunter2@h:8081", "api_key_env": "K"
+        })));
+        assert!(has(&p, "provider.api_url", "credentials"), "{p:?}");
+        assert!(!format!("{p:?}").contains("hunter2"));
+
+        let text = load(&powerdns(json!({
+            "kind": "powerdns", "api_url": "http://h", "api_key_env": "K", "api_key": "x"
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("unknown field `api_key`"), "{text}");
     }
 }

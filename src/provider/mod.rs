@@ -1,6 +1,7 @@
 //! The one seam between plans and the places records live. Each adapter is one file, chosen
 //! by matching the topology's provider settings (no registry).
 
+pub mod powerdns;
 pub mod rfc2136;
 pub mod zonefile;
 
@@ -59,6 +60,15 @@ pub enum ProviderError {
         done: usize,
         total: usize,
     },
+    #[error("PowerDNS API key: {message}")]
+    ApiKey { message: String },
+    #[error("zone {zone}: {source}{}", if *unchanged { "; nothing was changed in this zone" } else { "" })]
+    Api {
+        zone: Fqdn,
+        source: Box<powerdns::ApiError>,
+        /// Known for certain: the zone was not changed (the PATCH was refused or never sent).
+        unchanged: bool,
+    },
     #[error("zone {zone}: {} managed RRset(s) changed since they were read; nothing was changed in this zone:\n{}", drift.len(), describe_drift(drift))]
     Stale { zone: Fqdn, drift: Vec<Drift> },
 }
@@ -96,7 +106,7 @@ pub fn describe_drift(drift: &[Drift]) -> String {
 
 /// A place where records live.
 pub trait Provider {
-    /// Short name, as in the topology (`zonefile`, `rfc2136`, ...).
+    /// Short name, as in the topology (`zonefile`, `rfc2136`, `powerdns`).
     fn kind(&self) -> &'static str;
 
     fn capabilities(&self) -> Capabilities;
@@ -138,5 +148,6 @@ pub fn open(topology: &Topology, env: &Environment) -> Result<Box<dyn Provider>,
         ProviderConfig::Rfc2136(config) => {
             Box::new(rfc2136::Rfc2136Provider::new(config, env.clock.clone())?)
         }
+        ProviderConfig::PowerDns(config) => Box::new(powerdns::PowerDnsProvider::new(config)?),
     })
 }
