@@ -52,8 +52,8 @@ pub enum Error {
         port: u16,
         results: Vec<(std::net::SocketAddr, String)>,
     },
-    #[error("no failover onto the active pool {active} is recorded in the journal {}; use `xmppdns failover --to POOL`", journal.display())]
-    NoFailoverRecorded { journal: PathBuf, active: String },
+    #[error("no failover is recorded in the journal {}; use `xmppdns failover --to POOL`", journal.display())]
+    NoFailoverRecorded { journal: PathBuf },
     #[error("cannot roll back journal entry {entry}: {} RRset(s) no longer hold what it wrote; nothing was changed.\n{}", drift.len(), describe_drift(drift))]
     StaleRollback { entry: u64, drift: Vec<Drift> },
     #[error("{name}: {message}")]

@@ -229,14 +229,15 @@ impl Journal {
         }
     }
 
-    /// The pool that was active before the last failover onto `current`.
-    pub fn previous_pool(&self, current: &str) -> Result<Option<String>, JournalError> {
+    /// The last failover that applied something (failbacks are not counted, so running
+    /// `failback` twice goes back once and then finds nothing to change).
+    pub fn last_failover(&self) -> Result<Option<Failover>, JournalError> {
         Ok(self
             .entries()?
             .into_iter()
             .rev()
-            .filter(|e| e.applied)
-            .find_map(|e| e.failover.filter(|f| f.to == current).map(|f| f.from)))
+            .filter(|e| e.applied && e.command == "failover")
+            .find_map(|e| e.failover))
     }
 }
 
@@ -405,10 +406,9 @@ mod tests {
             "a rollback is not itself the default target"
         );
         assert_eq!(
-            second.previous_pool("EdgePool2").unwrap().as_deref(),
+            second.last_failover().unwrap().map(|f| f.from).as_deref(),
             Some("EdgePool1")
         );
-        assert_eq!(second.previous_pool("EdgePool1").unwrap(), None);
         assert!(matches!(
             second.rollback_targets(Some(9)),
             Err(JournalError::NoEntry {

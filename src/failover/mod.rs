@@ -71,7 +71,7 @@ pub fn prepare(
     let from = topology.active_pool().name.clone();
     let to = match &options.to {
         Some(to) => to.clone(),
-        None => previous_pool(path, options, &topology)?,
+        None => previous_pool(path, options)?,
     };
     let Some(to_index) = topology.pool_index(&to) else {
         return Err(Error::UnknownPool {
@@ -174,18 +174,17 @@ pub fn authoritative_servers(
     })
 }
 
-/// The pool that was active before the last failover onto the current one.
-fn previous_pool(path: &Path, options: &Options, topology: &Topology) -> Result<String, Error> {
+/// The pool that was active before the last failover.
+fn previous_pool(path: &Path, options: &Options) -> Result<String, Error> {
     let journal_path = options
         .journal
         .clone()
         .unwrap_or_else(|| journal::default_path(path));
-    let current = &topology.active_pool().name;
     Journal::open(&journal_path)?
-        .previous_pool(current)?
-        .ok_or_else(|| Error::NoFailoverRecorded {
+        .last_failover()?
+        .map(|f| f.from)
+        .ok_or(Error::NoFailoverRecorded {
             journal: journal_path,
-            active: current.clone(),
         })
 }
 

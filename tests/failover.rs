@@ -1,0 +1,529 @@
+//! Failover, failback and rollback end to end: a BIND primary NOTIFYing a Knot secondary,
+//! Prosody as the new pool's XMPP endpoint, the CLI as users run it; and one failover through
+//! the PowerDNS API provider.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{
+    bind_with_knot_secondary, dig, free_port, nsupdate, wait_for_rdata, zone_text, Bind, Knot,
+    PowerDns, Prosody, Transport, TsigKey, LOOPBACK,
+};
+use xmppdns::error::exit;
+use xmppdns::failover;
+use xmppdns::journal::{self, Journal};
+use xmppdns::provider::Environment;
+use xmppdns::{app, Error};
+
+/// EdgePool1's address: only DNS data, nothing is ever sent to it.
+const OLD_ADDRESS: &str = "127.0.0.2";
+/// EdgePool2's address: where Prosody listens.
+const NEW_ADDRESS: &str = "127.0.0.1";
+const ZONES: [&str; 2] = ["contoso.com", "fabrikam.com"];
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The zones as pre-provisioned with EdgePool1 active: SRV records for both pools.
+fn zones(port: u16) -> Vec<(&'static str, String)> {
+    let srv = format!(
+        "_xmpp-server._tcp 3600 IN SRV 10 0 {port} edgepool1.contoso.com.\n\
+         _xmpp-server._tcp 3600 IN SRV 20 0 {port} edgepool2.contoso.com."
+    );
+    vec![
+        (
+            "contoso.com",
+            zone_text(
+                "contoso.com",
+                1,
+                &format!("xmpp 300 IN A {OLD_ADDRESS}\n{srv}"),
+            ),
+        ),
+        ("fabrikam.com", zone_text("fabrikam.com", 1, &srv)),
+    ]
+}
+
+/// A topology matching `zones(port)`, pushing to `server` with `key`, checking `nameservers`.
+fn topology(dir: &Path, port: u16, provider: Value, nameservers: &[SocketAddr]) -> PathBuf {
+    let value = json!({
+        "zones": ZONES,
+        "sip_domains": ZONES,
+        "active_pool": "EdgePool1",
+        "federation": {"name": "xmpp.contoso.com", "ttl": 300},
+        "pools": [
+            {"name": "EdgePool1", "site": "Site1", "fqdn": "edgepool1.contoso.com",
+             "ipv4": [OLD_ADDRESS], "servers": ["edge1a.contoso.com"]},
+            {"name": "EdgePool2", "site": "Site2", "fqdn": "edgepool2.contoso.com",
+             "ipv4": [NEW_ADDRESS], "servers": ["edge2a.contoso.com", "edge2b.contoso.com"]}
+        ],
+        "srv": {"port": port},
+        "nameservers": nameservers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "provider": provider,
+    });
+    let path = dir.join("topology.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    path
+}
+
+fn rfc2136(dir: &Path, server: SocketAddr, key: &TsigKey) -> Value {
+    std::fs::write(dir.join("key.conf"), key.bind_conf()).unwrap();
+    json!({"kind": "rfc2136", "server": server.to_string(), "key_file": "key.conf",
+           "timeout_ms": 2000, "attempts": 2})
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the xmppdns binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_exit(out: &Output, code: u8) {
+    assert_eq!(out.status.code(), Some(i32::from(code)), "{}", text(out));
+}
+
+/// The SRV records of a domain as a server serves them, lowest priority first.
+fn srv(server: SocketAddr, domain: &str) -> Vec<String> {
+    let mut records = dig(server, &format!("_xmpp-server._tcp.{domain}"), "SRV");
+    records.sort_by_key(|r| r.split(' ').next().and_then(|p| p.parse::<u16>().ok()));
+    records
+}
+
+fn federation(server: SocketAddr) -> Vec<String> {
+    dig(server, "xmpp.contoso.com", "A")
+}
+
+/// BIND + Knot secondary + Prosody, and a topology for them in a temp dir.
+struct Lab {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    bind: Bind,
+    knot: Option<Knot>,
+    prosody: Prosody,
+    key: TsigKey,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let prosody = Prosody::start("contoso.com");
+        let key = TsigKey::generate("xmppdns-failover", "hmac-sha256");
+        let zones = zones(prosody.port());
+        let zone_refs: Vec<(&str, &str)> = zones.iter().map(|(z, t)| (*z, t.as_str())).collect();
+        let (bind, knot) = bind_with_knot_secondary(&zone_refs, &key);
+        let dir = tempfile::tempdir().unwrap();
+        let provider = rfc2136(dir.path(), bind.addr(), &key);
+        let path = topology(
+            dir.path(),
+            prosody.port(),
+            provider,
+            &[bind.addr(), knot.addr()],
+        );
+        Lab {
+            dir,
+            path,
+            bind,
+            knot: Some(knot),
+            prosody,
+            key,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run(self.dir.path(), args)
+    }
+
+    fn path_arg(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn knot(&self) -> SocketAddr {
+        self.knot.as_ref().unwrap().addr()
+    }
+
+    fn srv_line(&self, priority: u16, pool: u8) -> String {
+        format!(
+            "{priority} 0 {} edgepool{pool}.contoso.com.",
+            self.prosody.port()
+        )
+    }
+
+    fn journal(&self) -> Vec<journal::Entry> {
+        Journal::open(&journal::default_path(&self.path))
+            .unwrap()
+            .entries()
+            .unwrap()
+    }
+
+    fn active_pool(&self) -> String {
+        let value: Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.path).unwrap()).unwrap();
+        value["active_pool"].as_str().unwrap().to_string()
+    }
+
+    /// Both servers serve EdgePool`pool` as the active pool, its SRV records leading.
+    fn assert_served(&self, pool: u8) {
+        let (address, other) = if pool == 1 {
+            (OLD_ADDRESS, 2)
+        } else {
+            (NEW_ADDRESS, 1)
+        };
+        let expected_srv = [self.srv_line(10, pool), self.srv_line(20, other)];
+        for server in [self.bind.addr(), self.knot()] {
+            assert_eq!(federation(server), [address], "A at {server}");
+            for domain in ZONES {
+                assert_eq!(
+                    srv(server, domain),
+                    expected_srv,
+                    "{domain} SRV at {server}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn failover_moves_federation_everywhere_then_failback_restores_it() {
+    let lab = Lab::new();
+    lab.assert_served(1);
+    let runbook = lab.dir.path().join("failover.ps1");
+
+    let out = lab.run(&[
+        "failover",
+        &lab.path_arg(),
+        "--to",
+        "EdgePool2",
+        "--yes",
+        "--runbook",
+        &runbook.display().to_string(),
+    ]);
+    assert_exit(&out, exit::OK);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The probe reached Prosody and saw STARTTLS.
+    assert!(
+        stdout.contains("XMPP answered, as contoso.com, STARTTLS offered"),
+        "{}",
+        text(&out)
+    );
+    // Every server is in the propagation table, and all of them converged.
+    for server in [lab.bind.addr(), lab.knot()] {
+        assert!(stdout.contains(&server.to_string()), "{}", text(&out));
+    }
+    assert!(
+        stdout.contains("Every authoritative server serves the change (4 checked"),
+        "{}",
+        text(&out)
+    );
+    // Propagation is checked, not assumed: what the table says, dig confirms.
+    lab.assert_served(2);
+    assert_eq!(lab.active_pool(), "EdgePool2");
+
+    // SRV-only zone first, the federation's zone (with the A record) last.
+    let entries = lab.journal();
+    let zones: Vec<&str> = entries.iter().map(|e| e.zone.as_str()).collect();
+    assert_eq!(zones, ["fabrikam.com.", "contoso.com."]);
+    assert!(entries.iter().all(|e| e.applied && e.command == "failover"));
+
+    let script = std::fs::read_to_string(&runbook).unwrap();
+    let steps = [
+        "Stop-CsWindowsService -ComputerName edge2a.contoso.com",
+        "Stop-CsWindowsService -ComputerName edge2b.contoso.com",
+        "Set-CsSite -Identity Site2 -XmppExternalFederationRoute edge2a.contoso.com",
+        "update xmpp.contoso.com. A: 127.0.0.2 -> 127.0.0.1",
+        "XMPP answered",
+        "Start-CsWindowsService -ComputerName edge2a.contoso.com",
+    ];
+    let mut last = 0;
+    for step in steps {
+        let at = script[last..]
+            .find(step)
+            .unwrap_or_else(|| panic!("`{step}` after byte {last} in:\n{script}"));
+        last += at;
+    }
+    assert!(script.contains("-XmppFederationRoute"), "{script}");
+
+    // The same command again converges: nothing to change, still exit 0.
+    let out = lab.run(&["failover", &lab.path_arg(), "--to", "EdgePool2", "--yes"]);
+    assert_exit(&out, exit::OK);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No changes"));
+    assert_eq!(lab.journal().len(), 2, "nothing applied, nothing journaled");
+
+    // Failback goes to the pool recorded in the journal, with the same guards: EdgePool1
+    // (127.0.0.2) has no XMPP server, so the probe refuses and nothing changes.
+    let out = lab.run(&["failback", &lab.path_arg(), "--yes"]);
+    assert_exit(&out, exit::REFUSED);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no address of pool EdgePool1"),
+        "{}",
+        text(&out)
+    );
+    lab.assert_served(2);
+    // Once the operator says so, it goes; twice is the same as once.
+    let out = lab.run(&["failback", &lab.path_arg(), "--yes", "--skip-probe"]);
+    assert_exit(&out, exit::OK);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("EdgePool2 (site Site2) -> EdgePool1"),
+        "{}",
+        text(&out)
+    );
+    lab.assert_served(1);
+    assert_eq!(lab.active_pool(), "EdgePool1");
+    let out = lab.run(&["failback", &lab.path_arg(), "--yes", "--skip-probe"]);
+    assert_exit(&out, exit::OK);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No changes"));
+    lab.assert_served(1);
+}
+
+#[test]
+fn a_stopped_secondary_is_reported_and_the_exit_code_says_so() {
+    let mut lab = Lab::new();
+    let knot = lab.knot.take().unwrap();
+    let knot_addr = knot.addr();
+    drop(knot);
+    let out = lab.run(&[
+        "failover",
+        &lab.path_arg(),
+        "--to",
+        "EdgePool2",
+        "--yes",
+        "--propagation-timeout",
+        "2",
+    ]);
+    assert_exit(&out, exit::NOT_PROPAGATED);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let knot_rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(&knot_addr.to_string()))
+        .collect();
+    assert_eq!(knot_rows.len(), 2, "one row per zone: {stdout}");
+    assert!(knot_rows.iter().all(|row| row.contains(" NO ")), "{stdout}");
+    assert!(
+        stdout.contains("2 of 4 server(s) did NOT serve the change in time"),
+        "{stdout}"
+    );
+    // The primary did get it, and the runbook is still printed.
+    assert_eq!(federation(lab.bind.addr()), [NEW_ADDRESS]);
+    assert!(stdout.contains("Start-CsWindowsService"), "{stdout}");
+}
+
+/// A listener that answers whatever it is sent with an HTTP error, once per connection.
+fn garbage_listener() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind((LOOPBACK, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 512];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn the_probe_refuses_a_closed_port_and_a_non_xmpp_listener_and_nothing_changes() {
+    let lab = Lab::new();
+    let (garbage_port, garbage) = garbage_listener();
+    let closed_port = free_port(Transport::Tcp);
+    for (port, says) in [
+        (closed_port, "connection refused"),
+        (
+            garbage_port,
+            "the answer is not XMPP: \"HTTP/1.1 400 Bad Request",
+        ),
+    ] {
+        // The same DNS, but the pool's port 5269 is this port.
+        let mut value: Value =
+            serde_json::from_str(&std::fs::read_to_string(&lab.path).unwrap()).unwrap();
+        value["srv"]["port"] = json!(port);
+        let path = lab.dir.path().join(format!("probe-{port}.json"));
+        std::fs::write(&path, value.to_string()).unwrap();
+        let out = lab.run(&[
+            "failover",
+            &path.display().to_string(),
+            "--to",
+            "EdgePool2",
+            "--yes",
+        ]);
+        assert_exit(&out, exit::REFUSED);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no address of pool EdgePool2 answered as XMPP")
+                && stderr.contains(&format!("127.0.0.1:{port}"))
+                && stderr.contains(says),
+            "{}",
+            text(&out)
+        );
+        assert!(stderr.contains("--force"), "says how to go on: {stderr}");
+    }
+    garbage.join().unwrap();
+    lab.assert_served(1);
+    assert!(lab.journal().is_empty(), "nothing was applied");
+    assert_eq!(lab.active_pool(), "EdgePool1");
+}
+
+#[test]
+fn a_concurrent_change_of_the_a_record_is_refused_not_overwritten() {
+    let lab = Lab::new();
+    let env = Environment::system();
+    let options = failover::Options {
+        to: Some("EdgePool2".into()),
+        promote: true,
+        skip_probe: false,
+        force: false,
+        probe_timeout: Duration::from_secs(2),
+        journal: None,
+    };
+    let prepared = failover::prepare(&lab.path, &options, &env, "failover").unwrap();
+    // Someone else repoints the federation record after we read it.
+    nsupdate(
+        lab.bind.addr(),
+        &lab.key,
+        "zone contoso.com\nupdate delete xmpp.contoso.com. A\nupdate add xmpp.contoso.com. 300 IN A 127.0.0.9",
+    );
+    let error = match app::execute(prepared.apply) {
+        Ok(_) => panic!("a failover over someone else's change must be refused"),
+        Err(error) => error,
+    };
+    assert_eq!(error.exit_code(), exit::REFUSED, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("xmpp.contoso.com.") && message.contains("127.0.0.9"),
+        "names the RRset and what it holds now: {message}"
+    );
+    assert!(matches!(error, Error::PartlyApplied { .. }), "{error:?}");
+    assert!(message.contains("applied to fabrikam.com."), "{message}");
+    // The other writer's A stands and the federation's zone is untouched.
+    assert_eq!(federation(lab.bind.addr()), ["127.0.0.9"]);
+    assert_eq!(
+        srv(lab.bind.addr(), "contoso.com"),
+        [lab.srv_line(10, 1), lab.srv_line(20, 2)]
+    );
+    assert_eq!(lab.active_pool(), "EdgePool1");
+}
+
+#[test]
+fn rollback_restores_what_a_failover_replaced_and_is_idempotent() {
+    let lab = Lab::new();
+    let out = lab.run(&["failover", &lab.path_arg(), "--to", "EdgePool2", "--yes"]);
+    assert_exit(&out, exit::OK);
+    lab.assert_served(2);
+
+    // Entry 2 is contoso.com (the A record and its SRV); roll back just that one.
+    let out = lab.run(&["rollback", &lab.path_arg(), "--to", "2", "--yes"]);
+    assert_exit(&out, exit::OK);
+    assert_eq!(federation(lab.bind.addr()), [OLD_ADDRESS]);
+    assert_eq!(
+        srv(lab.bind.addr(), "fabrikam.com"),
+        [lab.srv_line(10, 2), lab.srv_line(20, 1)],
+        "entry 1 (fabrikam.com) is left as it was"
+    );
+    let out = lab.run(&["rollback", &lab.path_arg(), "--to", "2", "--yes"]);
+    assert_exit(&out, exit::OK);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("entry 2: already restored"),
+        "{}",
+        text(&out)
+    );
+
+    // Without --to: the whole last failover, newest entry first.
+    let out = lab.run(&["rollback", &lab.path_arg(), "--yes"]);
+    assert_exit(&out, exit::OK);
+    let bind = lab.bind.addr();
+    wait_for_rdata(lab.knot(), "xmpp.contoso.com", "A", &[OLD_ADDRESS], WAIT);
+    assert_eq!(
+        srv(bind, "fabrikam.com"),
+        [lab.srv_line(10, 1), lab.srv_line(20, 2)]
+    );
+    let out = lab.run(&["rollback", &lab.path_arg(), "--yes"]);
+    assert_exit(&out, exit::OK);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("entry 2: already restored")
+            && stdout.contains("entry 1: already restored"),
+        "{stdout}"
+    );
+
+    // A rollback over someone else's later change is refused and changes nothing.
+    let out = lab.run(&["failover", &lab.path_arg(), "--to", "EdgePool2", "--yes"]);
+    assert_exit(&out, exit::OK);
+    nsupdate(
+        bind,
+        &lab.key,
+        "zone contoso.com\nupdate delete xmpp.contoso.com. A\nupdate add xmpp.contoso.com. 300 IN A 127.0.0.9",
+    );
+    let out = lab.run(&["rollback", &lab.path_arg(), "--yes"]);
+    assert_exit(&out, exit::REFUSED);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no longer hold what it wrote"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(federation(bind), ["127.0.0.9"]);
+}
+
+#[test]
+fn failover_through_the_powerdns_api() {
+    let pdns = PowerDns::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (zone, _) in zones(5269) {
+        pdns.create_zone(&format!("{zone}."), &[&format!("ns1.{zone}")]);
+    }
+    std::fs::write(dir.path().join("pdns.key"), pdns.api_key()).unwrap();
+    let provider = json!({"kind": "powerdns", "api_url": pdns.api_url(),
+                          "api_key_file": "pdns.key"});
+    let dns = SocketAddr::from((LOOPBACK, pdns.dns_port()));
+    let path = topology(dir.path(), 5269, provider, &[dns]);
+    let path_arg = path.display().to_string();
+
+    let out = run(dir.path(), &["apply", &path_arg, "--yes"]);
+    assert_exit(&out, exit::OK);
+    assert_eq!(federation(dns), [OLD_ADDRESS]);
+
+    // No XMPP server on loopback port 5269 in tests: skip the probe, and say so.
+    let out = run(
+        dir.path(),
+        &[
+            "failover",
+            &path_arg,
+            "--to",
+            "EdgePool2",
+            "--yes",
+            "--skip-probe",
+        ],
+    );
+    assert_exit(&out, exit::OK);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("probe: skipped (--skip-probe)"), "{stdout}");
+    assert!(
+        stdout.contains("Every authoritative server serves the change"),
+        "{stdout}"
+    );
+    assert_eq!(federation(dns), [NEW_ADDRESS]);
+    assert_eq!(
+        srv(dns, "fabrikam.com"),
+        [
+            "10 0 5269 edgepool2.contoso.com.".to_string(),
+            "20 0 5269 edgepool1.contoso.com.".to_string()
+        ]
+    );
+    let out = run(dir.path(), &["plan", &path_arg, "--detailed-exitcode"]);
+    assert_exit(&out, exit::OK);
+}
