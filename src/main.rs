@@ -236,6 +236,7 @@ fn run_move(
         journal: flags.journal.clone(),
     };
     let prepared = failover::prepare(topology_path, &options, &env, command)?;
+    tracing::info!("read, probed and planned after {:?}", started.elapsed());
     let from_pool = prepared.old_topology.pools[prepared.old_topology.active].clone();
     let to_index = prepared
         .old_topology
@@ -306,6 +307,7 @@ fn run_move(
             confirm()?;
         }
         print_applied(&app::execute(prepared.apply)?);
+        tracing::info!("applied and read back after {:?}", started.elapsed());
     }
     match failover::write_topology(topology_path, &prepared.edit)? {
         Some(said) => println!("Topology {} updated: {said}.", topology_path.display()),

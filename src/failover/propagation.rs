@@ -16,8 +16,8 @@ use crate::records::{Fqdn, Rdata, RecordType, RrKey};
 /// while still catching a server stuck on the old serial.
 pub const SRV_SAMPLE: usize = 8;
 /// First pause between polls of one server; doubled up to `MAX_POLL_INTERVAL`.
-const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(10);
-const MAX_POLL_INTERVAL: Duration = Duration::from_millis(500);
+const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(5);
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Per query attempt.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(400);
 

@@ -1,0 +1,141 @@
+//! Failover wall time against real servers: a BIND primary NOTIFYing a Knot secondary, and
+//! Prosody as the new pool's XMPP endpoint, all on 127.0.0.1 (started by the test support
+//! code). Each round runs the release binary's `failover --to EdgePool2` (probe included) and
+//! records (a) the time from command start until every authoritative server served the new A
+//! and SRV records, as the command measured it, and (b) the process's whole wall time; then
+//! moves back with `--skip-probe` (not timed). Prints min / median / p90 / max of both.
+//!
+//! Run with `bash bench/failover.sh [ROUNDS]` (or `cargo bench --bench failover -- ROUNDS`).
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{bind_with_knot_secondary, dig, zone_text, Prosody, TsigKey};
+
+const OLD_ADDRESS: &str = "127.0.0.2";
+const NEW_ADDRESS: &str = "127.0.0.1";
+
+fn run(dir: &Path, args: &[&str]) -> (String, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the xmppdns binary runs");
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (stdout, took)
+}
+
+/// "… the last after 37 ms)." in the propagation summary.
+fn propagated_ms(stdout: &str) -> u64 {
+    let at = stdout
+        .find("the last after ")
+        .unwrap_or_else(|| panic!("no propagation summary in:\n{stdout}"));
+    stdout[at + 15..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number of milliseconds")
+}
+
+fn summary(label: &str, mut values: Vec<f64>) {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{label:<48} min {:>7.1}  median {:>7.1}  p90 {:>7.1}  max {:>7.1}  (ms, n={})",
+        values[0],
+        at(0.5),
+        at(0.9),
+        values[values.len() - 1],
+        values.len()
+    );
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(15);
+    let prosody = Prosody::start("contoso.com");
+    let port = prosody.port();
+    let srv = format!(
+        "_xmpp-server._tcp 3600 IN SRV 10 0 {port} edgepool1.contoso.com.\n\
+         _xmpp-server._tcp 3600 IN SRV 20 0 {port} edgepool2.contoso.com."
+    );
+    let contoso = zone_text(
+        "contoso.com",
+        1,
+        &format!("xmpp 300 IN A {OLD_ADDRESS}\n{srv}"),
+    );
+    let fabrikam = zone_text("fabrikam.com", 1, &srv);
+    let key = TsigKey::generate("xmppdns-bench", "hmac-sha256");
+    let (bind, knot) = bind_with_knot_secondary(
+        &[("contoso.com", &contoso), ("fabrikam.com", &fabrikam)],
+        &key,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.conf"), key.bind_conf()).unwrap();
+    let topology = json!({
+        "zones": ["contoso.com", "fabrikam.com"],
+        "sip_domains": ["contoso.com", "fabrikam.com"],
+        "active_pool": "EdgePool1",
+        "federation": {"name": "xmpp.contoso.com", "ttl": 300},
+        "pools": [
+            {"name": "EdgePool1", "site": "Site1", "fqdn": "edgepool1.contoso.com",
+             "ipv4": [OLD_ADDRESS], "servers": ["edge1a.contoso.com"]},
+            {"name": "EdgePool2", "site": "Site2", "fqdn": "edgepool2.contoso.com",
+             "ipv4": [NEW_ADDRESS], "servers": ["edge2a.contoso.com"]}
+        ],
+        "srv": {"port": port},
+        "nameservers": [bind.addr().to_string(), knot.addr().to_string()],
+        "provider": {"kind": "rfc2136", "server": bind.addr().to_string(), "key_file": "key.conf"}
+    });
+    let path = dir.path().join("topology.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&topology).unwrap()).unwrap();
+    let path = path.display().to_string();
+
+    let mut propagated = Vec::new();
+    let mut wall = Vec::new();
+    for _ in 0..rounds {
+        let (stdout, took) = run(
+            dir.path(),
+            &["failover", &path, "--to", "EdgePool2", "--yes", "-v"],
+        );
+        // The tool's own account is checked against what the secondary serves.
+        assert_eq!(dig(knot.addr(), "xmpp.contoso.com", "A"), [NEW_ADDRESS]);
+        propagated.push(propagated_ms(&stdout) as f64);
+        wall.push(took.as_secs_f64() * 1000.0);
+        run(
+            dir.path(),
+            &[
+                "failover",
+                &path,
+                "--to",
+                "EdgePool1",
+                "--yes",
+                "--skip-probe",
+            ],
+        );
+        assert_eq!(dig(knot.addr(), "xmpp.contoso.com", "A"), [OLD_ADDRESS]);
+    }
+    println!("failover EdgePool1 -> EdgePool2, BIND primary + Knot secondary, probe on:");
+    summary("command start -> every server serves new A/SRV", propagated);
+    summary("whole command (process wall time)", wall);
+}
