@@ -8,7 +8,6 @@
 //! Run with `bash bench/failover.sh [ROUNDS]` (or `cargo bench --bench failover -- ROUNDS`).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::path::Path;
