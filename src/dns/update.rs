@@ -87,35 +87,55 @@ pub fn batches(
     changes: &[Change],
     max_bytes: usize,
 ) -> Result<Vec<Range<usize>>, DnsError> {
-    let fits = |range: Range<usize>| -> Result<bool, DnsError> {
-        Ok(encode(zone, &changes[range], 0)?.is_some_and(|m| m.len() <= max_bytes))
+    Ok(batches_encoded(zone, changes, max_bytes)?
+        .into_iter()
+        .map(|(run, _)| run)
+        .collect())
+}
+
+/// A run of changes and its encoded UPDATE (ID 0; see [`with_id`]).
+pub type EncodedRun = (Range<usize>, Vec<u8>);
+
+/// [`batches`], each run with its encoded message, which the search has already built:
+/// sending it costs no second encoding.
+pub fn batches_encoded(
+    zone: &Fqdn,
+    changes: &[Change],
+    max_bytes: usize,
+) -> Result<Vec<EncodedRun>, DnsError> {
+    // The message for start..end when it fits.
+    let fitting = |start: usize, end: usize| -> Result<Option<Vec<u8>>, DnsError> {
+        Ok(encode(zone, &changes[start..end], 0)?.filter(|m| m.len() <= max_bytes))
     };
     let mut guess = first_guess(zone, changes, max_bytes)?;
     let mut out = Vec::new();
     let mut start = 0;
     while start < changes.len() {
-        if !fits(start..start + 1)? {
+        let Some(mut kept) = fitting(start, start + 1)? else {
             let c = &changes[start];
             return Err(DnsError::Malformed(format!(
                 "the change of {} {} alone does not fit in one UPDATE message",
                 c.name, c.rtype
             )));
-        }
-        // start..low fits; no run longer than start..high does.
+        };
+        // start..low fits (its message is `kept`); no run longer than start..high does.
         let (mut low, mut high) = (start + 1, changes.len());
         let probe = (start + guess).min(high);
         if probe > low {
-            if fits(start..probe)? {
-                low = probe;
+            if let Some(m) = fitting(start, probe)? {
+                (low, kept) = (probe, m);
                 let mut step = 1;
                 while low < high {
                     let next = (low + step).min(high);
-                    if fits(start..next)? {
-                        low = next;
-                        step *= 2;
-                    } else {
-                        high = next - 1;
-                        break;
+                    match fitting(start, next)? {
+                        Some(m) => {
+                            (low, kept) = (next, m);
+                            step *= 2;
+                        }
+                        None => {
+                            high = next - 1;
+                            break;
+                        }
                     }
                 }
             } else {
@@ -126,8 +146,8 @@ pub fn batches(
                     if next == low {
                         break;
                     }
-                    if fits(start..next)? {
-                        low = next;
+                    if let Some(m) = fitting(start, next)? {
+                        (low, kept) = (next, m);
                         break;
                     }
                     high = next - 1;
@@ -137,17 +157,24 @@ pub fn batches(
         }
         while low < high {
             let mid = (low + high).div_ceil(2);
-            if fits(start..mid)? {
-                low = mid;
-            } else {
-                high = mid - 1;
+            match fitting(start, mid)? {
+                Some(m) => (low, kept) = (mid, m),
+                None => high = mid - 1,
             }
         }
-        out.push(start..low);
+        out.push((start..low, kept));
         guess = low - start;
         start = low;
     }
     Ok(out)
+}
+
+/// An encoded message with another ID (the first two bytes).
+pub fn with_id(mut message: Vec<u8>, id: u16) -> Vec<u8> {
+    if let Some(head) = message.get_mut(..2) {
+        head.copy_from_slice(&id.to_be_bytes());
+    }
+    message
 }
 
 /// How many changes a first message may hold: the size of up to 32 of them, scaled up.
@@ -266,6 +293,13 @@ mod tests {
         let runs = batches(&zone, &changes, limit).unwrap();
         assert!(runs.len() > 5, "{runs:?}");
         assert_eq!(runs, bisected(&zone, &changes, limit));
+        // The messages the search kept are the ones `message` builds, for any ID.
+        for (run, encoded) in batches_encoded(&zone, &changes, limit).unwrap() {
+            assert_eq!(
+                with_id(encoded, 0x1234),
+                message(&zone, &changes[run], 0x1234).unwrap()
+            );
+        }
     }
 
     #[test]
