@@ -11,7 +11,9 @@
 # Both create the same DOMAINS SRV RRsets (3 records each: 3 Edge pools) in ONE zone. After each
 # run a signed AXFR (dig) must show exactly the expected records, or the script fails.
 #
-# Printed per tool: wall time, peak RSS (/usr/bin/time -v), and the UPDATE messages BIND
+# Printed per tool: wall time, CPU time and peak RSS (/usr/bin/time -v; the tool's process only,
+# not BIND's work, which is in the wall time; BIND's own CPU time during the run is printed
+# too, from /proc), and the UPDATE messages BIND
 # received (its statistics channel, read before and after: opcode UPDATE, nsstats UpdateDone),
 # then the ratios and the fewest messages that can carry the change. Not run by .ci/run (needs
 # PyPI the first time, and takes a while).
@@ -126,7 +128,15 @@ zone "$zone" { type primary; file "$zone.db";
   allow-update { key "bench-key"; }; allow-transfer { key "bench-key"; }; };
 EOF
 
-# Starts BIND on a fresh copy of the starting zone (no journal): every run begins alike.
+# Signed AXFR of the zone into $1 (dig's output); fails unless it is complete (two SOAs).
+axfr() {
+  dig +noall +answer +time=10 +tries=1 -k "$work/key.conf" -p "$port" @127.0.0.1 "$zone" AXFR \
+    >"$1" 2>&1 && [ "$(grep -c "IN[[:space:]]SOA" "$1")" = 2 ]
+}
+
+# Starts BIND on a fresh copy of the starting zone (no journal): every run begins alike. Ready
+# when a signed AXFR works: for a moment after it answers queries, BIND 9.18 can still answer
+# an AXFR with SERVFAIL.
 start_bind() {
   rm -f "$work/bind/$zone.db" "$work/bind/$zone.db.jnl"
   cp "$work/$zone.db" "$work/bind/$zone.db"
@@ -134,13 +144,12 @@ start_bind() {
   named_pid=$!
   for _ in $(seq 100); do
     kill -0 "$named_pid" 2>/dev/null || die "named exited at start"
-    if [ "$(dig +short +norec +time=1 +tries=1 -p "$port" @127.0.0.1 "$zone" SOA 2>/dev/null |
-      awk '{print $3}')" = 1 ]; then
+    if axfr "$work/axfr.raw"; then
       return 0
     fi
     sleep 0.1
   done
-  die "named did not answer within 10 s"
+  die "named did not serve $zone by AXFR within 10 s: $(head -c 300 "$work/axfr.raw")"
 }
 
 # "UPDATE UpdateDone" counters from the statistics channel.
@@ -150,16 +159,20 @@ counters() {
 
 # Signed AXFR of the zone, normalised (no SOA), into $1.
 dump_zone() {
-  dig +noall +answer +time=10 +tries=1 -k "$work/key.conf" -p "$port" @127.0.0.1 "$zone" AXFR \
-    >"$work/axfr.raw" || die "AXFR failed"
-  [ "$(grep -c "IN[[:space:]]SOA" "$work/axfr.raw")" = 2 ] ||
-    die "AXFR incomplete or refused: $(head -c 300 "$work/axfr.raw")"
+  axfr "$work/axfr.raw" || die "AXFR failed or incomplete: $(head -c 300 "$work/axfr.raw")"
   "$py" "$helper" records "$work/axfr.raw" >"$1"
 }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# One measured run: $1 = label, rest = the command. Sets wall_ms, rss_kb, updates, done_count.
+# CPU time named has used so far (user + system, ms), from /proc.
+ticks=$(getconf CLK_TCK)
+named_cpu_ms() {
+  awk -v hz="$ticks" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) * 1000 / hz }' "/proc/$named_pid/stat"
+}
+
+# One measured run: $1 = label, rest = the command. Sets wall_ms, cpu_ms, bind_ms, rss_kb,
+# updates, done_count.
 measure() {
   local label=$1
   shift
@@ -168,8 +181,9 @@ measure() {
   if grep -q " IN SRV " "$work/before-$label.txt"; then
     die "$label: the zone holds SRV records before the run"
   fi
-  local before after status=0 started
+  local before after status=0 started bind_before
   before=$(counters)
+  bind_before=$(named_cpu_ms)
   started=$(now_ms)
   timeout "$tool_timeout" /usr/bin/time -v -o "$work/time-$label.txt" "$@" \
     >"$work/$label.out" 2>&1 || status=$?
@@ -179,8 +193,11 @@ measure() {
     tail -n 30 "$work/$label.out" >&2
     exit 1
   fi
+  bind_ms=$(($(named_cpu_ms) - bind_before))
   after=$(counters)
   rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time-$label.txt")
+  cpu_ms=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%d", s * 1000 }' \
+    "$work/time-$label.txt")
   updates=$(($(echo "$after" | cut -d' ' -f1) - $(echo "$before" | cut -d' ' -f1)))
   done_count=$(($(echo "$after" | cut -d' ' -f2) - $(echo "$before" | cut -d' ' -f2)))
   dump_zone "$work/after-$label.txt"
@@ -204,38 +221,46 @@ echo "xmppdns: $bin; octoDNS: $("$venv/bin/pip" show octodns 2>/dev/null | sed -
 
 export BENCH_OCTODNS_DIR="$work/octodns-config" BENCH_PORT="$port" BENCH_KEY_SECRET="$secret" \
   BENCH_OCTODNS_BATCH="$batch"
-xmpp_walls=() octo_walls=() xmpp_rss=() octo_rss=()
+xmpp_walls=() octo_walls=() xmpp_rss=() octo_rss=() xmpp_cpu=() octo_cpu=()
+xmpp_updates=() octo_updates=() xmpp_done=() octo_done=() xmpp_bind=() octo_bind=()
 for run in $(seq "$runs"); do
   measure xmppdns env NO_COLOR=1 "$bin" apply "$work/topology.json" --yes
-  xmpp_walls+=("$wall_ms") xmpp_rss+=("$rss_kb")
-  xmpp_updates=$updates xmpp_done=$done_count
+  xmpp_walls+=("$wall_ms") xmpp_rss+=("$rss_kb") xmpp_cpu+=("$cpu_ms") xmpp_bind+=("$bind_ms")
+  xmpp_updates+=("$updates") xmpp_done+=("$done_count")
   xmpp_claim=$(grep -o '[0-9]* UPDATE message(s)' "$work/xmppdns.out" | head -n 1 || true)
-  printf 'run %d  xmppdns  wall %6d ms  peak RSS %7d kB  UPDATEs received %d (applied %d; xmppdns says "%s")\n' \
-    "$run" "$wall_ms" "$rss_kb" "$updates" "$done_count" "$xmpp_claim"
+  printf 'run %d  xmppdns  wall %6d ms  CPU %6d ms  peak RSS %7d kB  BIND CPU %5d ms  UPDATEs received %d (applied %d; xmppdns says "%s")\n' \
+    "$run" "$wall_ms" "$cpu_ms" "$rss_kb" "$bind_ms" "$updates" "$done_count" "$xmpp_claim"
 
   measure octodns "$venv/bin/octodns-sync" --config-file bench/octodns/config.yaml --doit
-  octo_walls+=("$wall_ms") octo_rss+=("$rss_kb")
-  octo_updates=$updates octo_done=$done_count
-  printf 'run %d  octoDNS  wall %6d ms  peak RSS %7d kB  UPDATEs received %d (applied %d)\n' \
-    "$run" "$wall_ms" "$rss_kb" "$updates" "$done_count"
+  octo_walls+=("$wall_ms") octo_rss+=("$rss_kb") octo_cpu+=("$cpu_ms") octo_bind+=("$bind_ms")
+  octo_updates+=("$updates") octo_done+=("$done_count")
+  printf 'run %d  octoDNS  wall %6d ms  CPU %6d ms  peak RSS %7d kB  BIND CPU %5d ms  UPDATEs received %d (applied %d)\n' \
+    "$run" "$wall_ms" "$cpu_ms" "$rss_kb" "$bind_ms" "$updates" "$done_count"
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 xw=$(median "${xmpp_walls[@]}") ow=$(median "${octo_walls[@]}")
 xr=$(median "${xmpp_rss[@]}") or=$(median "${octo_rss[@]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / (b > 0 ? b : 1) }'; }
+xc=$(median "${xmpp_cpu[@]}") oc=$(median "${octo_cpu[@]}")
+xb=$(median "${xmpp_bind[@]}") ob=$(median "${octo_bind[@]}")
+# The distinct values, e.g. "5" or "5 6" when runs differed.
+distinct() { printf '%s\n' "$@" | sort -nu | paste -sd' '; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else printf "n/a " }'; }
 
 echo
-echo "Both runs left BIND serving the same $((domains * 3)) SRV records (signed AXFR, checked)."
+echo "Every run of both tools left BIND serving the same $((domains * 3)) SRV records (signed AXFR, checked)."
 printf '%-30s %12s %12s %10s\n' "median of $runs run(s)" xmppdns octoDNS ratio
 printf '%-30s %12s %12s %10s\n' "wall time (ms)" "$xw" "$ow" "$(ratio "$ow" "$xw")x faster"
+printf '%-30s %12s %12s %10s\n' "CPU time, user+sys (ms)" "$xc" "$oc" "$(ratio "$oc" "$xc")x less"
+printf '%-30s %12s %12s\n' "BIND's CPU meanwhile (ms)" "$xb" "$ob"
 printf '%-30s %12s %12s %10s\n' "peak RSS (kB)" "$xr" "$or" "1/$(ratio "$or" "$xr")"
-printf '%-30s %12s %12s\n' "UPDATE messages (BIND counted)" "$xmpp_updates" "$octo_updates"
+printf '%-30s %12s %12s\n' "UPDATE messages (BIND counted)" "$(distinct "${xmpp_updates[@]}")" \
+  "$(distinct "${octo_updates[@]}")"
 printf '%-30s %12s %12s\n' "fewest possible for that form" "$(size xmppdns_minimum)" "$(size octodns_minimum)"
 echo "(fewest possible: creates per 65,535-byte message, encoded with name compression and TSIG:" \
   "$(size xmppdns_per_message) with xmppdns's 'RRset does not exist' prerequisites, $batch without;" \
   "the naive bound, the whole change as one message / 65,535, gives $(size xmppdns_naive_minimum)" \
   "and $(size octodns_naive_minimum): compression pointers reach only a message's first 16 KiB)"
-if [ "$xmpp_done" != "$xmpp_updates" ] || [ "$octo_done" != "$octo_updates" ]; then
-  echo "note: not every UPDATE received was applied (UpdateDone $xmpp_done / $octo_done)"
+if [ "${xmpp_done[*]}" != "${xmpp_updates[*]}" ] || [ "${octo_done[*]}" != "${octo_updates[*]}" ]; then
+  echo "note: not every UPDATE received was applied (UpdateDone ${xmpp_done[*]} / ${octo_done[*]})"
 fi
