@@ -185,7 +185,8 @@ measure() {
   before=$(counters)
   bind_before=$(named_cpu_ms)
   started=$(now_ms)
-  timeout "$tool_timeout" /usr/bin/time -v -o "$work/time-$label.txt" "$@" \
+  # timeout inside: a hung tool is the one killed (time's figures include timeout's child).
+  /usr/bin/time -v -o "$work/time-$label.txt" timeout -k 5 "$tool_timeout" "$@" \
     >"$work/$label.out" 2>&1 || status=$?
   wall_ms=$(($(now_ms) - started))
   if [ "$status" -ne 0 ]; then
