@@ -5,8 +5,8 @@ use std::ops::Range;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, RecordType as HType};
 
-use crate::dns::convert;
 use crate::dns::DnsError;
+use crate::dns::{convert, wire};
 use crate::plan::{Action, Change};
 use crate::records::Fqdn;
 
@@ -19,7 +19,20 @@ pub const MAX_MESSAGE: usize = 65_535;
 /// requires "RRset exists (value dependent)" with exactly the records that were read; a create
 /// requires "RRset does not exist". If any fails, the server applies nothing of the message.
 /// (Prerequisites compare data, not TTLs: a TTL-only change made by someone else is not seen.)
+///
+/// Changes that do not fit in 65,535 bytes are an error, never a silently shortened message.
 pub fn message(zone: &Fqdn, changes: &[Change], id: u16) -> Result<Vec<u8>, DnsError> {
+    encode(zone, changes, id)?.ok_or_else(|| {
+        DnsError::Malformed(format!(
+            "{} change(s) do not fit in one UPDATE message of {MAX_MESSAGE} bytes",
+            changes.len()
+        ))
+    })
+}
+
+/// The encoded message, or `None` when it does not fit in 65,535 bytes (hickory then drops
+/// the records that did not fit and sets TC: such a message must never be sent).
+fn encode(zone: &Fqdn, changes: &[Change], id: u16) -> Result<Option<Vec<u8>>, DnsError> {
     let mut m = Message::new();
     m.set_id(id)
         .set_message_type(MessageType::Query)
@@ -54,44 +67,126 @@ pub fn message(zone: &Fqdn, changes: &[Change], id: u16) -> Result<Vec<u8>, DnsE
             m.add_name_servers(convert::records(after, after.ttl)?);
         }
     }
-    m.to_vec()
-        .map_err(|e| DnsError::Malformed(format!("encoding the UPDATE: {e}")))
+    let bytes = m
+        .to_vec()
+        .map_err(|e| DnsError::Malformed(format!("encoding the UPDATE: {e}")))?;
+    Ok((!wire::truncated(&bytes)).then_some(bytes))
 }
 
 /// Splits `changes` into consecutive runs that each fit in `max_bytes` as one message,
-/// using as few messages as possible: encoded size only grows with the run, so the longest
-/// run that fits, found by binary search, is optimal for order-preserving splits.
+/// using as few messages as possible: encoded size only grows with the run, so taking the
+/// longest run that fits each time is optimal for order-preserving splits.
+///
+/// Encoding is what costs (hickory's name compression scans every stored name), so the
+/// longest run is searched from a guess: the length of the previous run (runs of similar
+/// changes are alike), first a short prefix's size scaled up to `max_bytes`. From the guess,
+/// steps of 1, 2, 4, ... find a bracket, then bisection: two encodings per run when the guess
+/// is right, a few more when it is off.
 pub fn batches(
     zone: &Fqdn,
     changes: &[Change],
     max_bytes: usize,
 ) -> Result<Vec<Range<usize>>, DnsError> {
-    let fits = |range: Range<usize>| -> Result<bool, DnsError> {
-        Ok(message(zone, &changes[range], 0)?.len() <= max_bytes)
+    Ok(batches_encoded(zone, changes, max_bytes)?
+        .into_iter()
+        .map(|(run, _)| run)
+        .collect())
+}
+
+/// A run of changes and its encoded UPDATE (ID 0; see [`with_id`]).
+pub type EncodedRun = (Range<usize>, Vec<u8>);
+
+/// [`batches`], each run with its encoded message, which the search has already built:
+/// sending it costs no second encoding.
+pub fn batches_encoded(
+    zone: &Fqdn,
+    changes: &[Change],
+    max_bytes: usize,
+) -> Result<Vec<EncodedRun>, DnsError> {
+    // The message for start..end when it fits.
+    let fitting = |start: usize, end: usize| -> Result<Option<Vec<u8>>, DnsError> {
+        Ok(encode(zone, &changes[start..end], 0)?.filter(|m| m.len() <= max_bytes))
     };
+    let mut guess = first_guess(zone, changes, max_bytes)?;
     let mut out = Vec::new();
     let mut start = 0;
     while start < changes.len() {
-        if !fits(start..start + 1)? {
+        let Some(mut kept) = fitting(start, start + 1)? else {
             let c = &changes[start];
             return Err(DnsError::Malformed(format!(
                 "the change of {} {} alone does not fit in one UPDATE message",
                 c.name, c.rtype
             )));
-        }
+        };
+        // start..low fits (its message is `kept`); no run longer than start..high does.
         let (mut low, mut high) = (start + 1, changes.len());
-        while low < high {
-            let mid = (low + high).div_ceil(2);
-            if fits(start..mid)? {
-                low = mid;
+        let probe = (start + guess).min(high);
+        if probe > low {
+            if let Some(m) = fitting(start, probe)? {
+                (low, kept) = (probe, m);
+                let mut step = 1;
+                while low < high {
+                    let next = (low + step).min(high);
+                    match fitting(start, next)? {
+                        Some(m) => {
+                            (low, kept) = (next, m);
+                            step *= 2;
+                        }
+                        None => {
+                            high = next - 1;
+                            break;
+                        }
+                    }
+                }
             } else {
-                high = mid - 1;
+                high = probe - 1;
+                let mut step = 1;
+                while low < high {
+                    let next = high.saturating_sub(step).max(low);
+                    if next == low {
+                        break;
+                    }
+                    if let Some(m) = fitting(start, next)? {
+                        (low, kept) = (next, m);
+                        break;
+                    }
+                    high = next - 1;
+                    step *= 2;
+                }
             }
         }
-        out.push(start..low);
+        while low < high {
+            let mid = (low + high).div_ceil(2);
+            match fitting(start, mid)? {
+                Some(m) => (low, kept) = (mid, m),
+                None => high = mid - 1,
+            }
+        }
+        out.push((start..low, kept));
+        guess = low - start;
         start = low;
     }
     Ok(out)
+}
+
+/// An encoded message with another ID (the first two bytes).
+pub fn with_id(mut message: Vec<u8>, id: u16) -> Vec<u8> {
+    if let Some(head) = message.get_mut(..2) {
+        head.copy_from_slice(&id.to_be_bytes());
+    }
+    message
+}
+
+/// How many changes a first message may hold: the size of up to 32 of them, scaled up.
+fn first_guess(zone: &Fqdn, changes: &[Change], max_bytes: usize) -> Result<usize, DnsError> {
+    let sample = changes.len().min(32);
+    let empty = message(zone, &[], 0)?.len();
+    Ok(match encode(zone, &changes[..sample], 0)? {
+        Some(m) if m.len() > empty => {
+            (max_bytes.saturating_sub(empty) * sample / (m.len() - empty)).max(1)
+        }
+        _ => 1,
+    })
 }
 
 #[cfg(test)]
@@ -100,8 +195,13 @@ mod tests {
     use crate::records::{Rdata, RecordSet, RecordType};
 
     fn srv_change(i: usize) -> Change {
+        srv_change_of(i, 3)
+    }
+
+    /// A create of `_xmpp-server._tcp.sipNNNNN.contoso.com` SRV with `pools` records.
+    fn srv_change_of(i: usize, pools: usize) -> Change {
         let name = Fqdn::parse(&format!("_xmpp-server._tcp.sip{i:05}.contoso.com")).unwrap();
-        let records = (1..=3)
+        let records = (1..=pools)
             .map(|p| {
                 Rdata::parse(
                     RecordType::Srv,
@@ -147,6 +247,69 @@ mod tests {
             .map(|c| message(&zone, std::slice::from_ref(c), 0).unwrap().len() - 12)
             .sum();
         assert!(runs.len() <= total.div_ceil(limit - 64) + 1);
+    }
+
+    /// The longest run from each start by plain bisection over the whole rest: the reference
+    /// the guessing search must agree with.
+    fn bisected(zone: &Fqdn, changes: &[Change], limit: usize) -> Vec<Range<usize>> {
+        let fits = |r: Range<usize>| {
+            encode(zone, &changes[r], 0)
+                .unwrap()
+                .is_some_and(|m| m.len() <= limit)
+        };
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < changes.len() {
+            let (mut low, mut high) = (start + 1, changes.len());
+            while low < high {
+                let mid = (low + high).div_ceil(2);
+                if fits(start..mid) {
+                    low = mid;
+                } else {
+                    high = mid - 1;
+                }
+            }
+            out.push(start..low);
+            start = low;
+        }
+        out
+    }
+
+    #[test]
+    fn batches_of_changes_of_mixed_sizes_match_plain_bisection() {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        // Small changes, then large ones (the guess from the previous run is far too long),
+        // then small ones again (far too short), then irregular sizes.
+        let sizes = (0..300)
+            .map(|_| 1)
+            .chain((0..200).map(|_| 9))
+            .chain((0..400).map(|_| 1))
+            .chain((0..300).map(|i| 1 + (i * 7) % 9));
+        let changes: Vec<Change> = sizes
+            .enumerate()
+            .map(|(i, n)| srv_change_of(i, n))
+            .collect();
+        let limit = 20_000;
+        let runs = batches(&zone, &changes, limit).unwrap();
+        assert!(runs.len() > 5, "{runs:?}");
+        assert_eq!(runs, bisected(&zone, &changes, limit));
+        // The messages the search kept are the ones `message` builds, for any ID.
+        for (run, encoded) in batches_encoded(&zone, &changes, limit).unwrap() {
+            assert_eq!(
+                with_id(encoded, 0x1234),
+                message(&zone, &changes[run], 0x1234).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn changes_beyond_64_kib_are_refused_not_truncated() {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let changes: Vec<Change> = (0..2000).map(srv_change).collect();
+        // hickory would drop what does not fit and set TC: a partial UPDATE.
+        let err = message(&zone, &changes, 1).unwrap_err().to_string();
+        assert!(err.contains("do not fit in one UPDATE message"), "{err}");
+        assert!(message(&zone, &changes[..100], 1).is_ok());
     }
 
     #[test]

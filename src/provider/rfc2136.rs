@@ -168,16 +168,16 @@ impl Provider for Rfc2136Provider {
     }
 
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
-        let batches = update::batches(zone, changes, MAX_MESSAGE - TSIG_ROOM)
+        let batches = update::batches_encoded(zone, changes, MAX_MESSAGE - TSIG_ROOM)
             .map_err(|e| Self::dns_error(zone, e, 0, 0))?;
         let total = batches.len();
         let mut notes = Vec::new();
-        for (done, range) in batches.into_iter().enumerate() {
+        for (done, (range, encoded)) in batches.into_iter().enumerate() {
             let batch = &changes[range];
             let key = self.update_key.clone();
             let result = self
                 .update
-                .exchange(key.as_ref(), &|id| update::message(zone, batch, id))
+                .exchange(key.as_ref(), &|id| Ok(update::with_id(encoded.clone(), id)))
                 .and_then(|reply| {
                     check_reply(self.update.server, key.as_ref(), &reply).map(|()| reply)
                 });
