@@ -4,16 +4,15 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{
-    bind_with_knot_secondary, dig, free_port, nsupdate, wait_for_rdata, zone_text, Bind, Knot,
-    PowerDns, Prosody, Transport, TsigKey, LOOPBACK,
+    bind_with_knot_secondary, dig, free_port, http_error_listener, nsupdate, wait_for_rdata,
+    zone_text, Bind, Knot, PowerDns, Prosody, Transport, TsigKey, LOOPBACK,
 };
 use xmppdns::error::exit;
 use xmppdns::failover;
@@ -93,6 +92,10 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn assert_exit(out: &Output, code: u8) {
@@ -214,7 +217,7 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
         &runbook.display().to_string(),
     ]);
     assert_exit(&out, exit::OK);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout_of(&out);
     // The probe reached Prosody and saw STARTTLS.
     assert!(
         stdout.contains("XMPP answered, as contoso.com, STARTTLS offered"),
@@ -261,7 +264,7 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
     // The same command again converges: nothing to change, still exit 0.
     let out = lab.run(&["failover", &lab.path_arg(), "--to", "EdgePool2", "--yes"]);
     assert_exit(&out, exit::OK);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("No changes"));
+    assert!(stdout_of(&out).contains("No changes"));
     assert_eq!(lab.journal().len(), 2, "nothing applied, nothing journaled");
 
     // Failback goes to the pool recorded in the journal, with the same guards: EdgePool1
@@ -278,7 +281,7 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
     let out = lab.run(&["failback", &lab.path_arg(), "--yes", "--skip-probe"]);
     assert_exit(&out, exit::OK);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("EdgePool2 (site Site2) -> EdgePool1"),
+        stdout_of(&out).contains("EdgePool2 (site Site2) -> EdgePool1"),
         "{}",
         text(&out)
     );
@@ -286,7 +289,7 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
     assert_eq!(lab.active_pool(), "EdgePool1");
     let out = lab.run(&["failback", &lab.path_arg(), "--yes", "--skip-probe"]);
     assert_exit(&out, exit::OK);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("No changes"));
+    assert!(stdout_of(&out).contains("No changes"));
     lab.assert_served(1);
 }
 
@@ -306,7 +309,7 @@ fn a_stopped_secondary_is_reported_and_the_exit_code_says_so() {
         "2",
     ]);
     assert_exit(&out, exit::NOT_PROPAGATED);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout_of(&out);
     let knot_rows: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains(&knot_addr.to_string()))
@@ -322,25 +325,11 @@ fn a_stopped_secondary_is_reported_and_the_exit_code_says_so() {
     assert!(stdout.contains("Start-CsWindowsService"), "{stdout}");
 }
 
-/// A listener that answers whatever it is sent with an HTTP error, once per connection.
-fn garbage_listener() -> (u16, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind((LOOPBACK, 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        if let Ok((mut conn, _)) = listener.accept() {
-            conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let mut buf = [0u8; 512];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
-        }
-    });
-    (port, handle)
-}
-
 #[test]
 fn the_probe_refuses_a_closed_port_and_a_non_xmpp_listener_and_nothing_changes() {
     let lab = Lab::new();
-    let (garbage_port, garbage) = garbage_listener();
+    let (garbage, listener) = http_error_listener();
+    let garbage_port = garbage.port();
     let closed_port = free_port(Transport::Tcp);
     for (port, says) in [
         (closed_port, "connection refused"),
@@ -373,7 +362,7 @@ fn the_probe_refuses_a_closed_port_and_a_non_xmpp_listener_and_nothing_changes()
         );
         assert!(stderr.contains("--force"), "says how to go on: {stderr}");
     }
-    garbage.join().unwrap();
+    listener.join().unwrap();
     lab.assert_served(1);
     assert!(lab.journal().is_empty(), "nothing was applied");
     assert_eq!(lab.active_pool(), "EdgePool1");
@@ -438,7 +427,7 @@ fn rollback_restores_what_a_failover_replaced_and_is_idempotent() {
     let out = lab.run(&["rollback", &lab.path_arg(), "--to", "2", "--yes"]);
     assert_exit(&out, exit::OK);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("entry 2: already restored"),
+        stdout_of(&out).contains("entry 2: already restored"),
         "{}",
         text(&out)
     );
@@ -454,7 +443,7 @@ fn rollback_restores_what_a_failover_replaced_and_is_idempotent() {
     );
     let out = lab.run(&["rollback", &lab.path_arg(), "--yes"]);
     assert_exit(&out, exit::OK);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout_of(&out);
     assert!(
         stdout.contains("entry 2: already restored")
             && stdout.contains("entry 1: already restored"),
@@ -510,7 +499,7 @@ fn failover_through_the_powerdns_api() {
         ],
     );
     assert_exit(&out, exit::OK);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout_of(&out);
     assert!(stdout.contains("probe: skipped (--skip-probe)"), "{stdout}");
     assert!(
         stdout.contains("Every authoritative server serves the change"),

@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::thread;
 use std::time::Duration;
 
-use support::{free_port, Prosody, Transport, LOOPBACK};
+use support::{free_port, http_error_listener, Prosody, Transport, LOOPBACK};
 use xmppdns::probe::{probe, probe_all, ProbeStatus};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,23 +51,9 @@ fn a_closed_port_is_reported_as_closed() {
     assert_eq!(result.connect_ms, None);
 }
 
-/// A listener that reads the header and answers like a web server.
-fn garbage_listener() -> (SocketAddr, thread::JoinHandle<()>) {
-    let listener = TcpListener::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().unwrap();
-    let handle = thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("accept the probe");
-        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut buf = [0u8; 512];
-        let _ = conn.read(&mut buf);
-        let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-    });
-    (addr, handle)
-}
-
 #[test]
 fn a_listener_answering_garbage_is_not_xmpp() {
-    let (addr, listener) = garbage_listener();
+    let (addr, listener) = http_error_listener();
     let result = probe(addr, "contoso.com", TIMEOUT);
     listener.join().unwrap();
     assert_eq!(result.status, ProbeStatus::NotXmpp, "{result:?}");

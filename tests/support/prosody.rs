@@ -206,3 +206,20 @@ pub fn xmpp_stream_features(
         }
     }
 }
+
+/// A TCP listener on 127.0.0.1 that is not XMPP: it reads what the first connection sends and
+/// answers like a web server, then closes. The thread ends after that one connection (or when
+/// nothing connects and the handle is dropped with the process).
+pub fn http_error_listener() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let handle = std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let _ = conn.set_read_timeout(Some(PROBE_TIMEOUT));
+            let mut buf = [0u8; 512];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    (addr, handle)
+}
