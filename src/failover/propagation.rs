@@ -93,7 +93,7 @@ pub fn wait(
         .iter()
         .flat_map(|(zone, wants)| servers.iter().map(move |s| (zone, wants, *s)))
         .collect();
-    std::thread::scope(|scope| {
+    let mut statuses: Vec<ServerStatus> = std::thread::scope(|scope| {
         let handles: Vec<_> = pairs
             .iter()
             .map(|(zone, wants, server)| {
@@ -104,7 +104,31 @@ pub fn wait(
             .into_iter()
             .map(|h| h.join().expect("a propagation thread panicked"))
             .collect()
-    })
+    });
+    note_lagging_serials(&mut statuses);
+    statuses
+}
+
+/// A server can serve every checked answer from an older serial (the change did not touch
+/// them, or a later change is still on its way): say so next to it.
+fn note_lagging_serials(statuses: &mut [ServerStatus]) {
+    let mut newest: BTreeMap<Fqdn, u32> = BTreeMap::new();
+    for s in statuses.iter() {
+        if let Some(serial) = s.serial {
+            let entry = newest.entry(s.zone.clone()).or_insert(serial);
+            // RFC 1982 serial arithmetic: `serial` is newer when ahead by less than 2^31.
+            if serial.wrapping_sub(*entry) as i32 > 0 {
+                *entry = serial;
+            }
+        }
+    }
+    for s in statuses.iter_mut() {
+        if let (true, Some(serial), Some(&top)) = (s.converged, s.serial, newest.get(&s.zone)) {
+            if serial != top {
+                s.detail = format!("serial {serial} is behind {top} (the checked answers match)");
+            }
+        }
+    }
 }
 
 fn poll(
@@ -191,4 +215,31 @@ fn check(
         }
     }
     Ok((serial, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(serial: u32) -> ServerStatus {
+        ServerStatus {
+            zone: Fqdn::parse("contoso.com").unwrap(),
+            server: SocketAddr::from(([127, 0, 0, 1], 53)),
+            converged: true,
+            serial: Some(serial),
+            after_ms: Some(1),
+            polls: 1,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_lagging_serial_is_noted_with_serial_arithmetic() {
+        let mut statuses = [status(7), status(u32::MAX), status(7)];
+        note_lagging_serials(&mut statuses);
+        // 7 is after 4294967295 once the serial wrapped (RFC 1982).
+        assert_eq!(statuses[0].detail, "");
+        assert!(statuses[1].detail.contains("serial 4294967295 is behind 7"));
+        assert_eq!(statuses[2].detail, "");
+    }
 }
