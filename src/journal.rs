@@ -104,17 +104,23 @@ pub fn default_path(topology: &Path) -> PathBuf {
 }
 
 impl Journal {
-    /// Opens (creating it if needed) the journal, checking that it can be appended to before
-    /// anything is applied.
+    /// Opens the journal, checking that it can be appended to before anything is applied
+    /// (a missing file is created by the first append; its folder must accept new files).
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| JournalError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let open_error = |source| JournalError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if path.exists() {
+            OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(open_error)?;
+        } else {
+            let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+            tempfile::NamedTempFile::new_in(folder.unwrap_or(Path::new(".")))
+                .map_err(open_error)?;
+        }
         let mut journal = Journal {
             path: path.to_path_buf(),
             next_id: 1,
@@ -177,6 +183,7 @@ impl Journal {
             source,
         };
         let mut file = OpenOptions::new()
+            .create(true)
             .append(true)
             .open(&self.path)
             .map_err(write_error)?;

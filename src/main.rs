@@ -237,12 +237,9 @@ fn run_move(
     };
     let prepared = failover::prepare(topology_path, &options, &env, command)?;
     tracing::info!("read, probed and planned after {:?}", started.elapsed());
-    let from_pool = prepared.old_topology.pools[prepared.old_topology.active].clone();
-    let to_index = prepared
-        .old_topology
-        .pool_index(&prepared.to)
-        .expect("prepare checked the pool");
-    let to_pool = prepared.old_topology.pools[to_index].clone();
+    // Before anything is applied: a bad --nameserver is an error now, not after the change.
+    let authority = failover::authoritative_servers(&prepared.apply.topology, &flags.nameservers)?;
+    let (from_pool, to_pool) = (prepared.from_pool.clone(), prepared.to_pool.clone());
     println!(
         "XMPP federation {command}: {} (site {}) -> {} (site {})",
         from_pool.name, from_pool.site, to_pool.name, to_pool.site
@@ -264,7 +261,7 @@ fn run_move(
         }
     }
     let plan = prepared.apply.plan.clone();
-    let new_topology = prepared.apply.topology.clone();
+    let desired = xmppdns::plan::desired(&prepared.apply.topology);
     print!("{}", render::table(&plan, look));
 
     let runbook_inputs = |dns_done: bool| {
@@ -314,13 +311,11 @@ fn run_move(
         None => println!("Topology {} already up to date.", topology_path.display()),
     }
 
-    let authority = failover::authoritative_servers(&new_topology, &flags.nameservers)?;
     let mut code = exit::OK;
     if let Some(note) = &authority.note {
         println!("Note: {note}.");
     }
     if !authority.servers.is_empty() {
-        let desired = xmppdns::plan::desired(&new_topology);
         let expected = failover::propagation::expectations(&desired, &plan);
         let deadline =
             std::time::Instant::now() + std::time::Duration::from_secs(flags.propagation_timeout);

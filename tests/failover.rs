@@ -516,3 +516,164 @@ fn failover_through_the_powerdns_api() {
     let out = run(dir.path(), &["plan", &path_arg, "--detailed-exitcode"]);
     assert_exit(&out, exit::OK);
 }
+
+/// The fixture topology and zone files (zonefile provider) copied into a temp dir.
+fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    std::fs::copy(
+        fixtures.join("contoso.json"),
+        dir.path().join("contoso.json"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    for zone in ZONES {
+        let name = format!("{zone}.zone");
+        std::fs::copy(
+            fixtures.join("zones").join(&name),
+            dir.path().join("zones").join(&name),
+        )
+        .unwrap();
+    }
+    let path = dir.path().join("contoso.json");
+    (dir, path)
+}
+
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn bad_input_and_dry_runs_change_nothing() {
+    let (dir, path) = fixture_copy();
+    let path_arg = path.display().to_string();
+    let before = snapshot(dir.path());
+
+    let out = run(
+        dir.path(),
+        &["failover", &path_arg, "--to", "EdgePool9", "--yes"],
+    );
+    assert_exit(&out, exit::ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown pool `EdgePool9`; the pools are: EdgePool1, EdgePool2"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "failover",
+            &path_arg,
+            "--to",
+            "EdgePool2",
+            "--yes",
+            "--skip-probe",
+            "--nameserver",
+            "ns1.contoso.com",
+        ],
+    );
+    assert_exit(&out, exit::ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--nameserver: `ns1.contoso.com` is not an address"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "failover",
+            &path_arg,
+            "--to",
+            "EdgePool2",
+            "--dry-run",
+            "--skip-probe",
+        ],
+    );
+    assert_exit(&out, exit::OK);
+    let stdout = stdout_of(&out);
+    assert!(stdout.contains("Dry run: nothing was changed."), "{stdout}");
+    assert!(
+        stdout.contains("to do (dry run: nothing was changed)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("xmpp.contoso.com."),
+        "the plan is shown: {stdout}"
+    );
+
+    // Without --yes and without a terminal: refused before anything is applied.
+    let out = run(
+        dir.path(),
+        &["failover", &path_arg, "--to", "EdgePool2", "--skip-probe"],
+    );
+    assert_exit(&out, exit::ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pass --yes"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(
+        dir.path(),
+        &["failback", &path_arg, "--yes", "--skip-probe"],
+    );
+    assert_exit(&out, exit::ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no failover is recorded in the journal"),
+        "{}",
+        text(&out)
+    );
+
+    // A journal that cannot be written is found out before anything is applied.
+    let out = run(
+        dir.path(),
+        &[
+            "failover",
+            &path_arg,
+            "--to",
+            "EdgePool2",
+            "--yes",
+            "--skip-probe",
+            "--journal",
+            "/nonexistent-folder/journal.jsonl",
+        ],
+    );
+    assert_exit(&out, exit::ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot open the journal /nonexistent-folder/journal.jsonl"),
+        "{}",
+        text(&out)
+    );
+
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "no file changed, none created"
+    );
+}

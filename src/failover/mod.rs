@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::journal::{self, Journal};
 use crate::probe::{self, ProbeResult};
 use crate::provider::{self, Environment};
-use crate::topology::{ProviderConfig, Topology};
+use crate::topology::{Pool, ProviderConfig, Topology};
 use edit::Target;
 
 /// What the command was asked to do.
@@ -52,6 +52,8 @@ pub struct TopologyEdit {
 pub struct PreparedFailover {
     pub from: String,
     pub to: String,
+    pub from_pool: Pool,
+    pub to_pool: Pool,
     /// `None` when the probe was skipped.
     pub probes: Option<Vec<ProbeResult>>,
     /// The topology as it was read (for the runbook's names).
@@ -116,6 +118,8 @@ pub fn prepare(
         failover,
     )?;
     Ok(PreparedFailover {
+        from_pool: topology.active_pool().clone(),
+        to_pool: topology.pools[to_index].clone(),
         from,
         to,
         probes,
