@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::audit::AuditError;
 use crate::plan::safety::Hazard;
 use crate::plan::{Drift, PlanFileError};
 use crate::provider::{describe_drift, ProviderError};
@@ -14,6 +15,8 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     pub const CHANGES_PENDING: u8 = 2;
     pub const REFUSED: u8 = 3;
+    /// `audit` found at least one error-level finding.
+    pub const AUDIT_FINDINGS: u8 = 4;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,8 @@ pub enum Error {
     PlanFile(#[from] PlanFileError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -6,6 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
+use std::time::Duration;
+
+use xmppdns::audit::render as audit_render;
+use xmppdns::dns::batch::BatchSettings;
 use xmppdns::dns::tsig::{Algorithm, TsigKey};
 use xmppdns::error::exit;
 use xmppdns::plan::render::{self, Look};
@@ -132,6 +136,40 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(exit::OK)
         }
+        Command::Audit {
+            topology,
+            domains,
+            nameservers,
+            probe,
+            format,
+            concurrency,
+            timeout_ms,
+        } => {
+            let request = app::AuditRequest {
+                topology,
+                domains,
+                nameservers,
+                probe,
+                settings: BatchSettings {
+                    window: concurrency,
+                    timeout: Duration::from_millis(timeout_ms),
+                    ..BatchSettings::default()
+                },
+            };
+            let mut bar = ProgressBar::new(format == Format::Table);
+            let report = app::audit(&request, &mut |p| bar.update(p));
+            bar.finish();
+            let report = report?;
+            match format {
+                Format::Table => print!("{}", audit_render::table(&report, look)),
+                Format::Json => print!("{}", audit_render::json(&report)),
+            }
+            Ok(if report.has_errors() {
+                exit::AUDIT_FINDINGS
+            } else {
+                exit::OK
+            })
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -141,6 +179,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             );
             Ok(exit::OK)
         }
+        Command::Init { .. } => Err(Error::Audit(xmppdns::audit::AuditError::NoDomains)),
         Command::Man => {
             let page = clap_mangen::Man::new(Cli::command());
             let mut out = Vec::new();
@@ -150,6 +189,54 @@ fn run(cli: Cli) -> Result<u8, Error> {
             })?;
             std::io::stdout().write_all(&out).ok();
             Ok(exit::OK)
+        }
+    }
+}
+
+/// A progress bar on stderr for long audits: only on a terminal, only for table output, and
+/// only once a stage has enough questions to be worth watching.
+struct ProgressBar {
+    enabled: bool,
+    bar: Option<(indicatif::ProgressBar, &'static str)>,
+}
+
+impl ProgressBar {
+    /// Below this many questions a stage is over before a bar would be seen.
+    const WORTH_SHOWING: usize = 500;
+
+    fn new(wanted: bool) -> Self {
+        ProgressBar {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            bar: None,
+        }
+    }
+
+    fn update(&mut self, progress: xmppdns::audit::Progress) {
+        if !self.enabled || progress.total < Self::WORTH_SHOWING {
+            return;
+        }
+        let same_stage = self.bar.as_ref().is_some_and(|(_, s)| *s == progress.stage);
+        if !same_stage {
+            self.finish();
+            let bar = indicatif::ProgressBar::new(progress.total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:24} [{bar:40}] {pos}/{len} queries ({per_sec}, {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(progress.stage);
+            self.bar = Some((bar, progress.stage));
+        }
+        if let Some((bar, _)) = &self.bar {
+            bar.set_position(progress.done as u64);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((bar, _)) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }

@@ -1,0 +1,342 @@
+//! Reads what the authoritative servers serve for the audited domains, in a few concurrent
+//! rounds (zones and servers; SOA and SRV; then what the SRV records point at), into a
+//! [`Snapshot`] the rules read without touching the network.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+
+use crate::dns::authority::{self, AuthorityError};
+use crate::dns::batch::{self, BatchSettings, BatchStats, QueryType, Question, Response};
+use crate::plan::desired::{XMPPS_SERVER_SRV, XMPP_SERVER_SRV};
+use crate::records::{Fqdn, Rdata, RecordType, RrKey};
+
+/// Where the authoritative servers come from.
+#[derive(Debug, Clone)]
+pub enum Servers {
+    /// Exactly these (`--nameserver`): every audited zone is asked of all of them.
+    Given(Vec<SocketAddr>),
+    /// Found through the zone's NS RRset, asked of this recursive resolver; discovered servers
+    /// are queried on `port`.
+    Discover { resolver: SocketAddr, port: u16 },
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub domains: Vec<Fqdn>,
+    pub servers: Servers,
+    /// Zones to read even without an audited domain in them (a topology's zones, for the
+    /// federation record).
+    pub extra_zones: Vec<Fqdn>,
+    /// RRsets to read besides those the rules need (a topology's managed keys, for drift).
+    pub extra_keys: BTreeSet<RrKey>,
+    pub settings: BatchSettings,
+}
+
+/// What one server said to one question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Answered(Response),
+    /// No usable answer (timeout after every retry, network error, malformed).
+    Failed(String),
+}
+
+/// Everything read, keyed by question; the rules read only this.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The zone of each audited name, or why it is unknown.
+    pub zone_of: BTreeMap<Fqdn, Result<Fqdn, String>>,
+    /// The authoritative servers of each zone, in the order they are compared.
+    pub servers: BTreeMap<Fqdn, Vec<SocketAddr>>,
+    /// Every answer, per (name, type), one entry per server asked.
+    pub lookups: HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>,
+    pub stats: BatchStats,
+}
+
+impl Snapshot {
+    /// Records one server's answer (used by collection and by unit tests of the rules).
+    pub fn insert(&mut self, server: SocketAddr, name: &Fqdn, qtype: QueryType, lookup: Lookup) {
+        let entry = self.lookups.entry((name.clone(), qtype)).or_default();
+        entry.retain(|(s, _)| *s != server);
+        entry.push((server, lookup));
+    }
+
+    /// The first server's answer to `name`/`qtype` (the one the rules judge; rule 16 compares
+    /// the others with it). A server that failed is skipped in favour of one that answered.
+    pub fn answer(&self, name: &Fqdn, qtype: QueryType) -> Option<&Response> {
+        self.lookups
+            .get(&(name.clone(), qtype))?
+            .iter()
+            .find_map(|(_, l)| match l {
+                Lookup::Answered(r) => Some(r),
+                Lookup::Failed(_) => None,
+            })
+    }
+
+    /// Every server's answer to `name`/`qtype`.
+    pub fn all(&self, name: &Fqdn, qtype: QueryType) -> &[(SocketAddr, Lookup)] {
+        self.lookups
+            .get(&(name.clone(), qtype))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The zone among the known ones that holds `name` (the longest).
+    pub fn known_zone(&self, name: &Fqdn) -> Option<&Fqdn> {
+        self.servers
+            .keys()
+            .filter(|z| name.is_within(z))
+            .max_by_key(|z| z.as_str().len())
+    }
+
+    /// The servers to ask about `name`: those of its zone, or `fallback`'s.
+    fn servers_for(&self, name: &Fqdn, fallback: &Fqdn) -> Vec<SocketAddr> {
+        self.known_zone(name)
+            .or(Some(fallback))
+            .and_then(|z| self.servers.get(z))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// `_xmpp-server._tcp.<domain>`.
+pub fn xmpp_owner(domain: &Fqdn) -> Fqdn {
+    domain.prepend(XMPP_SERVER_SRV)
+}
+
+/// `_xmpps-server._tcp.<domain>`.
+pub fn xmpps_owner(domain: &Fqdn) -> Fqdn {
+    domain.prepend(XMPPS_SERVER_SRV)
+}
+
+/// Where people put the SRV record by mistake (rule 10), asked only when the right owner has
+/// none: the domain's labels between service and protocol (`_xmpp-server.sip._tcp.contoso.com`
+/// for `sip.contoso.com`, what a "service" field typed as `_xmpp-server.sip` gives), and the
+/// zone appended twice (a relative name written where an absolute one was meant).
+pub fn misplaced_owners(domain: &Fqdn, zone: &Fqdn) -> Vec<Fqdn> {
+    let mut owners = Vec::new();
+    if let Some(relative) = domain.relative_to(zone).filter(|r| *r != "@") {
+        owners.push(Fqdn::from_absolute(&format!(
+            "_xmpp-server.{relative}._tcp.{zone}"
+        )));
+    }
+    let doubled = format!("{}{}", xmpp_owner(domain), zone);
+    if doubled.len() <= 254 {
+        owners.push(Fqdn::from_absolute(&doubled));
+    }
+    owners
+}
+
+/// True when a target name is written as an IPv4/IPv6 address (rule 5).
+pub fn is_ip_literal(target: &Fqdn) -> bool {
+    target.bare().parse::<std::net::IpAddr>().is_ok()
+}
+
+/// The SRV records of an answer (those owned by the asked name).
+pub fn srv_records<'a>(
+    response: &'a Response,
+    owner: &'a Fqdn,
+) -> impl Iterator<Item = (u32, &'a crate::records::Srv)> + 'a {
+    response.answers.iter().filter_map(move |r| match &r.data {
+        batch::RecordData::Known(Rdata::Srv(srv)) if &r.name == owner => Some((r.ttl, srv)),
+        _ => None,
+    })
+}
+
+fn qtype_of(rtype: RecordType) -> QueryType {
+    match rtype {
+        RecordType::A => QueryType::A,
+        RecordType::Aaaa => QueryType::Aaaa,
+        RecordType::Srv => QueryType::Srv,
+        RecordType::Cname => QueryType::Cname,
+    }
+}
+
+/// Questions deduplicated, in first-asked order.
+#[derive(Default)]
+struct Round {
+    questions: Vec<Question>,
+    seen: HashSet<Question>,
+}
+
+impl Round {
+    fn ask(&mut self, servers: &[SocketAddr], name: &Fqdn, qtype: QueryType) {
+        for server in servers {
+            let q = Question {
+                server: *server,
+                name: name.clone(),
+                qtype,
+                recursion_desired: false,
+            };
+            if self.seen.insert(q.clone()) {
+                self.questions.push(q);
+            }
+        }
+    }
+
+    fn run(
+        self,
+        snapshot: &mut Snapshot,
+        settings: &BatchSettings,
+        progress: &mut dyn FnMut(Progress),
+        stage: &'static str,
+    ) {
+        let total = self.questions.len();
+        let (replies, stats) = batch::resolve_all(&self.questions, settings, &mut |done| {
+            progress(Progress { stage, done, total })
+        });
+        snapshot.stats.add(&stats);
+        for (q, reply) in self.questions.iter().zip(replies) {
+            let lookup = match reply {
+                Ok(r) => Lookup::Answered(r),
+                Err(e) => Lookup::Failed(e.to_string()),
+            };
+            snapshot.insert(q.server, &q.name, q.qtype, lookup);
+        }
+    }
+}
+
+/// How far a collection is, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub stage: &'static str,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// Reads everything the rules need for `request`.
+pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let settings = &request.settings;
+
+    // Round 0: the zone of every audited name and its servers.
+    let mut names: Vec<Fqdn> = request.domains.clone();
+    for zone in &request.extra_zones {
+        if !names.contains(zone) {
+            names.push(zone.clone());
+        }
+    }
+    progress(Progress {
+        stage: "finding zones",
+        done: 0,
+        total: names.len(),
+    });
+    match &request.servers {
+        Servers::Given(servers) => {
+            let first = servers[0];
+            let (zones, stats) = authority::zones_of(&names, first, false, settings);
+            snapshot.stats.add(&stats);
+            for (name, zone) in names.iter().zip(zones) {
+                if let Ok(zone) = &zone {
+                    snapshot.servers.insert(zone.clone(), servers.clone());
+                }
+                snapshot
+                    .zone_of
+                    .insert(name.clone(), zone.map_err(|e| e.to_string()));
+            }
+        }
+        Servers::Discover { resolver, port } => {
+            let (found, stats) = authority::discover(&names, *resolver, *port, settings);
+            snapshot.stats.add(&stats);
+            for (name, authority) in found {
+                let zone = authority.map(|a| {
+                    snapshot.servers.insert(a.zone.clone(), a.addresses());
+                    a.zone
+                });
+                snapshot
+                    .zone_of
+                    .insert(name, zone.map_err(|e: AuthorityError| e.to_string()));
+            }
+        }
+    }
+
+    // Round 1: serials and the SRV RRsets (and any extra keys).
+    let mut round = Round::default();
+    for (zone, servers) in &snapshot.servers {
+        round.ask(servers, zone, QueryType::Soa);
+    }
+    for domain in &request.domains {
+        let Some(Ok(zone)) = snapshot.zone_of.get(domain) else {
+            continue;
+        };
+        let servers = snapshot.servers[zone].clone();
+        round.ask(&servers, &xmpp_owner(domain), QueryType::Srv);
+        round.ask(&servers, &xmpps_owner(domain), QueryType::Srv);
+    }
+    for key in &request.extra_keys {
+        if let Some(zone) = snapshot.known_zone(&key.name).cloned() {
+            let servers = snapshot.servers[&zone].clone();
+            round.ask(&servers, &key.name, qtype_of(key.rtype));
+        }
+    }
+    round.run(&mut snapshot, settings, progress, "reading SRV records");
+
+    // Round 2: what the SRV records point at, and the fallbacks when there are none.
+    let mut round = Round::default();
+    for domain in &request.domains {
+        let Some(Ok(zone)) = snapshot.zone_of.get(domain).cloned() else {
+            continue;
+        };
+        let servers = snapshot.servers[&zone].clone();
+        let mut any_srv = false;
+        for owner in [xmpp_owner(domain), xmpps_owner(domain)] {
+            let Some(response) = snapshot.answer(&owner, QueryType::Srv).cloned() else {
+                continue;
+            };
+            for (_, srv) in srv_records(&response, &owner) {
+                any_srv |= owner == xmpp_owner(domain);
+                let target = &srv.target;
+                if target.as_str() == "." || is_ip_literal(target) {
+                    continue;
+                }
+                let target_servers = snapshot.servers_for(target, &zone);
+                round.ask(&target_servers, target, QueryType::A);
+                round.ask(&target_servers, target, QueryType::Aaaa);
+                round.ask(
+                    &target_servers,
+                    &target.prepend("_5269._tcp"),
+                    QueryType::Tlsa,
+                );
+            }
+        }
+        if !any_srv {
+            round.ask(&servers, domain, QueryType::A);
+            round.ask(&servers, domain, QueryType::Aaaa);
+            for owner in misplaced_owners(domain, &zone) {
+                round.ask(&servers, &owner, QueryType::Srv);
+            }
+        }
+    }
+    round.run(&mut snapshot, settings, progress, "reading SRV targets");
+    snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> Fqdn {
+        Fqdn::parse(text).unwrap()
+    }
+
+    #[test]
+    fn misplaced_owner_guesses() {
+        assert_eq!(
+            misplaced_owners(&name("sip.contoso.com"), &name("contoso.com")),
+            vec![
+                name("_xmpp-server.sip._tcp.contoso.com"),
+                name("_xmpp-server._tcp.sip.contoso.com.contoso.com")
+            ]
+        );
+        assert_eq!(
+            misplaced_owners(&name("contoso.com"), &name("contoso.com")),
+            vec![name("_xmpp-server._tcp.contoso.com.contoso.com")]
+        );
+    }
+
+    #[test]
+    fn ip_literal_targets() {
+        assert!(is_ip_literal(&Fqdn::from_absolute("192.0.2.1.")));
+        assert!(!is_ip_literal(&name("edge.contoso.com")));
+    }
+}

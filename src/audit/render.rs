@@ -1,0 +1,95 @@
+//! Turns an audit report into text: a table per name for people (names without findings are
+//! only counted, so 10,000 healthy domains do not scroll by), the `xmppdns-audit/1` JSON for
+//! monitoring. Returns strings; printing is `main`'s job.
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use crate::audit::rules::{NameReport, Severity, Subject};
+use crate::audit::Report;
+use crate::plan::render::Look;
+
+fn paint(text: &str, code: &str, look: Look) -> String {
+    if look.colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+fn severity_cell(severity: Severity, look: Look) -> String {
+    match severity {
+        Severity::Error => paint("error", "31", look),
+        Severity::Warning => paint("warning", "33", look),
+        Severity::Info => paint("info", "36", look),
+    }
+}
+
+fn heading(name: &NameReport) -> String {
+    let kind = match name.kind {
+        Subject::SipDomain => "SIP domain",
+        Subject::Zone => "zone",
+        Subject::Federation => "federation record",
+    };
+    let mut text = format!("{} ({kind}", name.name);
+    if let Some(zone) = name.zone.as_ref().filter(|z| **z != name.name) {
+        text.push_str(&format!(", zone {zone}"));
+    }
+    match (&name.leading_target, &name.leading_pool) {
+        (Some(t), Some(p)) => text.push_str(&format!(", leading target {t} = {p}")),
+        (Some(t), None) => text.push_str(&format!(", leading target {t}")),
+        _ => {}
+    }
+    text.push(')');
+    text
+}
+
+/// The report as tables grouped per name, then a summary line.
+pub fn table(report: &Report, look: Look) -> String {
+    let mut out = String::new();
+    let mut clean = 0;
+    for name in &report.names {
+        if name.findings.is_empty() {
+            clean += 1;
+            continue;
+        }
+        out.push_str(&heading(name));
+        out.push('\n');
+        let mut builder = Builder::default();
+        builder.push_record(["Severity", "Rule", "Record", "Finding", "Fix"]);
+        for f in &name.findings {
+            builder.push_record([
+                severity_cell(f.severity, look),
+                f.rule.clone(),
+                f.record.clone(),
+                f.message.clone(),
+                f.fix.clone(),
+            ]);
+        }
+        let mut table = builder.build();
+        table.with(Style::sharp());
+        out.push_str(&table.to_string());
+        out.push_str("\n\n");
+    }
+    if clean > 0 {
+        out.push_str(&format!("{clean} name(s) without findings.\n"));
+    }
+    let s = report.summary;
+    let verdict = if s.errors > 0 {
+        paint("FAILED", "31", look)
+    } else {
+        paint("OK", "32", look)
+    };
+    out.push_str(&format!(
+        "Audit {verdict}: {} SIP domain(s), {} error(s), {} warning(s), {} info.\n",
+        s.sip_domains, s.errors, s.warnings, s.info
+    ));
+    out
+}
+
+/// The report as the `xmppdns-audit/1` JSON document (pretty-printed, newline-terminated).
+pub fn json(report: &Report) -> String {
+    let mut text = serde_json::to_string_pretty(report).expect("reports serialize");
+    text.push('\n');
+    text
+}
