@@ -249,16 +249,21 @@ fn unreachable(f: &mut Findings<'_>, snapshot: &Snapshot, name: &Fqdn, qtype: Qu
     let reasons: Vec<String> = snapshot
         .all(name, qtype)
         .iter()
-        .map(|(_, l)| match l {
-            Lookup::Failed(e) => e.clone(),
-            Lookup::Answered(_) => String::new(),
+        .filter_map(|(_, l)| match l {
+            Lookup::Failed(e) => Some(e.clone()),
+            Lookup::Answered(_) => None,
         })
         .collect();
+    let message = if reasons.is_empty() {
+        format!("not asked: the authoritative servers of {name}'s zone are unknown")
+    } else {
+        format!("no authoritative server answered: {}", reasons.join("; "))
+    };
     f.add(
         "reach",
         Severity::Error,
         format!("{name} {qtype}"),
-        format!("no authoritative server answered: {}", reasons.join("; ")),
+        message,
         "check that the servers are running and reachable on UDP and TCP port 53 (or the --nameserver given)",
     );
     true
@@ -331,9 +336,11 @@ fn check_domain(snapshot: &Snapshot, domain: &Fqdn, expected: Option<&Expected<'
             "check that the server is authoritative for the zone",
         );
     }
-    let records: Vec<(u32, Srv)> = srv_records(response, &owner)
+    // Sorted: servers rotate RRset order, the report must not.
+    let mut records: Vec<(u32, Srv)> = srv_records(response, &owner)
         .map(|(ttl, s)| (ttl, s.clone()))
         .collect();
+    records.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
     report.srv = Some(
         records
             .iter()
