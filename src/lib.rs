@@ -6,6 +6,7 @@ pub mod audit;
 pub mod dns;
 pub mod error;
 pub mod plan;
+pub mod probe;
 pub mod provider;
 pub mod records;
 pub mod topology;
