@@ -169,6 +169,9 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
     Ok(ApplyReport { applied })
 }
 
+/// How long one port 5269 probe may take to connect, and then to answer.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What `audit` was asked for, as written on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct AuditRequest {
@@ -223,6 +226,7 @@ pub fn audit(
         servers: audit_servers(&request.nameservers)?,
         topology: topology.as_ref(),
         settings: request.settings,
+        probe: request.probe.then_some(PROBE_TIMEOUT),
     };
     let (report, _snapshot) = audit::run(&options, progress)?;
     Ok(report)

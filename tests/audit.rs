@@ -377,6 +377,7 @@ fn authoritative_servers_are_found_through_the_ns_rrset() {
             servers,
             topology: Some(&topology),
             settings,
+            probe: None,
         };
         audit::run(&options, &mut |_| {}).unwrap().0.names
     };
@@ -486,6 +487,7 @@ fn lost_queries_are_retried_without_false_findings() {
             timeout: Duration::from_millis(100),
             attempts: 8,
         },
+        probe: None,
     };
     let (report, _) = audit::run(&options, &mut |_| {}).unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -505,4 +507,56 @@ fn lost_queries_are_retried_without_false_findings() {
         .map(|n| n.name.clone())
         .collect();
     assert_eq!(audited.len(), 300);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --probe (rule 9) against Prosody.
+
+#[test]
+fn probe_finds_the_xmpp_server_and_reports_the_closed_target() {
+    let prosody = support::Prosody::start("contoso.com");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // Peers connect to the SRV port, so the records carry the test ports (rule 2 then fires
+    // too: that is expected here).
+    let records = format!(
+        "_xmpp-server._tcp IN SRV 10 0 {} edgepool1\n_xmpp-server._tcp IN SRV 20 0 {closed} edgepool2\nedgepool1 IN A 127.0.0.1\nedgepool2 IN A 127.0.0.1\n",
+        prosody.port()
+    );
+    let zone = support::zone_text("contoso.com", 3, &records);
+    let bind = Bind::primary(&[("contoso.com", &zone)], &TsigKey::test_key());
+    let ns = bind.addr().to_string();
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "contoso.com",
+        "--nameserver",
+        &ns,
+        "--probe",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 4);
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let nines: Vec<&Value> = doc["names"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "9")
+        .collect();
+    assert_eq!(nines.len(), 1, "{doc:#}");
+    assert_eq!(
+        nines[0]["record"],
+        format!("edgepool2.contoso.com. port {closed}")
+    );
+    let probes = doc["probes"].as_array().expect("probes listed");
+    assert_eq!(probes.len(), 2, "{doc:#}");
+    let by_target = |t: &str| probes.iter().find(|p| p["target"] == t).expect(t);
+    let live = by_target("edgepool1.contoso.com.");
+    assert_eq!(live["status"], "xmpp");
+    assert_eq!(live["starttls"], true);
+    assert_eq!(live["address"], prosody.addr().to_string());
+    assert_eq!(by_target("edgepool2.contoso.com.")["status"], "closed");
 }

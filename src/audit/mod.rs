@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::dns::batch::{BatchSettings, BatchStats};
+use crate::probe::{self, ProbeResult};
 use crate::records::{Fqdn, RrKey};
 use crate::topology::Topology;
 pub use collect::{Progress, Servers, Snapshot};
@@ -51,6 +52,8 @@ pub struct Options<'a> {
     pub servers: Servers,
     pub topology: Option<&'a Topology>,
     pub settings: BatchSettings,
+    /// Probe port 5269 (the SRV port) of every target address with this timeout (rule 9).
+    pub probe: Option<Duration>,
 }
 
 /// How many findings of each severity.
@@ -70,6 +73,17 @@ pub struct Stats {
     pub elapsed_ms: u64,
 }
 
+/// One port 5269 probe of an SRV target's address.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetProbe {
+    /// The SRV target whose address was probed.
+    pub target: Fqdn,
+    /// The SIP domain named in the stream header's `to`.
+    pub to: Fqdn,
+    #[serde(flatten)]
+    pub result: ProbeResult,
+}
+
 /// A whole audit: the `xmppdns-audit/1` JSON document.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -82,7 +96,7 @@ pub struct Report {
     pub names: Vec<NameReport>,
     /// Port 5269 probes, when `--probe` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub probes: Option<Vec<serde_json::Value>>,
+    pub probes: Option<Vec<TargetProbe>>,
     pub stats: Stats,
 }
 
@@ -180,6 +194,33 @@ pub fn run(
             elapsed_ms: duration_ms(started.elapsed()),
         },
     };
+    if let Some(timeout) = options.probe {
+        let targets = rules::probe_targets(&report.names, &snapshot);
+        let asked: Vec<(SocketAddr, String)> = targets
+            .iter()
+            .map(|(_, _, address, domain)| (*address, domain.bare().to_string()))
+            .collect();
+        let results = probe::probe_all(&asked, timeout);
+        let outcomes: Vec<ProbeOutcome> = targets
+            .iter()
+            .zip(&results)
+            .map(|((target, port, address, _), result)| ProbeOutcome {
+                target: target.clone(),
+                port: *port,
+                address: *address,
+                xmpp: result.is_xmpp(),
+                detail: result.detail.clone(),
+            })
+            .collect();
+        rules::probe_findings(&mut report.names, &outcomes);
+        report.probes = Some(
+            targets
+                .into_iter()
+                .zip(results)
+                .map(|((target, _, _, to), result)| TargetProbe { target, to, result })
+                .collect(),
+        );
+    }
     report.recount();
     Ok((report, snapshot))
 }
