@@ -232,6 +232,33 @@ pub fn audit(
     Ok(report)
 }
 
+/// What `init --from-dns` was asked for, as written on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct InitRequest {
+    pub domains: Vec<String>,
+    pub nameservers: Vec<String>,
+    pub federation: Option<String>,
+    pub settings: BatchSettings,
+}
+
+/// Infers a starting topology from DNS (`init --from-dns`).
+pub fn init_from_dns(
+    request: &InitRequest,
+    progress: &mut dyn FnMut(audit::Progress),
+) -> Result<audit::init::Inferred, Error> {
+    let federation = match &request.federation {
+        Some(text) => Some(parse_domains(std::slice::from_ref(text))?.remove(0)),
+        None => None,
+    };
+    let options = audit::init::InitOptions {
+        domains: parse_domains(&request.domains)?,
+        servers: audit_servers(&request.nameservers)?,
+        federation,
+        settings: request.settings,
+    };
+    Ok(audit::init::from_dns(&options, progress)?)
+}
+
 /// Today's date as YYYYMMDD (UTC) from seconds since 1970, for SOA serials. The civil-date
 /// conversion is Howard Hinnant's `civil_from_days`; a date crate for ten lines was not worth it.
 pub fn yyyymmdd(unix_seconds: u64) -> u32 {

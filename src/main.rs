@@ -179,7 +179,44 @@ fn run(cli: Cli) -> Result<u8, Error> {
             );
             Ok(exit::OK)
         }
-        Command::Init { .. } => Err(Error::Audit(xmppdns::audit::AuditError::NoDomains)),
+        Command::Init {
+            from_dns: _,
+            domains,
+            nameservers,
+            federation,
+            out,
+        } => {
+            let request = app::InitRequest {
+                domains,
+                nameservers,
+                federation,
+                settings: BatchSettings::default(),
+            };
+            let inferred = app::init_from_dns(&request, &mut |_| {})?;
+            match out {
+                None => print!("{}", inferred.json()),
+                Some(path) => {
+                    let mut options = std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    let written = options
+                        .open(&path)
+                        .and_then(|mut f| f.write_all(inferred.json().as_bytes()));
+                    match written {
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            return Err(Error::Audit(xmppdns::audit::AuditError::Exists {
+                                path: path.display().to_string(),
+                            }))
+                        }
+                        Err(source) => return Err(Error::Write { path, source }),
+                        Ok(()) => eprintln!("wrote {}", path.display()),
+                    }
+                }
+            }
+            for note in &inferred.notes {
+                eprintln!("note: {note}");
+            }
+            Ok(exit::OK)
+        }
         Command::Man => {
             let page = clap_mangen::Man::new(Cli::command());
             let mut out = Vec::new();

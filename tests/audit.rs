@@ -560,3 +560,76 @@ fn probe_finds_the_xmpp_server_and_reports_the_closed_target() {
     assert_eq!(live["address"], prosody.addr().to_string());
     assert_eq!(by_target("edgepool2.contoso.com.")["status"], "closed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// init --from-dns
+
+#[test]
+fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
+    let fabrikam = "$ORIGIN fabrikam.com.\n$TTL 3600\n@ IN SOA ns1.contoso.com. hostmaster.contoso.com. ( 7 3600 600 86400 300 )\n@ IN NS ns1.contoso.com.\n_xmpp-server._tcp IN SRV 10 0 5269 edgepool1.contoso.com.\n_xmpp-server._tcp IN SRV 20 0 5269 edgepool2.contoso.com.\n";
+    let bind = Bind::primary(
+        &[
+            ("contoso.com", &zone_fixture("correct")),
+            ("fabrikam.com", fabrikam),
+        ],
+        &TsigKey::test_key(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("topology.json");
+    let ns = bind.addr().to_string();
+    let output = xmppdns(&[
+        "init",
+        "--from-dns",
+        "--domain",
+        "contoso.com",
+        "--domain",
+        "fabrikam.com",
+        "--nameserver",
+        &ns,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    let notes = String::from_utf8_lossy(&output.stderr);
+    assert!(notes.contains("note: sites are placeholders"), "{notes}");
+
+    let topology = xmppdns::topology::Topology::load(&out)
+        .unwrap_or_else(|e| panic!("{e}\n{}", fs::read_to_string(&out).unwrap()));
+    assert_eq!(topology.active_pool().fqdn, name("edgepool1.contoso.com"));
+    assert_eq!(
+        topology.active_pool().ipv4,
+        vec!["192.0.2.10".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(topology.pools.len(), 2);
+    assert_eq!(topology.pools[1].fqdn, name("edgepool2.contoso.com"));
+    assert_eq!(topology.federation.name, name("xmpp.contoso.com"));
+    assert_eq!(topology.federation.ttl, 300);
+    assert_eq!(
+        topology.zones,
+        vec![name("contoso.com"), name("fabrikam.com")]
+    );
+
+    // Planned against the same server (read by query: transfers need the key), nothing changes.
+    let plan = xmppdns(&["plan", out.to_str().unwrap(), "--format", "json"]);
+    assert_exit(&plan, 0);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(doc["changes"], Value::Array(vec![]), "{doc:#}");
+
+    // And it audits clean with itself as the topology.
+    let audit = xmppdns(&["audit", out.to_str().unwrap(), "--nameserver", &ns]);
+    assert_exit(&audit, 0);
+
+    // Never overwrites.
+    let again = xmppdns(&[
+        "init",
+        "--from-dns",
+        "--domain",
+        "contoso.com",
+        "--nameserver",
+        &ns,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_exit(&again, 1);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
+}

@@ -3,6 +3,7 @@
 //! `collect` asks the servers, `rules` judges the snapshot, `render` turns the report into text.
 
 pub mod collect;
+pub mod init;
 pub mod render;
 pub mod rules;
 
@@ -32,6 +33,10 @@ pub enum AuditError {
     BadDomain { text: String, reason: String },
     #[error("`{0}` is not an address (ADDR or ADDR:PORT, e.g. 192.0.2.53 or [2001:db8::53]:53)")]
     BadAddress(String),
+    #[error("cannot infer a topology: {0}")]
+    Init(String),
+    #[error("{path} exists; not overwriting it (remove it or choose another --out)")]
+    Exists { path: String },
 }
 
 /// Parses `ADDR` or `ADDR:PORT` (IPv6 as `[::1]:53`), port 53 by default.
