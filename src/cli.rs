@@ -104,7 +104,7 @@ Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could 
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Queries in flight at once.
-        #[arg(long, default_value_t = 200, value_name = "N")]
+        #[arg(long, default_value_t = 100, value_name = "N")]
         concurrency: usize,
         /// First timeout of a query in milliseconds (doubled on each of 4 attempts).
         #[arg(long, default_value_t = 800, value_name = "MS")]

@@ -258,7 +258,7 @@ impl ProgressBar {
             let bar = indicatif::ProgressBar::new(progress.total as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{msg:24} [{bar:40}] {pos}/{len} queries ({per_sec}, {eta})",
+                    "{msg:20} [{bar:40}] {pos}/{len} queries, {elapsed} ({eta} left)",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),

@@ -83,10 +83,20 @@ impl Snapshot {
 
     /// The zone among the known ones that holds `name` (the longest).
     pub fn known_zone(&self, name: &Fqdn) -> Option<&Fqdn> {
-        self.servers
-            .keys()
-            .filter(|z| name.is_within(z))
-            .max_by_key(|z| z.as_str().len())
+        // Walk up the labels and look each suffix up: a scan of all zones per name would be
+        // quadratic with thousands of one-domain zones.
+        let text = name.as_str();
+        let mut at = 0;
+        loop {
+            let suffix = &text[at..];
+            if let Some((zone, _)) = self.servers.get_key_value(&Fqdn::from_absolute(suffix)) {
+                return Some(zone);
+            }
+            match suffix.find('.') {
+                Some(dot) if dot + 1 < suffix.len() => at += dot + 1,
+                _ => return None,
+            }
+        }
     }
 
     /// The servers to ask about `name`: those of its zone, or `fallback`'s.
@@ -182,9 +192,17 @@ impl Round {
         stage: &'static str,
     ) {
         let total = self.questions.len();
+        let started = std::time::Instant::now();
         let (replies, stats) = batch::resolve_all(&self.questions, settings, &mut |done| {
             progress(Progress { stage, done, total })
         });
+        tracing::info!(
+            "{stage}: {total} questions in {:?} ({} retries, {} over TCP, {} unanswered)",
+            started.elapsed(),
+            stats.retries,
+            stats.tcp,
+            stats.unanswered
+        );
         snapshot.stats.add(&stats);
         for (q, reply) in self.questions.iter().zip(replies) {
             let lookup = match reply {
@@ -216,11 +234,6 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
             names.push(zone.clone());
         }
     }
-    progress(Progress {
-        stage: "finding zones",
-        done: 0,
-        total: names.len(),
-    });
     match &request.servers {
         Servers::Given(servers) => {
             let first = servers[0];

@@ -269,9 +269,11 @@ pub fn from_dns(
                 zones.push(zone.clone());
             }
         }
-        _ => return Err(AuditError::Init(format!(
+        _ => {
+            return Err(AuditError::Init(format!(
             "the zone of the federation record {federation} could not be found; give --federation"
-        ))),
+        )))
+        }
     }
     let federation_ttl = snapshot.answer(&federation, QueryType::A).and_then(|r| {
         r.answers

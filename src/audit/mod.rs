@@ -181,7 +181,9 @@ pub fn run(
         settings: options.settings,
     };
     let snapshot = collect::collect(&request, progress);
+    let checking = Instant::now();
     let names = rules::check(&snapshot, &domains, options.topology);
+    tracing::info!("rules checked in {:?}", checking.elapsed());
     let mut report = Report {
         format: AUDIT_FORMAT,
         generator: concat!("xmppdns ", env!("CARGO_PKG_VERSION")),

@@ -752,6 +752,8 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
         list: Vec::new(),
     };
     let mut serials: BTreeMap<String, Option<u32>> = BTreeMap::new();
+    // In the order the servers were given (the first is the reference), for the message.
+    let mut listed = Vec::new();
     for (server, lookup) in snapshot.all(zone, QueryType::Soa) {
         let serial = match lookup {
             Lookup::Answered(r) if r.rcode == 0 => {
@@ -777,14 +779,13 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
                 "check that this server is running and serves the zone",
             );
         }
+        if let Some(n) = serial {
+            listed.push(format!("{server} has {n}"));
+        }
         serials.insert(server.to_string(), serial);
     }
     let distinct: BTreeSet<u32> = serials.values().flatten().copied().collect();
     if distinct.len() > 1 {
-        let listed: Vec<String> = serials
-            .iter()
-            .filter_map(|(s, n)| n.map(|n| format!("{s} has {n}")))
-            .collect();
         f.add(
             "16",
             Severity::Warning,

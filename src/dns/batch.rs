@@ -142,7 +142,7 @@ pub struct BatchSettings {
 impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings {
-            window: 200,
+            window: 100,
             timeout: Duration::from_millis(800),
             attempts: 4,
         }
@@ -411,28 +411,23 @@ impl<'a> Engine<'a> {
     fn run(&mut self, progress: &mut dyn FnMut(usize)) {
         let mut last_sweep = Instant::now();
         let mut reported = 0;
+        let both = self.v4.is_some() && self.v6.is_some();
+        // With one socket, block on it (briefly, so timeouts are swept); with two, poll each
+        // for a short moment.
+        let wait = if both {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
         while self.done < self.questions.len() {
+            // Refill after every reply: waiting for the whole window to drain first would
+            // leave the server idle for a round trip each time.
             self.fill_window();
-            let both = self.v4.is_some() && self.v6.is_some();
-            // With one socket, block on it (briefly, so timeouts are swept); with two, poll
-            // each for a short moment.
-            let wait = if both {
-                Duration::from_millis(1)
-            } else {
-                Duration::from_millis(10)
-            };
             if !self.flights.is_empty() {
-                let mut got = false;
-                for v6 in [false, true] {
-                    // Drain what is already there before waiting again.
-                    for _ in 0..64 {
-                        match self.receive(v6, wait) {
-                            Some(()) => got = true,
-                            None => break,
-                        }
-                    }
+                let got_v4 = self.receive(false, wait).is_some();
+                if both || !got_v4 {
+                    self.receive(true, wait);
                 }
-                let _ = got;
             }
             if last_sweep.elapsed() >= Duration::from_millis(5) || self.flights.is_empty() {
                 self.sweep();
