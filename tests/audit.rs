@@ -308,6 +308,7 @@ fn table_groups_findings_per_name_with_a_summary() {
     let output = xmppdns(&["audit", "--domain", "contoso.com", "--nameserver", &ns]);
     assert_exit(&output, 4);
     let table = String::from_utf8_lossy(&output.stdout);
+    golden("port-5060.txt", &table);
     assert!(
         table.starts_with("contoso.com. (SIP domain, leading target edgepool1.contoso.com.)\n"),
         "{table}"
@@ -632,4 +633,42 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
     ]);
     assert_exit(&again, 1);
     assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
+}
+
+#[test]
+fn targets_in_a_zone_on_other_servers_are_read_there() {
+    let key = TsigKey::test_key();
+    let fabrikam = "$ORIGIN fabrikam.com.\n$TTL 3600\n@ IN SOA ns1 hostmaster ( 5 3600 600 86400 300 )\n@ IN NS ns1\nns1 IN A 127.0.0.1\n_xmpp-server._tcp IN SRV 10 0 5269 edgepool1.contoso.com.\n_xmpp-server._tcp IN SRV 20 0 5269 edgepool2.contoso.com.\n";
+    let fabrikam_server = Bind::primary(&[("fabrikam.com", fabrikam)], &key);
+    let contoso_server = Bind::primary(&[("contoso.com", &zone_fixture("correct"))], &key);
+    let (a, b) = (
+        fabrikam_server.addr().to_string(),
+        contoso_server.addr().to_string(),
+    );
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "fabrikam.com",
+        "--format",
+        "json",
+        "--nameserver",
+        &a,
+        "--nameserver",
+        &b,
+    ]);
+    assert_exit(&output, 0);
+    let (text, doc) = normalised(&output, &[fabrikam_server.addr(), contoso_server.addr()]);
+    golden("target-zone-elsewhere.json", &text);
+    // The targets resolve (no rule 5), they are outside the record's zone (13), and each
+    // server's refusal of the other zone is noted, not taken for disagreement (16 info only).
+    assert_eq!(
+        rules(&doc),
+        vec![
+            ("16".into(), "info".into()),
+            ("13".into(), "warning".into()),
+            ("13".into(), "warning".into()),
+            ("16".into(), "info".into()),
+        ],
+        "{doc:#}"
+    );
 }

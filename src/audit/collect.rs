@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub servers: BTreeMap<Fqdn, Vec<SocketAddr>>,
     /// Every answer, per (name, type), one entry per server asked.
     pub lookups: HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>,
+    /// Given servers that refused a zone (with the RCODE): not compared for it.
+    pub not_serving: BTreeMap<Fqdn, Vec<(SocketAddr, u8)>>,
     pub stats: BatchStats,
 }
 
@@ -222,34 +224,95 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// Reads everything the rules need for `request`.
-pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapshot {
-    let mut snapshot = Snapshot::default();
-    let settings = &request.settings;
-
-    // Round 0: the zone of every audited name and its servers.
-    let mut names: Vec<Fqdn> = request.domains.clone();
-    for zone in &request.extra_zones {
-        if !names.contains(zone) {
-            names.push(zone.clone());
+/// Asks every server of every zone not asked yet for the zone's SOA. With `--nameserver`, a
+/// server that answers REFUSED or NOTAUTH is not authoritative for that zone (it serves other
+/// zones of the audit): it is left out of the zone's servers, and recorded. Discovered servers
+/// stay: an NS-listed server that refuses its zone is a lame delegation, which rule 16 reports.
+fn read_serials(
+    snapshot: &mut Snapshot,
+    servers: &Servers,
+    settings: &BatchSettings,
+    progress: &mut dyn FnMut(Progress),
+) {
+    let mut round = Round::default();
+    for (zone, zone_servers) in &snapshot.servers {
+        if snapshot.all(zone, QueryType::Soa).is_empty() {
+            round.ask(zone_servers, zone, QueryType::Soa);
         }
     }
-    match &request.servers {
+    round.run(snapshot, settings, progress, "reading serials");
+    if !matches!(servers, Servers::Given(_)) {
+        return;
+    }
+    let zones: Vec<Fqdn> = snapshot.servers.keys().cloned().collect();
+    for zone in zones {
+        let refused: Vec<(SocketAddr, u8)> = snapshot
+            .all(&zone, QueryType::Soa)
+            .iter()
+            .filter_map(|(server, lookup)| match lookup {
+                Lookup::Answered(r) if r.rcode == 5 || r.rcode == 9 => Some((*server, r.rcode)),
+                _ => None,
+            })
+            .collect();
+        if refused.is_empty() {
+            continue;
+        }
+        let kept: Vec<SocketAddr> = snapshot.servers[&zone]
+            .iter()
+            .copied()
+            .filter(|s| !refused.iter().any(|(r, _)| r == s))
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        snapshot.servers.insert(zone.clone(), kept);
+        if let Some(entry) = snapshot.lookups.get_mut(&(zone.clone(), QueryType::Soa)) {
+            entry.retain(|(s, _)| !refused.iter().any(|(r, _)| r == s));
+        }
+        snapshot.not_serving.insert(zone, refused);
+    }
+}
+
+/// Finds the zone and authoritative servers of each name. With given servers, the first one
+/// is asked, and the next ones only for names it could not place (it may be down).
+fn find_zones(
+    snapshot: &mut Snapshot,
+    names: &[Fqdn],
+    servers: &Servers,
+    settings: &BatchSettings,
+) {
+    match servers {
         Servers::Given(servers) => {
-            let first = servers[0];
-            let (zones, stats) = authority::zones_of(&names, first, false, settings);
-            snapshot.stats.add(&stats);
-            for (name, zone) in names.iter().zip(zones) {
-                if let Ok(zone) = &zone {
-                    snapshot.servers.insert(zone.clone(), servers.clone());
+            let mut pending: Vec<Fqdn> = names.to_vec();
+            let mut last_errors: BTreeMap<Fqdn, String> = BTreeMap::new();
+            for server in servers {
+                if pending.is_empty() {
+                    break;
                 }
-                snapshot
-                    .zone_of
-                    .insert(name.clone(), zone.map_err(|e| e.to_string()));
+                let (zones, stats) = authority::zones_of(&pending, *server, false, settings);
+                snapshot.stats.add(&stats);
+                let mut still = Vec::new();
+                for (name, zone) in pending.iter().zip(zones) {
+                    match zone {
+                        Ok(zone) => {
+                            snapshot.servers.insert(zone.clone(), servers.clone());
+                            snapshot.zone_of.insert(name.clone(), Ok(zone));
+                        }
+                        Err(e) => {
+                            last_errors.insert(name.clone(), e.to_string());
+                            still.push(name.clone());
+                        }
+                    }
+                }
+                pending = still;
+            }
+            for name in pending {
+                let reason = last_errors.remove(&name).unwrap_or_default();
+                snapshot.zone_of.insert(name, Err(reason));
             }
         }
         Servers::Discover { resolver, port } => {
-            let (found, stats) = authority::discover(&names, *resolver, *port, settings);
+            let (found, stats) = authority::discover(names, *resolver, *port, settings);
             snapshot.stats.add(&stats);
             for (name, authority) in found {
                 let zone = authority.map(|a| {
@@ -262,12 +325,27 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
             }
         }
     }
+}
 
-    // Round 1: serials and the SRV RRsets (and any extra keys).
-    let mut round = Round::default();
-    for (zone, servers) in &snapshot.servers {
-        round.ask(servers, zone, QueryType::Soa);
+/// Reads everything the rules need for `request`.
+pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let settings = &request.settings;
+
+    // Round 0: the zone of every audited name and its servers.
+    let mut names: Vec<Fqdn> = request.domains.clone();
+    for zone in &request.extra_zones {
+        if !names.contains(zone) {
+            names.push(zone.clone());
+        }
     }
+    find_zones(&mut snapshot, &names, &request.servers, settings);
+
+    // Round 1: serials; given servers that refuse a zone are not among its servers.
+    read_serials(&mut snapshot, &request.servers, settings, progress);
+
+    // Round 2: the SRV RRsets (and any extra keys).
+    let mut round = Round::default();
     for domain in &request.domains {
         let Some(Ok(zone)) = snapshot.zone_of.get(domain) else {
             continue;
@@ -284,7 +362,36 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
     }
     round.run(&mut snapshot, settings, progress, "reading SRV records");
 
-    // Round 2: what the SRV records point at, and the fallbacks when there are none.
+    // Targets in zones not met yet (a pool FQDN in the provider's own zone): find their
+    // servers too, so that their addresses are read where they are authoritative.
+    let mut outside: BTreeSet<Fqdn> = BTreeSet::new();
+    for domain in &request.domains {
+        for owner in [xmpp_owner(domain), xmpps_owner(domain)] {
+            if let Some(response) = snapshot.answer(&owner, QueryType::Srv) {
+                for (_, srv) in srv_records(response, &owner) {
+                    let target = &srv.target;
+                    if target.as_str() != "."
+                        && !is_ip_literal(target)
+                        && snapshot.known_zone(target).is_none()
+                    {
+                        outside.insert(target.clone());
+                    }
+                }
+            }
+        }
+    }
+    if !outside.is_empty() {
+        let outside: Vec<Fqdn> = outside.into_iter().collect();
+        find_zones(&mut snapshot, &outside, &request.servers, settings);
+        // A target whose zone is not found stays asked of its domain's servers (they will
+        // say REFUSED and the rules report "not checked"), but is not an audited name.
+        for target in &outside {
+            snapshot.zone_of.remove(target);
+        }
+        read_serials(&mut snapshot, &request.servers, settings, progress);
+    }
+
+    // Round 3: what the SRV records point at, and the fallbacks when there are none.
     let mut round = Round::default();
     for domain in &request.domains {
         let Some(Ok(zone)) = snapshot.zone_of.get(domain).cloned() else {

@@ -9,6 +9,30 @@ use crate::audit::rules::{NameReport, Severity, Subject};
 use crate::audit::Report;
 use crate::plan::render::Look;
 
+/// Column widths that keep a finding's table within about 120 columns.
+const RECORD_WIDTH: usize = 36;
+const FINDING_WIDTH: usize = 64;
+
+/// Wraps at spaces so that lines stay within `width` (a longer word gets a line of its own),
+/// instead of one finding making a 300-column table.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut line = 0;
+    for word in text.split(' ') {
+        let len = word.chars().count();
+        if line > 0 && line + 1 + len > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += len;
+    }
+    out
+}
+
 fn paint(text: &str, code: &str, look: Look) -> String {
     if look.colour {
         format!("\x1b[{code}m{text}\x1b[0m")
@@ -56,14 +80,17 @@ pub fn table(report: &Report, look: Look) -> String {
         out.push_str(&heading(name));
         out.push('\n');
         let mut builder = Builder::default();
-        builder.push_record(["Severity", "Rule", "Record", "Finding", "Fix"]);
+        builder.push_record(["Severity", "Rule", "Record", "Finding and fix"]);
         for f in &name.findings {
             builder.push_record([
                 severity_cell(f.severity, look),
                 f.rule.clone(),
-                f.record.clone(),
-                f.message.clone(),
-                f.fix.clone(),
+                wrap(&f.record, RECORD_WIDTH),
+                format!(
+                    "{}\n{}",
+                    wrap(&f.message, FINDING_WIDTH),
+                    wrap(&format!("fix: {}", f.fix), FINDING_WIDTH)
+                ),
             ]);
         }
         let mut table = builder.build();
@@ -85,6 +112,16 @@ pub fn table(report: &Report, look: Look) -> String {
         s.sip_domains, s.errors, s.warnings, s.info
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrapping_keeps_words_whole() {
+        assert_eq!(super::wrap("aaa bbb ccc", 7), "aaa bbb\nccc");
+        assert_eq!(super::wrap("a verylongword b", 4), "a\nverylongword\nb");
+        assert_eq!(super::wrap("", 4), "");
+    }
 }
 
 /// The report as the `xmppdns-audit/1` JSON document (pretty-printed, newline-terminated).

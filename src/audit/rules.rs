@@ -784,6 +784,15 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
         }
         serials.insert(server.to_string(), serial);
     }
+    for (server, code) in snapshot.not_serving.get(zone).into_iter().flatten() {
+        f.add(
+            "16",
+            Severity::Info,
+            format!("{zone} SOA"),
+            format!("{server} answered {} for {zone}: it is not one of the zone's servers, so it is left out of the comparison", rcode_name(*code)),
+            format!("nothing to do if {server} is not meant to serve {zone}; otherwise configure the zone there"),
+        );
+    }
     let distinct: BTreeSet<u32> = serials.values().flatten().copied().collect();
     if distinct.len() > 1 {
         f.add(
