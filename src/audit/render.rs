@@ -114,6 +114,13 @@ pub fn table(report: &Report, look: Look) -> String {
     out
 }
 
+/// The report as the `xmppdns-audit/1` JSON document (pretty-printed, newline-terminated).
+pub fn json(report: &Report) -> String {
+    let mut text = serde_json::to_string_pretty(report).expect("reports serialize");
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -122,11 +129,4 @@ mod tests {
         assert_eq!(super::wrap("a verylongword b", 4), "a\nverylongword\nb");
         assert_eq!(super::wrap("", 4), "");
     }
-}
-
-/// The report as the `xmppdns-audit/1` JSON document (pretty-printed, newline-terminated).
-pub fn json(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(report).expect("reports serialize");
-    text.push('\n');
-    text
 }
