@@ -672,3 +672,66 @@ fn targets_in_a_zone_on_other_servers_are_read_there() {
         "{doc:#}"
     );
 }
+
+/// Forwards datagrams between one client and `upstream`, holding every reply back for `delay`.
+fn slow_proxy(upstream: SocketAddr, delay: Duration) -> (SocketAddr, Arc<AtomicBool>) {
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    front
+        .set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
+    back.set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
+    let addr = front.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    thread::spawn(move || {
+        let mut client = None;
+        let mut held: std::collections::VecDeque<(std::time::Instant, Vec<u8>)> =
+            Default::default();
+        let mut buf = [0u8; 65535];
+        while !stop2.load(Ordering::Relaxed) {
+            while let Ok((n, from)) = front.recv_from(&mut buf) {
+                client = Some(from);
+                back.send_to(&buf[..n], upstream).ok();
+            }
+            while let Ok((n, _)) = back.recv_from(&mut buf) {
+                held.push_back((std::time::Instant::now() + delay, buf[..n].to_vec()));
+            }
+            while held
+                .front()
+                .is_some_and(|(at, _)| *at <= std::time::Instant::now())
+            {
+                let (_, reply) = held.pop_front().unwrap();
+                if let Some(c) = client {
+                    front.send_to(&reply, c).ok();
+                }
+            }
+        }
+    });
+    (addr, stop)
+}
+
+#[test]
+fn replies_slower_than_the_first_timeout_still_count() {
+    let bind = serve("correct");
+    let (proxy, stop) = slow_proxy(bind.addr(), Duration::from_millis(150));
+    let options = audit::Options {
+        domains: vec![name("contoso.com")],
+        servers: Servers::Given(vec![proxy]),
+        topology: None,
+        settings: BatchSettings {
+            window: 10,
+            timeout: Duration::from_millis(100),
+            attempts: 4,
+        },
+        probe: None,
+    };
+    let (report, _) = audit::run(&options, &mut |_| {}).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let stats = report.stats.queries;
+    assert!(stats.late > 0, "{stats:?}");
+    assert_eq!(stats.unanswered, 0, "{stats:?}");
+    let findings: Vec<_> = report.findings().collect();
+    assert!(findings.is_empty(), "{findings:#?}");
+}

@@ -51,14 +51,14 @@ pub enum AuthorityError {
         name: Fqdn,
         rcode: &'static str,
     },
+    #[error("{server} is not authoritative for {name} (its answer lacks the AA bit)")]
+    NotAuthoritative { server: SocketAddr, name: Fqdn },
     #[error("{server} gave no SOA record for {name}, so its zone is unknown")]
     NoSoa { server: SocketAddr, name: Fqdn },
     #[error("zone {zone}: no NS records found through {server}")]
     NoNameServers { server: SocketAddr, zone: Fqdn },
     #[error("zone {zone}: none of its name servers ({names}) has an address")]
     NoAddresses { zone: Fqdn, names: String },
-    #[error("no resolver to ask: /etc/resolv.conf lists no nameserver; give --nameserver")]
-    NoResolver,
 }
 
 /// The `nameserver` lines of resolv.conf text, on port 53.
@@ -116,10 +116,9 @@ pub fn zones_of(
                 });
             }
             if !recursive && !reply.authoritative {
-                return Err(AuthorityError::Rcode {
+                return Err(AuthorityError::NotAuthoritative {
                     server,
                     name: name.clone(),
-                    rcode: "a non-authoritative answer",
                 });
             }
             reply

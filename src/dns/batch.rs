@@ -162,6 +162,8 @@ pub struct BatchStats {
     pub tcp: usize,
     /// Questions without any answer after every attempt.
     pub unanswered: usize,
+    /// Questions answered by a reply to an earlier attempt that came after its timeout.
+    pub late: usize,
 }
 
 impl BatchStats {
@@ -171,6 +173,7 @@ impl BatchStats {
         self.retries += other.retries;
         self.tcp += other.tcp;
         self.unanswered += other.unanswered;
+        self.late += other.late;
     }
 }
 
@@ -351,6 +354,8 @@ struct Engine<'a> {
     v6: Option<UdpSocket>,
     queue: VecDeque<(usize, u32)>,
     flights: HashMap<u16, Flight>,
+    /// IDs of earlier attempts of questions being retried, and until when they count.
+    late: HashMap<u16, (usize, Instant)>,
     results: Vec<Option<Result<Response, DnsError>>>,
     done: usize,
     stats: BatchStats,
@@ -388,6 +393,7 @@ impl<'a> Engine<'a> {
             v6,
             queue: (0..questions.len()).map(|i| (i, 1)).collect(),
             flights: HashMap::new(),
+            late: HashMap::new(),
             results: (0..questions.len()).map(|_| None).collect(),
             done: 0,
             stats: BatchStats {
@@ -467,7 +473,7 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let mut id = self.ids.next();
-            while self.flights.contains_key(&id) {
+            while self.flights.contains_key(&id) || self.late.contains_key(&id) {
                 id = self.ids.next();
             }
             let bytes = match encode_query(id, question) {
@@ -523,12 +529,25 @@ impl<'a> Engine<'a> {
         let (n, from) = socket.recv_from(&mut self.buf).ok()?;
         let message = self.buf[..n].to_vec();
         let id = wire::id(&message)?;
-        let flight = self.flights.get(&id)?;
-        let question = &self.questions[flight.index];
+        // The current attempt's ID, or an earlier attempt's: a reply that is merely late
+        // still answers the question.
+        let (index, current) = match self.flights.get(&id) {
+            Some(flight) => (flight.index, true),
+            None => (self.late.get(&id)?.0, false),
+        };
+        if self.results[index].is_some() {
+            // Answered already (through another attempt): this one is spent.
+            if current {
+                self.flights.remove(&id);
+            } else {
+                self.late.remove(&id);
+            }
+            return Some(());
+        }
+        let question = &self.questions[index];
         if from != question.server || n < 12 || message[2] & 0x80 == 0 {
             return Some(());
         }
-        let index = flight.index;
         let result = if wire::truncated(&message) {
             self.stats.tcp += 1;
             tcp_query(question, id, self.settings.timeout * 4)
@@ -540,7 +559,12 @@ impl<'a> Engine<'a> {
         if matches!(result, Err(DnsError::Malformed(_))) && !wire::truncated(&message) {
             return Some(());
         }
-        self.flights.remove(&id);
+        if current {
+            self.flights.remove(&id);
+        } else {
+            self.late.remove(&id);
+            self.stats.late += 1;
+        }
         self.silent_in_a_row.remove(&self.questions[index].server);
         self.finish(index, result);
         Some(())
@@ -555,11 +579,22 @@ impl<'a> Engine<'a> {
             .filter(|(_, f)| f.deadline <= now)
             .map(|(id, _)| *id)
             .collect();
+        let results = &self.results;
+        self.late
+            .retain(|_, (index, until)| *until > now && results[*index].is_none());
         for id in expired {
             let flight = self.flights.remove(&id).expect("listed above");
+            if self.results[flight.index].is_some() {
+                continue;
+            }
             let server = self.questions[flight.index].server;
             if flight.attempt < self.settings.attempts {
-                // Retries go first: they are the oldest questions.
+                // Retries go first: they are the oldest questions. The old ID keeps
+                // accepting a reply for as long as the remaining attempts can take.
+                let rest: Duration = (flight.attempt..self.settings.attempts)
+                    .map(|a| self.settings.timeout * 2u32.saturating_pow(a))
+                    .sum();
+                self.late.insert(id, (flight.index, now + rest));
                 self.queue.push_front((flight.index, flight.attempt + 1));
             } else {
                 self.stats.unanswered += 1;
