@@ -1,6 +1,7 @@
 //! Reads what the authoritative servers serve for the audited domains, in a few concurrent
-//! rounds (zones and servers; SOA and SRV; then what the SRV records point at), into a
-//! [`Snapshot`] the rules read without touching the network.
+//! rounds (zones and their servers; serials; SRV records; the zones of targets met on the way;
+//! then what the SRV records point at), into a [`Snapshot`] the rules read without touching the
+//! network. Each round is one batch: every question of the round is in flight together.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
