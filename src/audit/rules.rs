@@ -335,6 +335,8 @@ fn check_domain(snapshot: &Snapshot, domain: &Fqdn, expected: Option<&Expected<'
             format!("the server answered {}", rcode_name(response.rcode)),
             "check that the server is authoritative for the zone",
         );
+        report.findings = f.list;
+        return report;
     }
     // Sorted: servers rotate RRset order, the report must not.
     let mut records: Vec<(u32, Srv)> = srv_records(response, &owner)
@@ -837,6 +839,16 @@ fn check_federation(snapshot: &Snapshot, topology: &Topology) -> NameReport {
         }
         compare_servers(&mut f, snapshot, name, qtype);
         let response = snapshot.answer(name, qtype).expect("checked");
+        if response.rcode != 0 && response.rcode != 3 {
+            f.add(
+                "reach",
+                Severity::Error,
+                format!("{name} {qtype}"),
+                format!("the server answered {}", rcode_name(response.rcode)),
+                "check that the server is authoritative for the federation record's zone",
+            );
+            continue;
+        }
         let have = addresses(response, name);
         if have != want && !(want.is_empty() && have.is_empty()) {
             let owners: Vec<String> = topology
@@ -909,7 +921,11 @@ fn observed_state(
                 RecordType::Srv => QueryType::Srv,
                 RecordType::Cname => QueryType::Cname,
             };
-            let Some(response) = snapshot.answer(&key.name, qtype) else {
+            // No answer, or a refusal: what the server holds is unknown, not absent.
+            let Some(response) = snapshot
+                .answer(&key.name, qtype)
+                .filter(|r| r.rcode == 0 || r.rcode == 3)
+            else {
                 unknown.insert(key.clone());
                 continue;
             };
