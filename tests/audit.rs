@@ -735,3 +735,34 @@ fn replies_slower_than_the_first_timeout_still_count() {
     let findings: Vec<_> = report.findings().collect();
     assert!(findings.is_empty(), "{findings:#?}");
 }
+
+#[test]
+fn bind_primary_and_knot_secondary_in_step_agree() {
+    // Two implementations serving the same zone must not look like a disagreement (record
+    // order, TTLs, EDNS handling differ between them).
+    let key = TsigKey::test_key();
+    let (bind, knot) =
+        support::bind_with_knot_secondary(&[("contoso.com", &zone_fixture("correct"))], &key);
+    let topology = topology_fixture();
+    let (a, b) = (bind.addr().to_string(), knot.addr().to_string());
+    let output = xmppdns(&[
+        "audit",
+        topology.to_str().unwrap(),
+        "--format",
+        "json",
+        "--nameserver",
+        &a,
+        "--nameserver",
+        &b,
+    ]);
+    assert_exit(&output, 0);
+    let (_, doc) = normalised(&output, &[bind.addr(), knot.addr()]);
+    assert_eq!(rules(&doc), vec![], "{doc:#}");
+    let zone = doc["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "zone")
+        .expect("zone entry");
+    assert_eq!(zone["serials"]["<NS1>"], zone["serials"]["<NS2>"]);
+}
