@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "Plan, push and audit the DNS records of XMPP federation for Lync Server 2013 / Skype for Business Edge pools",
     long_about = None,
-    after_help = "Exit codes: 0 success or no changes, 1 error, 2 changes pending (plan --detailed-exitcode), 3 refused (unsafe or stale plan), 4 audit found errors."
+    after_help = "Exit codes: 0 success or no changes, 1 error, 2 changes pending (plan --detailed-exitcode), 3 refused (unsafe or stale plan)."
 )]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).

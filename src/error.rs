@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::audit::AuditError;
 use crate::plan::safety::Hazard;
 use crate::plan::{Drift, PlanFileError};
 use crate::provider::{describe_drift, ProviderError};
@@ -15,8 +14,8 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     pub const CHANGES_PENDING: u8 = 2;
     pub const REFUSED: u8 = 3;
-    /// `audit` found at least one error-level finding.
-    pub const AUDIT_FINDINGS: u8 = 4;
+    /// The audit found at least one error-level problem.
+    pub const AUDIT_ERRORS: u8 = 4;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +26,6 @@ pub enum Error {
     PlanFile(#[from] PlanFileError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
-    #[error(transparent)]
-    Audit(#[from] AuditError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -56,6 +53,8 @@ pub enum Error {
     },
     #[error("applied, but reading back shows {} RRset(s) not as planned (another writer?):\n{}", remaining.len(), describe_drift(remaining))]
     NotConverged { remaining: Vec<Drift> },
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 fn list(zones: &[Fqdn]) -> String {

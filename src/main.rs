@@ -6,10 +6,6 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use std::time::Duration;
-
-use xmppdns::audit::render as audit_render;
-use xmppdns::dns::batch::BatchSettings;
 use xmppdns::dns::tsig::{Algorithm, TsigKey};
 use xmppdns::error::exit;
 use xmppdns::plan::render::{self, Look};
@@ -150,25 +146,13 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 domains,
                 nameservers,
                 probe,
-                settings: BatchSettings {
+                settings: xmppdns::dns::batch::BatchSettings {
                     window: concurrency,
-                    timeout: Duration::from_millis(timeout_ms),
-                    ..BatchSettings::default()
+                    timeout: std::time::Duration::from_millis(timeout_ms),
+                    ..Default::default()
                 },
             };
-            let mut bar = ProgressBar::new(format == Format::Table);
-            let report = app::audit(&request, &mut |p| bar.update(p));
-            bar.finish();
-            let report = report?;
-            match format {
-                Format::Table => print!("{}", audit_render::table(&report, look)),
-                Format::Json => print!("{}", audit_render::json(&report)),
-            }
-            Ok(if report.has_errors() {
-                exit::AUDIT_FINDINGS
-            } else {
-                exit::OK
-            })
+            run_audit(&request, format, look)
         }
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -185,38 +169,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             nameservers,
             federation,
             out,
-        } => {
-            let request = app::InitRequest {
-                domains,
-                nameservers,
-                federation,
-                settings: BatchSettings::default(),
-            };
-            let inferred = app::init_from_dns(&request, &mut |_| {})?;
-            match out {
-                None => print!("{}", inferred.json()),
-                Some(path) => {
-                    let mut options = std::fs::OpenOptions::new();
-                    options.write(true).create_new(true);
-                    let written = options
-                        .open(&path)
-                        .and_then(|mut f| f.write_all(inferred.json().as_bytes()));
-                    match written {
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                            return Err(Error::Audit(xmppdns::audit::AuditError::Exists {
-                                path: path.display().to_string(),
-                            }))
-                        }
-                        Err(source) => return Err(Error::Write { path, source }),
-                        Ok(()) => eprintln!("wrote {}", path.display()),
-                    }
-                }
-            }
-            for note in &inferred.notes {
-                eprintln!("note: {note}");
-            }
-            Ok(exit::OK)
-        }
+        } => run_init(domains, nameservers, federation, out),
         Command::Man => {
             let page = clap_mangen::Man::new(Cli::command());
             let mut out = Vec::new();
@@ -228,6 +181,90 @@ fn run(cli: Cli) -> Result<u8, Error> {
             Ok(exit::OK)
         }
     }
+}
+
+/// Creates a file only its owner can read (it holds a secret); refuses to overwrite.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// Asks on the terminal; without one, refuses rather than guess.
+fn confirm() -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NotConfirmed(
+            "standard input is not a terminal; pass --yes to apply without asking".into(),
+        ));
+    }
+    print!("Apply these changes? [y/N] ");
+    std::io::stdout().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok();
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::NotConfirmed("declined at the prompt".into()))
+    }
+}
+
+/// `audit`: reads and checks DNS (with a progress bar on a terminal), prints the report, and
+/// exits 4 when it holds an error-level finding.
+fn run_audit(request: &app::AuditRequest, format: Format, look: Look) -> Result<u8, Error> {
+    let mut bar = ProgressBar::new(format == Format::Table);
+    let report = app::audit(request, &mut |p| bar.update(p));
+    bar.finish();
+    let report = report?;
+    match format {
+        Format::Table => print!("{}", xmppdns::audit::render::table(&report, look)),
+        Format::Json => print!("{}", xmppdns::audit::render::json(&report)),
+    }
+    Ok(if report.has_errors() {
+        exit::AUDIT_ERRORS
+    } else {
+        exit::OK
+    })
+}
+
+/// `init --from-dns`: writes the inferred topology (never over an existing file) and its notes.
+fn run_init(
+    domains: Vec<String>,
+    nameservers: Vec<String>,
+    federation: Option<String>,
+    out: Option<std::path::PathBuf>,
+) -> Result<u8, Error> {
+    let request = app::InitRequest {
+        domains,
+        nameservers,
+        federation,
+        settings: Default::default(),
+    };
+    let inferred = app::init_from_dns(&request, &mut |_| {})?;
+    match out {
+        None => print!("{}", inferred.json()),
+        Some(path) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            let written = options
+                .open(&path)
+                .and_then(|mut f| f.write_all(inferred.json().as_bytes()));
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::Audit(xmppdns::audit::AuditError::Exists {
+                        path: path.display().to_string(),
+                    }))
+                }
+                Err(source) => return Err(Error::Write { path, source }),
+                Ok(()) => eprintln!("wrote {}", path.display()),
+            }
+        }
+    }
+    for note in &inferred.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(exit::OK)
 }
 
 /// A progress bar on stderr for long audits: only on a terminal, only for table output, and
@@ -275,32 +312,5 @@ impl ProgressBar {
         if let Some((bar, _)) = self.bar.take() {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// Creates a file only its owner can read (it holds a secret); refuses to overwrite.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
-}
-
-/// Asks on the terminal; without one, refuses rather than guess.
-fn confirm() -> Result<(), Error> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NotConfirmed(
-            "standard input is not a terminal; pass --yes to apply without asking".into(),
-        ));
-    }
-    print!("Apply these changes? [y/N] ");
-    std::io::stdout().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).ok();
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::NotConfirmed("declined at the prompt".into()))
     }
 }
