@@ -68,6 +68,54 @@ fn heading(name: &NameReport) -> String {
     text
 }
 
+/// Who leads how many domains, where the federation record points, how the probes went: the
+/// facts a table of findings does not show for healthy names.
+fn overview(report: &Report) -> String {
+    let mut out = String::new();
+    let mut leaders: std::collections::BTreeMap<String, usize> = Default::default();
+    for name in report.names.iter().filter(|n| n.kind == Subject::SipDomain) {
+        let leader = match (&name.leading_pool, &name.leading_target) {
+            (Some(pool), Some(target)) => format!("{pool} ({target})"),
+            (None, Some(target)) => target.to_string(),
+            _ => continue,
+        };
+        *leaders.entry(leader).or_default() += 1;
+    }
+    for (leader, count) in &leaders {
+        out.push_str(&format!("Leading: {leader} in {count} SIP domain(s).\n"));
+    }
+    for name in report
+        .names
+        .iter()
+        .filter(|n| n.kind == Subject::Federation)
+    {
+        let Some(addresses) = &name.addresses else {
+            continue;
+        };
+        let shown: Vec<String> = addresses
+            .iter()
+            .map(|a| match &a.pool {
+                Some(pool) => format!("{} ({pool}, TTL {})", a.address, a.ttl),
+                None => format!("{} (TTL {})", a.address, a.ttl),
+            })
+            .collect();
+        let shown = if shown.is_empty() {
+            "nothing".to_string()
+        } else {
+            shown.join(", ")
+        };
+        out.push_str(&format!("Federation record: {} -> {shown}.\n", name.name));
+    }
+    if let Some(probes) = &report.probes {
+        let xmpp = probes.iter().filter(|p| p.result.is_xmpp()).count();
+        out.push_str(&format!(
+            "Probes: {} address(es), {xmpp} answered as XMPP.\n",
+            probes.len()
+        ));
+    }
+    out
+}
+
 /// The report as tables grouped per name, then a summary line.
 pub fn table(report: &Report, look: Look) -> String {
     let mut out = String::new();
@@ -101,6 +149,7 @@ pub fn table(report: &Report, look: Look) -> String {
     if clean > 0 {
         out.push_str(&format!("{clean} name(s) without findings.\n"));
     }
+    out.push_str(&overview(report));
     let s = report.summary;
     let verdict = if s.errors > 0 {
         paint("FAILED", "31", look)

@@ -89,7 +89,20 @@ pub struct NameReport {
     /// For zones: the SOA serial each authoritative server serves (null: no answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serials: Option<BTreeMap<String, Option<u32>>>,
+    /// For the federation record: the addresses it points to, with TTLs (rule 17: TTLs shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<ObservedAddress>>,
     pub findings: Vec<Finding>,
+}
+
+/// One observed A/AAAA record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedAddress {
+    pub address: IpAddr,
+    pub ttl: u32,
+    /// With a topology: the pool that has this address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 impl NameReport {
@@ -102,6 +115,7 @@ impl NameReport {
             leading_target: None,
             leading_pool: None,
             serials: None,
+            addresses: None,
             findings: Vec::new(),
         }
     }
@@ -879,6 +893,28 @@ fn check_federation(snapshot: &Snapshot, topology: &Topology) -> NameReport {
             .filter(|r| &r.name == name && r.rtype == qtype.code())
             .map(|r| r.ttl)
             .min();
+        let observed = report.addresses.get_or_insert_with(Vec::new);
+        for record in response.answers.iter().filter(|r| &r.name == name) {
+            let address = match &record.data {
+                RecordData::Known(Rdata::A(ip)) => IpAddr::from(*ip),
+                RecordData::Known(Rdata::Aaaa(ip)) => IpAddr::from(*ip),
+                _ => continue,
+            };
+            let pool = topology
+                .pools
+                .iter()
+                .find(|p| {
+                    p.ipv4.iter().any(|ip| IpAddr::from(*ip) == address)
+                        || p.ipv6.iter().any(|ip| IpAddr::from(*ip) == address)
+                })
+                .map(|p| p.name.clone());
+            observed.push(ObservedAddress {
+                address,
+                ttl: record.ttl,
+                pool,
+            });
+        }
+        observed.sort_by(|a, b| a.address.cmp(&b.address));
         if let Some(ttl) = ttl.filter(|t| *t > FEDERATION_TTL_WARNING) {
             f.add(
                 "17",
