@@ -914,7 +914,7 @@ fn check_federation(snapshot: &Snapshot, topology: &Topology) -> NameReport {
                 pool,
             });
         }
-        observed.sort_by(|a, b| a.address.cmp(&b.address));
+        observed.sort_by_key(|a| a.address);
         if let Some(ttl) = ttl.filter(|t| *t > FEDERATION_TTL_WARNING) {
             f.add(
                 "17",
