@@ -334,3 +334,24 @@ pub fn from_dns(
         notes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_common_prefers_the_smallest_among_equals() {
+        assert_eq!(most_common(&[20u16, 10, 20, 10], 0), 10);
+        assert_eq!(most_common(&[3600u32, 300, 3600], 0), 3600);
+        assert_eq!(most_common::<u16>(&[], 5269), 5269);
+    }
+
+    #[test]
+    fn pool_names_come_from_the_first_label_and_stay_unique() {
+        let mut taken = BTreeSet::new();
+        let a = pool_name(&Fqdn::parse("edge.contoso.com").unwrap(), &taken);
+        taken.insert(a.clone());
+        let b = pool_name(&Fqdn::parse("edge.fabrikam.com").unwrap(), &taken);
+        assert_eq!((a.as_str(), b.as_str()), ("edge", "edge-2"));
+    }
+}
