@@ -767,3 +767,55 @@ fn bind_primary_and_knot_secondary_in_step_agree() {
         .expect("zone entry");
     assert_eq!(zone["serials"]["<NS1>"], zone["serials"]["<NS2>"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The progress bar: on a terminal, for table output only.
+
+/// Runs the binary under a pseudo-terminal (`script` from util-linux, in every Debian) and
+/// returns everything the terminal showed.
+fn on_a_terminal(args: &[String]) -> String {
+    let program = env!("CARGO_BIN_EXE_xmppdns");
+    let command = std::iter::once(program.to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal_and_only_for_tables() {
+    let mut records = String::from("edgepool1 IN A 192.0.2.10\n");
+    let mut args = vec!["audit".to_string()];
+    for i in 0..300 {
+        records.push_str(&format!(
+            "_xmpp-server._tcp.d{i} IN SRV 10 0 5269 edgepool1\n"
+        ));
+        args.push("--domain".into());
+        args.push(format!("d{i}.contoso.com"));
+    }
+    let zone = support::zone_text("contoso.com", 9, &records);
+    let bind = Bind::primary(&[("contoso.com", &zone)], &TsigKey::test_key());
+    args.push("--nameserver".into());
+    args.push(bind.addr().to_string());
+
+    let table = on_a_terminal(&args);
+    assert!(table.contains("reading SRV records"), "{table}");
+    assert!(table.contains("Audit OK: 300 SIP domain(s)"), "{table}");
+
+    args.extend(["--format".into(), "json".into()]);
+    let json = on_a_terminal(&args);
+    assert!(!json.contains("reading SRV records"), "{json}");
+    assert!(json.contains("\"format\": \"xmppdns-audit/1\""), "{json}");
+
+    // Not a terminal (the other tests): no bar, nothing on stderr.
+    let arg_refs: Vec<&str> = args[..args.len() - 2].iter().map(String::as_str).collect();
+    let plain = xmppdns(&arg_refs);
+    assert_exit(&plain, 0);
+    assert_eq!(String::from_utf8_lossy(&plain.stderr), "");
+}
