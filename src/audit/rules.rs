@@ -160,7 +160,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
     });
 }
 
-/// The addresses (and smallest TTL) an answer gives for `name` itself.
+/// The addresses an answer gives for `name` itself, sorted.
 fn addresses(response: &Response, name: &Fqdn) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = response
         .answers
@@ -1074,7 +1074,8 @@ pub fn check(
     reports.into_values().collect()
 }
 
-/// Rule 9 from probe outcomes: (target, address, reached an XMPP server?, detail) per probe.
+/// Rule 9: an error on every domain whose SRV record points at an address (on the record's
+/// port) that did not answer as an XMPP server.
 pub fn probe_findings(reports: &mut [NameReport], outcomes: &[ProbeOutcome]) {
     for report in reports.iter_mut() {
         let Some(srv) = &report.srv else { continue };
@@ -1113,8 +1114,8 @@ pub struct ProbeOutcome {
     pub detail: String,
 }
 
-/// Every (target, port, address) the probe should try: the real targets of every domain's
-/// SRV records, at each address the snapshot has for them.
+/// Every (target, port, address, first domain) the probe should try: the real targets of every
+/// domain's SRV records, at each address the snapshot has for them, each once.
 pub fn probe_targets(
     reports: &[NameReport],
     snapshot: &Snapshot,
