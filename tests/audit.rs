@@ -819,3 +819,35 @@ fn progress_bar_only_on_a_terminal_and_only_for_tables() {
     assert_exit(&plain, 0);
     assert_eq!(String::from_utf8_lossy(&plain.stderr), "");
 }
+
+#[test]
+fn a_silent_server_is_reported_and_waited_for_only_once() {
+    let bind = serve("correct");
+    // A UDP socket that never answers: a server that is down without an ICMP error.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let (a, b) = (bind.addr().to_string(), silent_addr.to_string());
+    let started = std::time::Instant::now();
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "contoso.com",
+        "--format",
+        "json",
+        "--timeout-ms",
+        "100",
+        "--nameserver",
+        &a,
+        "--nameserver",
+        &b,
+    ]);
+    let elapsed = started.elapsed();
+    assert_exit(&output, 4);
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(has(&doc, "16", "error"), "{doc:#}");
+    // One round of waiting (100+200+400+800 ms), not one per round.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not asked again"), "{stderr}");
+    drop(silent);
+}

@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub servers: BTreeMap<Fqdn, Vec<SocketAddr>>,
     /// Every answer, per (name, type), one entry per server asked.
     pub lookups: HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>,
+    /// Servers that answered no question of a whole round (down or unreachable).
+    pub down: HashSet<SocketAddr>,
     /// Given servers that refused a zone (with the RCODE): not compared for it.
     pub not_serving: BTreeMap<Fqdn, Vec<(SocketAddr, u8)>>,
     pub stats: BatchStats,
@@ -194,9 +196,23 @@ impl Round {
         progress: &mut dyn FnMut(Progress),
         stage: &'static str,
     ) {
-        let total = self.questions.len();
+        // A server that answered nothing in an earlier round is not asked again: each round
+        // would otherwise wait out every attempt for it once more. Its questions are recorded
+        // as failed, so rule 16 and "reach" still report it.
+        let (asked, skipped): (Vec<Question>, Vec<Question>) = self
+            .questions
+            .into_iter()
+            .partition(|q| !snapshot.down.contains(&q.server));
+        for q in skipped {
+            let lookup = Lookup::Failed(format!(
+                "{} answered no question earlier in this audit; not asked again",
+                q.server
+            ));
+            snapshot.insert(q.server, &q.name, q.qtype, lookup);
+        }
+        let total = asked.len();
         let started = std::time::Instant::now();
-        let (replies, stats) = batch::resolve_all(&self.questions, settings, &mut |done| {
+        let (replies, stats) = batch::resolve_all(&asked, settings, &mut |done| {
             progress(Progress { stage, done, total })
         });
         tracing::info!(
@@ -207,12 +223,21 @@ impl Round {
             stats.unanswered
         );
         snapshot.stats.add(&stats);
-        for (q, reply) in self.questions.iter().zip(replies) {
+        let mut answered: HashMap<SocketAddr, bool> = HashMap::new();
+        for (q, reply) in asked.iter().zip(replies) {
             let lookup = match reply {
                 Ok(r) => Lookup::Answered(r),
                 Err(e) => Lookup::Failed(e.to_string()),
             };
+            let any = answered.entry(q.server).or_insert(false);
+            *any |= matches!(lookup, Lookup::Answered(_));
             snapshot.insert(q.server, &q.name, q.qtype, lookup);
+        }
+        for (server, any) in answered {
+            if !any {
+                tracing::warn!("{server} answered none of {stage}; it is not asked again");
+                snapshot.down.insert(server);
+            }
         }
     }
 }
@@ -292,6 +317,12 @@ fn find_zones(
                 }
                 let (zones, stats) = authority::zones_of(&pending, *server, false, settings);
                 snapshot.stats.add(&stats);
+                if zones
+                    .iter()
+                    .all(|z| matches!(z, Err(AuthorityError::NoAnswer { .. })))
+                {
+                    snapshot.down.insert(*server);
+                }
                 let mut still = Vec::new();
                 for (name, zone) in pending.iter().zip(zones) {
                     match zone {
