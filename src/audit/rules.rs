@@ -517,6 +517,20 @@ fn with_srv(
         }
     }
 
+    let mut by_target: BTreeMap<&Fqdn, Vec<u16>> = BTreeMap::new();
+    for srv in &real {
+        by_target.entry(&srv.target).or_default().push(srv.priority);
+    }
+    for (target, priorities) in by_target.iter().filter(|(_, p)| p.len() > 1) {
+        f.add(
+            "6",
+            Severity::Error,
+            format!("{owner} SRV"),
+            format!("{target} has {} records (priorities {}): one record per Edge pool, or a failover leaves it both first and fallback", priorities.len(), join(priorities)),
+            format!("keep one record for {target}"),
+        );
+    }
+
     // The leading target and, with a topology, rules 6, 7 and 8.
     let leading: Vec<&Srv> = by_priority.values().next().cloned().unwrap_or_default();
     if leading.len() == 1 {
@@ -1262,6 +1276,15 @@ mod tests {
                 ("11".into(), Severity::Info)
             ]
         );
+    }
+
+    #[test]
+    fn one_target_twice() {
+        let s = snapshot(&[
+            "10 0 5269 edge1.contoso.com.",
+            "20 0 5269 edge1.contoso.com.",
+        ]);
+        assert_eq!(rules(&s), vec![("6".into(), Severity::Error)]);
     }
 
     #[test]
