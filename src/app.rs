@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::audit::{self, AuditError};
+use crate::dns::authority;
+use crate::dns::batch::BatchSettings;
 use crate::error::Error;
 use crate::journal::{self, Journal};
 use crate::plan::{self, safety, Change, Drift, Plan, PlanFile, ZoneState};
@@ -341,6 +344,96 @@ pub fn prepare_rollback(
         });
     }
     Ok(steps)
+}
+
+/// How long one port 5269 probe may take to connect, and then to answer.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What `audit` was asked for, as written on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRequest {
+    pub topology: Option<PathBuf>,
+    pub domains: Vec<String>,
+    pub nameservers: Vec<String>,
+    pub probe: bool,
+    pub settings: BatchSettings,
+}
+
+fn parse_domains(texts: &[String]) -> Result<Vec<Fqdn>, Error> {
+    texts
+        .iter()
+        .map(|text| {
+            Fqdn::parse(text).map_err(|e| {
+                Error::Audit(AuditError::BadDomain {
+                    text: text.clone(),
+                    reason: e.to_string(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// `--nameserver` addresses, or discovery through the first resolver of /etc/resolv.conf.
+fn audit_servers(nameservers: &[String]) -> Result<audit::Servers, Error> {
+    if nameservers.is_empty() {
+        let resolver = *authority::system_resolvers()
+            .first()
+            .ok_or(AuditError::NoResolver)?;
+        return Ok(audit::Servers::Discover { resolver, port: 53 });
+    }
+    let servers = nameservers
+        .iter()
+        .map(|t| audit::parse_server(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(audit::Servers::Given(servers))
+}
+
+/// Runs an audit: reads DNS, checks the rules, optionally probes port 5269 of every target.
+pub fn audit(
+    request: &AuditRequest,
+    progress: &mut dyn FnMut(audit::Progress),
+) -> Result<audit::Report, Error> {
+    let topology = request
+        .topology
+        .as_deref()
+        .map(Topology::load)
+        .transpose()?;
+    let options = audit::Options {
+        domains: parse_domains(&request.domains)?,
+        servers: audit_servers(&request.nameservers)?,
+        topology: topology.as_ref(),
+        settings: request.settings,
+        probe: request.probe.then_some(PROBE_TIMEOUT),
+    };
+    let (report, _snapshot) = audit::run(&options, progress)?;
+    Ok(report)
+}
+
+/// What `init --from-dns` was asked for, as written on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct InitRequest {
+    pub domains: Vec<String>,
+    pub nameservers: Vec<String>,
+    pub federation: Option<String>,
+    pub settings: BatchSettings,
+}
+
+/// Infers a starting topology from DNS (`init --from-dns`).
+pub fn init_from_dns(
+    request: &InitRequest,
+    progress: &mut dyn FnMut(audit::Progress),
+) -> Result<audit::init::Inferred, Error> {
+    let federation = match &request.federation {
+        Some(text) => Some(parse_domains(std::slice::from_ref(text))?.remove(0)),
+        None => None,
+    };
+    let options = audit::init::InitOptions {
+        domains: parse_domains(&request.domains)?,
+        servers: audit_servers(&request.nameservers)?,
+        federation,
+        settings: request.settings,
+    };
+    Ok(audit::init::from_dns(&options, progress)?)
 }
 
 /// Today's date as YYYYMMDD (UTC) from seconds since 1970, for SOA serials. The civil-date

@@ -131,6 +131,58 @@ but not every authoritative server served it in time.")]
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Check what the authoritative DNS servers serve against the XMPP federation rules
+    /// (and, with a topology, against its plan and active pool).
+    #[command(after_help = "Examples:
+  xmppdns audit --domain contoso.com
+  xmppdns audit topology.json --format json
+  xmppdns audit --domain contoso.com --domain fabrikam.com --nameserver 192.0.2.53 --probe
+
+Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could not run.")]
+    Audit {
+        /// A topology JSON file: also report drift, the leading pool and the federation record.
+        topology: Option<PathBuf>,
+        /// A SIP domain to audit (repeatable; added to the topology's).
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Ask these authoritative servers (repeatable; all are compared). Default: the zone's
+        /// NS records, found through the resolvers of /etc/resolv.conf.
+        #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+        nameservers: Vec<String>,
+        /// Also connect to port 5269 of every SRV target and expect an XMPP server (rule 9).
+        #[arg(long)]
+        probe: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Queries in flight at once.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        concurrency: usize,
+        /// First timeout of a query in milliseconds (doubled on each of 4 attempts).
+        #[arg(long, default_value_t = 800, value_name = "MS")]
+        timeout_ms: u64,
+    },
+    /// Write a starting topology from what DNS serves today (use with --from-dns).
+    #[command(after_help = "Examples:
+  xmppdns init --from-dns --domain contoso.com --domain fabrikam.com --out topology.json
+  xmppdns init --from-dns --domain contoso.com --nameserver 192.0.2.53")]
+    Init {
+        /// Infer the topology from the SRV records and addresses DNS serves (required).
+        #[arg(long, required = true)]
+        from_dns: bool,
+        /// A SIP domain (repeatable; at least one).
+        #[arg(long = "domain", value_name = "DOMAIN", required = true)]
+        domains: Vec<String>,
+        /// Ask these authoritative servers instead of the zone's NS records.
+        #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+        nameservers: Vec<String>,
+        /// The federation A record's name (default: xmpp.<first domain>).
+        #[arg(long, value_name = "NAME")]
+        federation: Option<String>,
+        /// Write the topology here (refuses to overwrite) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  xmppdns completions bash > /etc/bash_completion.d/xmppdns"

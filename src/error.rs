@@ -73,6 +73,8 @@ pub enum Error {
     },
     #[error("applied, but reading back shows {} RRset(s) not as planned (another writer?):\n{}", remaining.len(), describe_drift(remaining))]
     NotConverged { remaining: Vec<Drift> },
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 fn list(zones: &[Fqdn]) -> String {

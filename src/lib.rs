@@ -2,6 +2,7 @@
 //! Skype for Business Edge pools.
 
 pub mod app;
+pub mod audit;
 pub mod dns;
 pub mod error;
 pub mod failover;

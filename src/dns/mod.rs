@@ -1,5 +1,7 @@
 //! The only place that touches the wire: TSIG, UPDATE messages, transfers, queries, transport.
 
+pub mod authority;
+pub mod batch;
 pub mod convert;
 pub mod transfer;
 pub mod transport;

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Audit benchmark: serves N SIP domains (default 10,000; each its own zone, as at a hosting
+# provider, every one fully correct) from BIND on 127.0.0.1 at a free high port in a temporary
+# directory, runs the release binary's `audit` over all of them, and reports its wall time and
+# queries per second beside dnsperf's lossless query rate on the same server, with the same
+# query mix, in the same run. Every zone is correct, so every finding would be a false one.
+#
+# "Lossless rate": dnsperf unthrottled first; while it loses queries, it is re-run limited to
+# 90% of the rate it reached (at most 6 times). Not a test: CI does not run it.
+#
+# Usage: bash bench/audit-dnsperf.sh [DOMAINS]     (needs named, dnsperf, jq; as root or a user
+#        that may run named)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+domains=${1:-10000}
+seconds=${DNSPERF_SECONDS:-10}
+for tool in named dnsperf jq dig; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "audit-dnsperf.sh: $tool is missing (apt-get install bind9 dnsperf jq bind9-dnsutils)" >&2
+    exit 1
+  fi
+done
+
+cargo build --release --quiet
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bin="$target_dir/release/xmppdns"
+
+dir=$(mktemp -d /tmp/xmppdns-bench.XXXXXX)
+named_pid=
+cleanup() {
+  if [ -n "$named_pid" ]; then
+    kill "$named_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$named_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$named_pid" 2>/dev/null || true
+  fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+# A free port: ask the kernel for one (TCP and UDP both checked by named at start).
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# Zones d00000.test ... : two Edge pools inside each zone, federation A on the active one.
+mkdir -p "$dir/zones"
+awk -v n="$domains" -v dir="$dir/zones" 'BEGIN {
+  for (i = 0; i < n; i++) {
+    z = sprintf("d%05d.test", i)
+    f = dir "/" z
+    printf "$ORIGIN %s.\n$TTL 3600\n@ IN SOA ns1 hostmaster ( 1 3600 600 86400 300 )\n@ IN NS ns1\nns1 IN A 127.0.0.1\n", z > f
+    printf "_xmpp-server._tcp IN SRV 10 0 5269 edgepool1\n_xmpp-server._tcp IN SRV 20 0 5269 edgepool2\n", z > f
+    printf "edgepool1 IN A 192.0.2.10\nedgepool2 IN A 198.51.100.20\nxmpp 300 IN A 192.0.2.10\n" > f
+    close(f)
+    printf "zone \"%s\" { type primary; file \"zones/%s\"; };\n", z, z > (dir "/../zones.conf")
+  }
+}'
+cat >"$dir/named.conf" <<EOF
+options {
+  directory "$dir"; pid-file "$dir/named.pid"; session-keyfile "$dir/session.key";
+  listen-on port $port { 127.0.0.1; }; listen-on-v6 { none; };
+  recursion no; dnssec-validation no; notify no;
+};
+controls { };
+include "$dir/zones.conf";
+EOF
+
+echo "starting BIND with $domains zones on 127.0.0.1:$port ..."
+named -g -c "$dir/named.conf" >"$dir/named.log" 2>&1 &
+named_pid=$!
+last=$(printf 'd%05d.test' $((domains - 1)))
+for _ in $(seq 600); do
+  if dig +norec +time=1 +tries=1 -p "$port" @127.0.0.1 "$last" SOA 2>/dev/null | grep -q 'status: NOERROR'; then
+    break
+  fi
+  kill -0 "$named_pid" 2>/dev/null || { tail -20 "$dir/named.log" >&2; exit 1; }
+  sleep 0.2
+done
+dig +norec +short -p "$port" @127.0.0.1 "$last" SOA | grep -q . || { echo "BIND did not load the zones" >&2; exit 1; }
+
+# The audit: every domain on the command line, JSON out.
+args=()
+for i in $(seq 0 $((domains - 1))); do args+=(--domain "$(printf 'd%05d.test' "$i")"); done
+start=$(date +%s.%N)
+set +e
+"$bin" audit --format json --nameserver "127.0.0.1:$port" "${args[@]}" >"$dir/audit.json"
+code=$?
+set -e
+end=$(date +%s.%N)
+wall=$(echo "$end - $start" | bc -l)
+findings=$(jq '.summary.errors + .summary.warnings + .summary.info' "$dir/audit.json")
+sent=$(jq '.stats.sent' "$dir/audit.json")
+questions=$(jq '.stats.questions' "$dir/audit.json")
+retries=$(jq '.stats.retries' "$dir/audit.json")
+unanswered=$(jq '.stats.unanswered' "$dir/audit.json")
+audit_qps=$(echo "$sent / $wall" | bc -l)
+
+# dnsperf on the same server with the audit's query mix (EDNS like the audit).
+awk -v n="$domains" 'BEGIN {
+  for (i = 0; i < n; i++) {
+    z = sprintf("d%05d.test", i)
+    print z " SOA"; print "_xmpp-server._tcp." z " SRV"; print "_xmpps-server._tcp." z " SRV"
+    print "edgepool1." z " A"; print "edgepool1." z " AAAA"; print "_5269._tcp.edgepool1." z " TLSA"
+    print "edgepool2." z " A"; print "edgepool2." z " AAAA"; print "_5269._tcp.edgepool2." z " TLSA"
+  }
+}' >"$dir/queries.txt"
+limit=
+dnsperf_qps=
+for attempt in 1 2 3 4 5 6; do
+  dnsperf -e -s 127.0.0.1 -p "$port" -d "$dir/queries.txt" -l "$seconds" -q 200 $limit >"$dir/dnsperf.txt" 2>&1 || true
+  qps=$(sed -n 's/.*Queries per second: *\([0-9.]*\).*/\1/p' "$dir/dnsperf.txt")
+  lost=$(sed -n 's/.*Queries lost: *\([0-9]*\).*/\1/p' "$dir/dnsperf.txt")
+  echo "dnsperf run $attempt ${limit:-(unlimited)}: $qps q/s, $lost lost"
+  if [ "${lost:-1}" = 0 ]; then dnsperf_qps=$qps; break; fi
+  limit="-Q $(printf '%.0f' "$(echo "$qps * 0.9" | bc -l)")"
+done
+
+echo
+echo "== audit of $domains SIP domains (each its own zone) against BIND on loopback =="
+printf 'audit:   wall %.2f s, %d questions, %d datagrams sent (%d retries, %d unanswered), %.0f queries/s, exit %d\n' \
+  "$wall" "$questions" "$sent" "$retries" "$unanswered" "$audit_qps" "$code"
+printf 'audit:   %d findings (every zone is correct: all of them would be false)\n' "$findings"
+if [ -n "$dnsperf_qps" ]; then
+  printf 'dnsperf: %.0f queries/s lossless (same mix, EDNS, 200 outstanding, %s s)\n' "$dnsperf_qps" "$seconds"
+  printf 'ratio:   audit reaches %.0f%% of dnsperf (target: at least 50%%)\n' "$(echo "100 * $audit_qps / $dnsperf_qps" | bc -l)"
+else
+  echo "dnsperf: no lossless run found in 6 attempts; see the last output:"
+  cat "$dir/dnsperf.txt"
+fi

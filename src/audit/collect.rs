@@ -1,0 +1,494 @@
+//! Reads what the authoritative servers serve for the audited domains, in a few concurrent
+//! rounds (zones and their servers; serials; SRV records; the zones of targets met on the way;
+//! then what the SRV records point at), into a [`Snapshot`] the rules read without touching the
+//! network. Each round is one batch: every question of the round is in flight together.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+
+use crate::dns::authority::{self, AuthorityError};
+use crate::dns::batch::{self, BatchSettings, BatchStats, QueryType, Question, Response};
+use crate::plan::desired::{XMPPS_SERVER_SRV, XMPP_SERVER_SRV};
+use crate::records::{Fqdn, Rdata, RecordType, RrKey};
+
+/// Where the authoritative servers come from.
+#[derive(Debug, Clone)]
+pub enum Servers {
+    /// Exactly these (`--nameserver`): every audited zone is asked of all of them.
+    Given(Vec<SocketAddr>),
+    /// Found through the zone's NS RRset, asked of this recursive resolver; discovered servers
+    /// are queried on `port`.
+    Discover { resolver: SocketAddr, port: u16 },
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub domains: Vec<Fqdn>,
+    pub servers: Servers,
+    /// Zones to read even without an audited domain in them (a topology's zones, for the
+    /// federation record).
+    pub extra_zones: Vec<Fqdn>,
+    /// RRsets to read besides those the rules need (a topology's managed keys, for drift).
+    pub extra_keys: BTreeSet<RrKey>,
+    pub settings: BatchSettings,
+}
+
+/// What one server said to one question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Answered(Response),
+    /// No usable answer (timeout after every retry, network error, malformed).
+    Failed(String),
+}
+
+/// Everything read, keyed by question; the rules read only this.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The zone of each audited name, or why it is unknown.
+    pub zone_of: BTreeMap<Fqdn, Result<Fqdn, String>>,
+    /// The authoritative servers of each zone, in the order they are compared.
+    pub servers: BTreeMap<Fqdn, Vec<SocketAddr>>,
+    /// Every answer, per (name, type), one entry per server asked.
+    pub lookups: HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>,
+    /// Servers that answered no question of a whole round (down or unreachable).
+    pub down: HashSet<SocketAddr>,
+    /// Given servers that refused a zone (with the RCODE): not compared for it.
+    pub not_serving: BTreeMap<Fqdn, Vec<(SocketAddr, u8)>>,
+    pub stats: BatchStats,
+}
+
+impl Snapshot {
+    /// Records one server's answer (used by collection and by unit tests of the rules).
+    pub fn insert(&mut self, server: SocketAddr, name: &Fqdn, qtype: QueryType, lookup: Lookup) {
+        let entry = self.lookups.entry((name.clone(), qtype)).or_default();
+        entry.retain(|(s, _)| *s != server);
+        entry.push((server, lookup));
+    }
+
+    /// The first server's answer to `name`/`qtype` (the one the rules judge; rule 16 compares
+    /// the others with it). A server that failed is skipped in favour of one that answered.
+    pub fn answer(&self, name: &Fqdn, qtype: QueryType) -> Option<&Response> {
+        self.lookups
+            .get(&(name.clone(), qtype))?
+            .iter()
+            .find_map(|(_, l)| match l {
+                Lookup::Answered(r) => Some(r),
+                Lookup::Failed(_) => None,
+            })
+    }
+
+    /// Every server's answer to `name`/`qtype`.
+    pub fn all(&self, name: &Fqdn, qtype: QueryType) -> &[(SocketAddr, Lookup)] {
+        self.lookups
+            .get(&(name.clone(), qtype))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The zone among the known ones that holds `name` (the longest).
+    pub fn known_zone(&self, name: &Fqdn) -> Option<&Fqdn> {
+        // Walk up the labels and look each suffix up: a scan of all zones per name would be
+        // quadratic with thousands of one-domain zones.
+        let text = name.as_str();
+        let mut at = 0;
+        loop {
+            let suffix = &text[at..];
+            if let Some((zone, _)) = self.servers.get_key_value(&Fqdn::from_absolute(suffix)) {
+                return Some(zone);
+            }
+            match suffix.find('.') {
+                Some(dot) if dot + 1 < suffix.len() => at += dot + 1,
+                _ => return None,
+            }
+        }
+    }
+
+    /// The servers to ask about `name`: those of its zone, or `fallback`'s.
+    fn servers_for(&self, name: &Fqdn, fallback: &Fqdn) -> Vec<SocketAddr> {
+        self.known_zone(name)
+            .or(Some(fallback))
+            .and_then(|z| self.servers.get(z))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// `_xmpp-server._tcp.<domain>`.
+pub fn xmpp_owner(domain: &Fqdn) -> Fqdn {
+    domain.prepend(XMPP_SERVER_SRV)
+}
+
+/// `_xmpps-server._tcp.<domain>`.
+pub fn xmpps_owner(domain: &Fqdn) -> Fqdn {
+    domain.prepend(XMPPS_SERVER_SRV)
+}
+
+/// Where people put the SRV record by mistake (rule 10), asked only when the right owner has
+/// none: the domain's labels between service and protocol (`_xmpp-server.sip._tcp.contoso.com`
+/// for `sip.contoso.com`, what a "service" field typed as `_xmpp-server.sip` gives), and the
+/// zone appended twice (a relative name written where an absolute one was meant).
+pub fn misplaced_owners(domain: &Fqdn, zone: &Fqdn) -> Vec<Fqdn> {
+    let mut owners = Vec::new();
+    if let Some(relative) = domain.relative_to(zone).filter(|r| *r != "@") {
+        owners.push(Fqdn::from_absolute(&format!(
+            "_xmpp-server.{relative}._tcp.{zone}"
+        )));
+    }
+    let doubled = format!("{}{}", xmpp_owner(domain), zone);
+    if doubled.len() <= 254 {
+        owners.push(Fqdn::from_absolute(&doubled));
+    }
+    owners
+}
+
+/// True when a target name is written as an IPv4/IPv6 address (rule 5).
+pub fn is_ip_literal(target: &Fqdn) -> bool {
+    target.bare().parse::<std::net::IpAddr>().is_ok()
+}
+
+/// The SRV records of an answer (those owned by the asked name).
+pub fn srv_records<'a>(
+    response: &'a Response,
+    owner: &'a Fqdn,
+) -> impl Iterator<Item = (u32, &'a crate::records::Srv)> + 'a {
+    response.answers.iter().filter_map(move |r| match &r.data {
+        batch::RecordData::Known(Rdata::Srv(srv)) if &r.name == owner => Some((r.ttl, srv)),
+        _ => None,
+    })
+}
+
+fn qtype_of(rtype: RecordType) -> QueryType {
+    match rtype {
+        RecordType::A => QueryType::A,
+        RecordType::Aaaa => QueryType::Aaaa,
+        RecordType::Srv => QueryType::Srv,
+        RecordType::Cname => QueryType::Cname,
+    }
+}
+
+/// Questions deduplicated, in first-asked order.
+#[derive(Default)]
+struct Round {
+    questions: Vec<Question>,
+    seen: HashSet<Question>,
+}
+
+impl Round {
+    fn ask(&mut self, servers: &[SocketAddr], name: &Fqdn, qtype: QueryType) {
+        for server in servers {
+            let q = Question {
+                server: *server,
+                name: name.clone(),
+                qtype,
+                recursion_desired: false,
+            };
+            if self.seen.insert(q.clone()) {
+                self.questions.push(q);
+            }
+        }
+    }
+
+    fn run(
+        self,
+        snapshot: &mut Snapshot,
+        settings: &BatchSettings,
+        progress: &mut dyn FnMut(Progress),
+        stage: &'static str,
+    ) {
+        // A server that answered nothing in an earlier round is not asked again: each round
+        // would otherwise wait out every attempt for it once more. Its questions are recorded
+        // as failed, so rule 16 and "reach" still report it.
+        let (asked, skipped): (Vec<Question>, Vec<Question>) = self
+            .questions
+            .into_iter()
+            .partition(|q| !snapshot.down.contains(&q.server));
+        for q in skipped {
+            let lookup = Lookup::Failed(format!(
+                "{} answered no question earlier in this audit; not asked again",
+                q.server
+            ));
+            snapshot.insert(q.server, &q.name, q.qtype, lookup);
+        }
+        let total = asked.len();
+        let started = std::time::Instant::now();
+        let (replies, stats) = batch::resolve_all(&asked, settings, &mut |done| {
+            progress(Progress { stage, done, total })
+        });
+        tracing::info!(
+            "{stage}: {total} questions in {:?} ({} retries, {} over TCP, {} unanswered)",
+            started.elapsed(),
+            stats.retries,
+            stats.tcp,
+            stats.unanswered
+        );
+        snapshot.stats.add(&stats);
+        let mut answered: HashMap<SocketAddr, bool> = HashMap::new();
+        for (q, reply) in asked.iter().zip(replies) {
+            let lookup = match reply {
+                Ok(r) => Lookup::Answered(r),
+                Err(e) => Lookup::Failed(e.to_string()),
+            };
+            let any = answered.entry(q.server).or_insert(false);
+            *any |= matches!(lookup, Lookup::Answered(_));
+            snapshot.insert(q.server, &q.name, q.qtype, lookup);
+        }
+        for (server, any) in answered {
+            if !any {
+                tracing::warn!("{server} answered none of {stage}; it is not asked again");
+                snapshot.down.insert(server);
+            }
+        }
+    }
+}
+
+/// How far a collection is, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub stage: &'static str,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// Asks every server of every zone not asked yet for the zone's SOA. With `--nameserver`, a
+/// server that answers REFUSED or NOTAUTH is not authoritative for that zone (it serves other
+/// zones of the audit): it is left out of the zone's servers, and recorded. Discovered servers
+/// stay: an NS-listed server that refuses its zone is a lame delegation, which rule 16 reports.
+fn read_serials(
+    snapshot: &mut Snapshot,
+    servers: &Servers,
+    settings: &BatchSettings,
+    progress: &mut dyn FnMut(Progress),
+) {
+    let mut round = Round::default();
+    for (zone, zone_servers) in &snapshot.servers {
+        if snapshot.all(zone, QueryType::Soa).is_empty() {
+            round.ask(zone_servers, zone, QueryType::Soa);
+        }
+    }
+    round.run(snapshot, settings, progress, "reading serials");
+    if !matches!(servers, Servers::Given(_)) {
+        return;
+    }
+    let zones: Vec<Fqdn> = snapshot.servers.keys().cloned().collect();
+    for zone in zones {
+        let refused: Vec<(SocketAddr, u8)> = snapshot
+            .all(&zone, QueryType::Soa)
+            .iter()
+            .filter_map(|(server, lookup)| match lookup {
+                Lookup::Answered(r) if r.rcode == 5 || r.rcode == 9 => Some((*server, r.rcode)),
+                _ => None,
+            })
+            .collect();
+        if refused.is_empty() {
+            continue;
+        }
+        let kept: Vec<SocketAddr> = snapshot.servers[&zone]
+            .iter()
+            .copied()
+            .filter(|s| !refused.iter().any(|(r, _)| r == s))
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        snapshot.servers.insert(zone.clone(), kept);
+        if let Some(entry) = snapshot.lookups.get_mut(&(zone.clone(), QueryType::Soa)) {
+            entry.retain(|(s, _)| !refused.iter().any(|(r, _)| r == s));
+        }
+        snapshot.not_serving.insert(zone, refused);
+    }
+}
+
+/// Finds the zone and authoritative servers of each name. With given servers, the first one
+/// is asked, and the next ones only for names it could not place (it may be down).
+fn find_zones(
+    snapshot: &mut Snapshot,
+    names: &[Fqdn],
+    servers: &Servers,
+    settings: &BatchSettings,
+) {
+    match servers {
+        Servers::Given(servers) => {
+            let mut pending: Vec<Fqdn> = names.to_vec();
+            let mut last_errors: BTreeMap<Fqdn, String> = BTreeMap::new();
+            for server in servers {
+                if pending.is_empty() {
+                    break;
+                }
+                let (zones, stats) = authority::zones_of(&pending, *server, false, settings);
+                snapshot.stats.add(&stats);
+                if zones
+                    .iter()
+                    .all(|z| matches!(z, Err(AuthorityError::NoAnswer { .. })))
+                {
+                    snapshot.down.insert(*server);
+                }
+                let mut still = Vec::new();
+                for (name, zone) in pending.iter().zip(zones) {
+                    match zone {
+                        Ok(zone) => {
+                            snapshot.servers.insert(zone.clone(), servers.clone());
+                            snapshot.zone_of.insert(name.clone(), Ok(zone));
+                        }
+                        Err(e) => {
+                            last_errors.insert(name.clone(), e.to_string());
+                            still.push(name.clone());
+                        }
+                    }
+                }
+                pending = still;
+            }
+            for name in pending {
+                let reason = last_errors.remove(&name).unwrap_or_default();
+                snapshot.zone_of.insert(name, Err(reason));
+            }
+        }
+        Servers::Discover { resolver, port } => {
+            let (found, stats) = authority::discover(names, *resolver, *port, settings);
+            snapshot.stats.add(&stats);
+            for (name, authority) in found {
+                let zone = authority.map(|a| {
+                    snapshot.servers.insert(a.zone.clone(), a.addresses());
+                    a.zone
+                });
+                snapshot
+                    .zone_of
+                    .insert(name, zone.map_err(|e: AuthorityError| e.to_string()));
+            }
+        }
+    }
+}
+
+/// Reads everything the rules need for `request`.
+pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let settings = &request.settings;
+
+    // Round 0: the zone of every audited name and its servers.
+    let mut names: Vec<Fqdn> = request.domains.clone();
+    for zone in &request.extra_zones {
+        if !names.contains(zone) {
+            names.push(zone.clone());
+        }
+    }
+    find_zones(&mut snapshot, &names, &request.servers, settings);
+
+    // Round 1: serials; given servers that refuse a zone are not among its servers.
+    read_serials(&mut snapshot, &request.servers, settings, progress);
+
+    // Round 2: the SRV RRsets (and any extra keys).
+    let mut round = Round::default();
+    for domain in &request.domains {
+        let Some(Ok(zone)) = snapshot.zone_of.get(domain) else {
+            continue;
+        };
+        let servers = snapshot.servers[zone].clone();
+        round.ask(&servers, &xmpp_owner(domain), QueryType::Srv);
+        round.ask(&servers, &xmpps_owner(domain), QueryType::Srv);
+    }
+    for key in &request.extra_keys {
+        if let Some(zone) = snapshot.known_zone(&key.name).cloned() {
+            let servers = snapshot.servers[&zone].clone();
+            round.ask(&servers, &key.name, qtype_of(key.rtype));
+        }
+    }
+    round.run(&mut snapshot, settings, progress, "reading SRV records");
+
+    // Targets in zones not met yet (a pool FQDN in the provider's own zone): find their
+    // servers too, so that their addresses are read where they are authoritative.
+    let mut outside: BTreeSet<Fqdn> = BTreeSet::new();
+    for domain in &request.domains {
+        for owner in [xmpp_owner(domain), xmpps_owner(domain)] {
+            if let Some(response) = snapshot.answer(&owner, QueryType::Srv) {
+                for (_, srv) in srv_records(response, &owner) {
+                    let target = &srv.target;
+                    if target.as_str() != "."
+                        && !is_ip_literal(target)
+                        && snapshot.known_zone(target).is_none()
+                    {
+                        outside.insert(target.clone());
+                    }
+                }
+            }
+        }
+    }
+    if !outside.is_empty() {
+        let outside: Vec<Fqdn> = outside.into_iter().collect();
+        find_zones(&mut snapshot, &outside, &request.servers, settings);
+        // A target whose zone is not found stays asked of its domain's servers (they will
+        // say REFUSED and the rules report "not checked"), but is not an audited name.
+        for target in &outside {
+            snapshot.zone_of.remove(target);
+        }
+        read_serials(&mut snapshot, &request.servers, settings, progress);
+    }
+
+    // Round 3: what the SRV records point at, and the fallbacks when there are none.
+    let mut round = Round::default();
+    for domain in &request.domains {
+        let Some(Ok(zone)) = snapshot.zone_of.get(domain).cloned() else {
+            continue;
+        };
+        let servers = snapshot.servers[&zone].clone();
+        let mut any_srv = false;
+        for owner in [xmpp_owner(domain), xmpps_owner(domain)] {
+            let Some(response) = snapshot.answer(&owner, QueryType::Srv).cloned() else {
+                continue;
+            };
+            for (_, srv) in srv_records(&response, &owner) {
+                any_srv |= owner == xmpp_owner(domain);
+                let target = &srv.target;
+                if target.as_str() == "." || is_ip_literal(target) {
+                    continue;
+                }
+                let target_servers = snapshot.servers_for(target, &zone);
+                round.ask(&target_servers, target, QueryType::A);
+                round.ask(&target_servers, target, QueryType::Aaaa);
+                round.ask(
+                    &target_servers,
+                    &target.prepend("_5269._tcp"),
+                    QueryType::Tlsa,
+                );
+            }
+        }
+        if !any_srv {
+            round.ask(&servers, domain, QueryType::A);
+            round.ask(&servers, domain, QueryType::Aaaa);
+            for owner in misplaced_owners(domain, &zone) {
+                round.ask(&servers, &owner, QueryType::Srv);
+            }
+        }
+    }
+    round.run(&mut snapshot, settings, progress, "reading SRV targets");
+    snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> Fqdn {
+        Fqdn::parse(text).unwrap()
+    }
+
+    #[test]
+    fn misplaced_owner_guesses() {
+        assert_eq!(
+            misplaced_owners(&name("sip.contoso.com"), &name("contoso.com")),
+            vec![
+                name("_xmpp-server.sip._tcp.contoso.com"),
+                name("_xmpp-server._tcp.sip.contoso.com.contoso.com")
+            ]
+        );
+        assert_eq!(
+            misplaced_owners(&name("contoso.com"), &name("contoso.com")),
+            vec![name("_xmpp-server._tcp.contoso.com.contoso.com")]
+        );
+    }
+
+    #[test]
+    fn ip_literal_targets() {
+        assert!(is_ip_literal(&Fqdn::from_absolute("192.0.2.1.")));
+        assert!(!is_ip_literal(&name("edge.contoso.com")));
+    }
+}

@@ -1,0 +1,1338 @@
+//! The checks of docs/dns-rules.md (rules 1-17) as pure functions over a [`Snapshot`], plus
+//! drift from a topology's plan. No network here: every rule is unit-testable with a
+//! hand-built snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::audit::collect::{
+    is_ip_literal, misplaced_owners, srv_records, xmpp_owner, xmpps_owner, Lookup, Snapshot,
+};
+use crate::dns::batch::{QueryType, RecordData, Response};
+use crate::dns::transport::rcode_name;
+use crate::plan::{self, Action, Plan, ZoneState};
+use crate::records::{Fqdn, Rdata, RecordSet, RecordType, Srv};
+use crate::topology::{Topology, XMPP_SERVER_PORT};
+
+/// Above this TTL (seconds) on the federation A/AAAA record, a failover is slow (rule 17).
+pub const FEDERATION_TTL_WARNING: u32 = 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One thing the audit found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// "1".."17" (docs/dns-rules.md), "drift" (differs from the topology's plan) or "reach"
+    /// (the authoritative servers could not be asked).
+    pub rule: String,
+    pub severity: Severity,
+    /// The SIP domain, zone or federation name the finding is about.
+    pub domain: Fqdn,
+    /// The record (owner and type, or owner and data) concerned.
+    pub record: String,
+    pub message: String,
+    pub fix: String,
+}
+
+/// One observed SRV record, with its TTL (rule 17: TTLs are shown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedSrv {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    pub target: Fqdn,
+    pub ttl: u32,
+}
+
+/// What an audited name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Subject {
+    SipDomain,
+    Zone,
+    Federation,
+}
+
+/// Everything found about one name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NameReport {
+    pub name: Fqdn,
+    pub kind: Subject,
+    pub zone: Option<Fqdn>,
+    /// For SIP domains: the `_xmpp-server._tcp` records the first server serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srv: Option<Vec<ObservedSrv>>,
+    /// For SIP domains: the target with the lowest priority number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leading_target: Option<Fqdn>,
+    /// With a topology: the pool that target belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leading_pool: Option<String>,
+    /// For zones: the SOA serial each authoritative server serves (null: no answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serials: Option<BTreeMap<String, Option<u32>>>,
+    /// For the federation record: the addresses it points to, with TTLs (rule 17: TTLs shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<ObservedAddress>>,
+    pub findings: Vec<Finding>,
+}
+
+/// One observed A/AAAA record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedAddress {
+    pub address: IpAddr,
+    pub ttl: u32,
+    /// With a topology: the pool that has this address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+}
+
+impl NameReport {
+    fn new(name: Fqdn, kind: Subject, zone: Option<Fqdn>) -> Self {
+        NameReport {
+            name,
+            kind,
+            zone,
+            srv: None,
+            leading_target: None,
+            leading_pool: None,
+            serials: None,
+            addresses: None,
+            findings: Vec::new(),
+        }
+    }
+}
+
+/// Collects findings about one name.
+struct Findings<'a> {
+    domain: &'a Fqdn,
+    list: Vec<Finding>,
+}
+
+impl Findings<'_> {
+    fn add(
+        &mut self,
+        rule: &str,
+        severity: Severity,
+        record: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.list.push(Finding {
+            rule: rule.to_string(),
+            severity,
+            domain: self.domain.clone(),
+            record: record.into(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+/// Sorts findings by rule number, then record, then message, so output is stable.
+pub fn sort_findings(findings: &mut [Finding]) {
+    let rank = |rule: &str| {
+        rule.parse::<u32>().unwrap_or(match rule {
+            "reach" => 0,
+            _ => 100,
+        })
+    };
+    findings.sort_by(|a, b| {
+        (rank(&a.rule), &a.record, &a.message).cmp(&(rank(&b.rule), &b.record, &b.message))
+    });
+}
+
+/// The addresses an answer gives for `name` itself, sorted.
+fn addresses(response: &Response, name: &Fqdn) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = response
+        .answers
+        .iter()
+        .filter(|r| &r.name == name)
+        .filter_map(|r| match &r.data {
+            RecordData::Known(Rdata::A(ip)) => Some(IpAddr::from(*ip)),
+            RecordData::Known(Rdata::Aaaa(ip)) => Some(IpAddr::from(*ip)),
+            _ => None,
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// The CNAME chain starting at `name` within an answer (bounded: a loop ends it).
+fn cname_chain(response: &Response, name: &Fqdn) -> Vec<Fqdn> {
+    let mut chain = Vec::new();
+    let mut at = name.clone();
+    for _ in 0..16 {
+        let next = response.answers.iter().find_map(|r| match &r.data {
+            RecordData::Known(Rdata::Cname(to)) if r.name == at => Some(to.clone()),
+            _ => None,
+        });
+        match next {
+            Some(to) if !chain.contains(&to) => {
+                chain.push(to.clone());
+                at = to;
+            }
+            _ => break,
+        }
+    }
+    chain
+}
+
+fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How an answer from one server looks when compared with another's (rule 16): the record
+/// data and TTLs of the answer section, or the response code, or the failure.
+fn comparable(lookup: &Lookup) -> String {
+    match lookup {
+        Lookup::Failed(_) => "no answer".into(),
+        Lookup::Answered(r) if r.rcode != 0 => rcode_name(r.rcode).into(),
+        Lookup::Answered(r) => {
+            let mut records: Vec<String> = r
+                .answers
+                .iter()
+                .map(|rec| match &rec.data {
+                    RecordData::Known(d) => format!("{} {} {d}", rec.name, rec.ttl),
+                    RecordData::Soa { .. } => format!("{} SOA", rec.name),
+                    RecordData::Ns(n) => format!("{} {} NS {n}", rec.name, rec.ttl),
+                    RecordData::Other { rtype, hex } => {
+                        format!("{} {} TYPE{rtype} {hex}", rec.name, rec.ttl)
+                    }
+                })
+                .collect();
+            records.sort();
+            if records.is_empty() {
+                "no records".into()
+            } else {
+                records.join("; ")
+            }
+        }
+    }
+}
+
+/// Rule 16 for one question: every server gives the same answer.
+fn compare_servers(f: &mut Findings<'_>, snapshot: &Snapshot, name: &Fqdn, qtype: QueryType) {
+    let all = snapshot.all(name, qtype);
+    let Some((first_server, first)) = all.first() else {
+        return;
+    };
+    let reference = comparable(first);
+    for (server, lookup) in &all[1..] {
+        let other = comparable(lookup);
+        if other != reference {
+            f.add(
+                "16",
+                Severity::Error,
+                format!("{name} {qtype}"),
+                format!("authoritative servers disagree: {first_server} serves {reference}, {server} serves {other}"),
+                "wait for the zone transfer to finish, or find why this server does not get the zone's latest version (NOTIFY, allow-transfer, serial)",
+            );
+        }
+    }
+}
+
+/// Reports a question no server answered usably; true when that is the case.
+fn unreachable(f: &mut Findings<'_>, snapshot: &Snapshot, name: &Fqdn, qtype: QueryType) -> bool {
+    if snapshot.answer(name, qtype).is_some() {
+        return false;
+    }
+    let reasons: Vec<String> = snapshot
+        .all(name, qtype)
+        .iter()
+        .filter_map(|(_, l)| match l {
+            Lookup::Failed(e) => Some(e.clone()),
+            Lookup::Answered(_) => None,
+        })
+        .collect();
+    let message = if reasons.is_empty() {
+        format!("not asked: the authoritative servers of {name}'s zone are unknown")
+    } else {
+        format!("no authoritative server answered: {}", reasons.join("; "))
+    };
+    f.add(
+        "reach",
+        Severity::Error,
+        format!("{name} {qtype}"),
+        message,
+        "check that the servers are running and reachable on UDP and TCP port 53 (or the --nameserver given)",
+    );
+    true
+}
+
+/// What the topology says, when there is one.
+struct Expected<'a> {
+    topology: &'a Topology,
+}
+
+impl Expected<'_> {
+    fn pool_of(&self, target: &Fqdn) -> Option<&crate::topology::Pool> {
+        self.topology.pools.iter().find(|p| &p.fqdn == target)
+    }
+
+    fn in_topology_zone(&self, name: &Fqdn) -> bool {
+        self.topology.zone_of(name).is_some()
+    }
+}
+
+/// Checks one SIP domain against rules 1-8, 10-16.
+fn check_domain(snapshot: &Snapshot, domain: &Fqdn, expected: Option<&Expected<'_>>) -> NameReport {
+    let zone = snapshot.zone_of.get(domain).cloned();
+    let mut report = NameReport::new(
+        domain.clone(),
+        Subject::SipDomain,
+        zone.clone().and_then(Result::ok),
+    );
+    let mut f = Findings {
+        domain,
+        list: Vec::new(),
+    };
+    let zone = match zone {
+        Some(Ok(zone)) => zone,
+        Some(Err(reason)) => {
+            f.add(
+                "reach",
+                Severity::Error,
+                domain.to_string(),
+                format!("the zone of {domain} could not be found: {reason}"),
+                "give the authoritative servers with --nameserver, or check the domain's delegation (NS records)",
+            );
+            report.findings = f.list;
+            return report;
+        }
+        None => {
+            report.findings = f.list;
+            return report;
+        }
+    };
+    let port = expected
+        .map(|e| e.topology.srv.port)
+        .unwrap_or(XMPP_SERVER_PORT);
+
+    let owner = xmpp_owner(domain);
+    if unreachable(&mut f, snapshot, &owner, QueryType::Srv) {
+        report.findings = f.list;
+        return report;
+    }
+    compare_servers(&mut f, snapshot, &owner, QueryType::Srv);
+    let response = snapshot
+        .answer(&owner, QueryType::Srv)
+        .expect("checked above");
+    if response.rcode != 0 && response.rcode != 3 {
+        f.add(
+            "reach",
+            Severity::Error,
+            format!("{owner} SRV"),
+            format!("the server answered {}", rcode_name(response.rcode)),
+            "check that the server is authoritative for the zone",
+        );
+        report.findings = f.list;
+        return report;
+    }
+    // Sorted: servers rotate RRset order, the report must not.
+    let mut records: Vec<(u32, Srv)> = srv_records(response, &owner)
+        .map(|(ttl, s)| (ttl, s.clone()))
+        .collect();
+    records.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    report.srv = Some(
+        records
+            .iter()
+            .map(|(ttl, s)| ObservedSrv {
+                priority: s.priority,
+                weight: s.weight,
+                port: s.port,
+                target: s.target.clone(),
+                ttl: *ttl,
+            })
+            .collect(),
+    );
+
+    if records.is_empty() {
+        no_srv(&mut f, snapshot, domain, &zone, &owner);
+    } else {
+        with_srv(
+            &mut f,
+            &mut report,
+            snapshot,
+            domain,
+            &zone,
+            &records,
+            port,
+            expected,
+        );
+    }
+    xmpps(&mut f, snapshot, domain);
+    sort_findings(&mut f.list);
+    report.findings = f.list;
+    report
+}
+
+/// Rules 1, 10 and 12: no `_xmpp-server._tcp` record at all.
+fn no_srv(f: &mut Findings<'_>, snapshot: &Snapshot, domain: &Fqdn, zone: &Fqdn, owner: &Fqdn) {
+    f.add(
+        "1",
+        Severity::Error,
+        format!("{owner} SRV"),
+        format!("no _xmpp-server._tcp SRV record for {domain}: remote XMPP servers cannot find the Edge pool"),
+        format!("add `{owner} SRV <priority> 0 5269 <access-edge FQDN>.`, one record per Edge pool (xmppdns apply does this)"),
+    );
+    for misplaced in misplaced_owners(domain, zone) {
+        let Some(response) = snapshot.answer(&misplaced, QueryType::Srv) else {
+            continue;
+        };
+        let found: Vec<String> = srv_records(response, &misplaced)
+            .map(|(_, s)| format!("{} {} {} {}", s.priority, s.weight, s.port, s.target))
+            .collect();
+        if !found.is_empty() {
+            f.add(
+                "10",
+                Severity::Error,
+                format!("{misplaced} SRV"),
+                format!("the SRV record sits at the wrong owner name {misplaced} ({}); peers only look up {owner}", join(&found)),
+                format!("move it: delete {misplaced} SRV and create {owner} SRV with the same data"),
+            );
+        }
+    }
+    let mut ips = Vec::new();
+    for qtype in [QueryType::A, QueryType::Aaaa] {
+        if let Some(r) = snapshot.answer(domain, qtype) {
+            ips.extend(addresses(r, domain));
+        }
+    }
+    if !ips.is_empty() {
+        f.add(
+            "12",
+            Severity::Warning,
+            format!("{domain} A/AAAA"),
+            format!("without SRV records peers fall back to {domain}'s own addresses ({}) on port 5269, often a web server", join(&ips)),
+            format!("publish {owner} SRV (rule 1)"),
+        );
+    }
+}
+
+/// Rules 2-8, 11, 13, 15 and 16 for a domain that has `_xmpp-server._tcp` records.
+#[allow(clippy::too_many_arguments)]
+fn with_srv(
+    f: &mut Findings<'_>,
+    report: &mut NameReport,
+    snapshot: &Snapshot,
+    domain: &Fqdn,
+    zone: &Fqdn,
+    records: &[(u32, Srv)],
+    port: u16,
+    expected: Option<&Expected<'_>>,
+) {
+    let owner = xmpp_owner(domain);
+    let is_dot = |s: &Srv| s.target.as_str() == ".";
+    let dots = records.iter().filter(|(_, s)| is_dot(s)).count();
+    if dots == 1 && records.len() == 1 {
+        f.add(
+            "3",
+            Severity::Error,
+            format!("{owner} SRV"),
+            format!("the only record has target `.`: {domain} says XMPP federation is decidedly not available, so remote servers stop trying"),
+            "replace it with one record per Edge pool pointing at the access-edge FQDN on port 5269",
+        );
+        return;
+    }
+    if dots > 0 {
+        f.add(
+            "4",
+            Severity::Warning,
+            format!("{owner} SRV"),
+            "a record with target `.` is mixed with real targets: RFC 2782 defines `.` only as the single record, peers may do anything",
+            "delete the `.` record",
+        );
+    }
+    let real: Vec<&Srv> = records
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| !is_dot(s))
+        .collect();
+
+    for srv in &real {
+        if srv.port != port {
+            f.add(
+                "2",
+                Severity::Error,
+                format!(
+                    "{owner} SRV {} {} {} {}",
+                    srv.priority, srv.weight, srv.port, srv.target
+                ),
+                format!(
+                    "port {} instead of {port}: the Edge pool's XMPP federation listens on {port}",
+                    srv.port
+                ),
+                format!("set the port to {port}"),
+            );
+        }
+    }
+
+    // Rule 6: distinct priorities; with a topology, one record per pool.
+    let mut by_priority: BTreeMap<u16, Vec<&Srv>> = BTreeMap::new();
+    for srv in &real {
+        by_priority.entry(srv.priority).or_default().push(srv);
+    }
+    for (priority, group) in &by_priority {
+        if group.len() > 1 {
+            let targets: Vec<&Fqdn> = group.iter().map(|s| &s.target).collect();
+            f.add(
+                "6",
+                Severity::Error,
+                format!("{owner} SRV"),
+                format!("priority {priority} is shared by {}: remote servers split traffic between pools instead of using one and failing over to the next", join(&targets)),
+                "give each Edge pool its own priority (active pool lowest, e.g. 10, 20, 30)",
+            );
+        } else if group[0].weight != 0 {
+            f.add(
+                "11",
+                Severity::Info,
+                format!("{owner} SRV {} {} {} {}", group[0].priority, group[0].weight, group[0].port, group[0].target),
+                format!("weight {} on the only record of priority {priority}: weight only shares load within a priority", group[0].weight),
+                "use weight 0 (RFC 2782)",
+            );
+        }
+    }
+
+    let mut by_target: BTreeMap<&Fqdn, Vec<u16>> = BTreeMap::new();
+    for srv in &real {
+        by_target.entry(&srv.target).or_default().push(srv.priority);
+    }
+    for (target, priorities) in by_target.iter().filter(|(_, p)| p.len() > 1) {
+        f.add(
+            "6",
+            Severity::Error,
+            format!("{owner} SRV"),
+            format!("{target} has {} records (priorities {}): one record per Edge pool, or a failover leaves it both first and fallback", priorities.len(), join(priorities)),
+            format!("keep one record for {target}"),
+        );
+    }
+
+    // The leading target and, with a topology, rules 6, 7 and 8.
+    let leading: Vec<&Srv> = by_priority.values().next().cloned().unwrap_or_default();
+    if leading.len() == 1 {
+        report.leading_target = Some(leading[0].target.clone());
+    }
+    if let Some(expected) = expected {
+        let topology = expected.topology;
+        let active = topology.active_pool();
+        report.leading_pool = report
+            .leading_target
+            .as_ref()
+            .and_then(|t| expected.pool_of(t))
+            .map(|p| p.name.clone());
+        for pool in &topology.pools {
+            if !real.iter().any(|s| s.target == pool.fqdn) {
+                f.add(
+                    "6",
+                    Severity::Error,
+                    format!("{owner} SRV"),
+                    format!("no record for pool {} ({}): it cannot take over federation without a DNS edit", pool.name, pool.fqdn),
+                    "add one SRV record per Edge pool (xmppdns apply)",
+                );
+            }
+        }
+        for srv in &real {
+            if expected.pool_of(&srv.target).is_none() && !is_ip_literal(&srv.target) {
+                f.add(
+                    "6",
+                    Severity::Error,
+                    format!(
+                        "{owner} SRV {} {} {} {}",
+                        srv.priority, srv.weight, srv.port, srv.target
+                    ),
+                    format!(
+                        "{} is not the access-edge FQDN of any pool in the topology",
+                        srv.target
+                    ),
+                    "point the record at a pool's FQDN or delete it (xmppdns apply)",
+                );
+            }
+        }
+        let leads_active = leading.len() == 1 && leading[0].target == active.fqdn;
+        if !leads_active && !leading.is_empty() {
+            let leaders: Vec<String> = leading
+                .iter()
+                .map(|s| match expected.pool_of(&s.target) {
+                    Some(p) => format!("{} ({})", s.target, p.name),
+                    None => s.target.to_string(),
+                })
+                .collect();
+            f.add(
+                "7",
+                Severity::Error,
+                format!("{owner} SRV"),
+                format!("the lowest priority number ({}) points to {}, but the active federation route is {} ({})", leading[0].priority, join(&leaders), active.name, active.fqdn),
+                format!("give {} the lowest priority number (xmppdns apply)", active.fqdn),
+            );
+        }
+    }
+
+    // Rules 5, 8, 13, 15 and 16 per target.
+    let targets: BTreeSet<&Fqdn> = real.iter().map(|s| &s.target).collect();
+    for target in targets {
+        check_target(f, snapshot, domain, zone, target, expected);
+    }
+}
+
+/// Rules 5, 8, 13, 15, 16 for one SRV target.
+fn check_target(
+    f: &mut Findings<'_>,
+    snapshot: &Snapshot,
+    domain: &Fqdn,
+    zone: &Fqdn,
+    target: &Fqdn,
+    expected: Option<&Expected<'_>>,
+) {
+    let owner = xmpp_owner(domain);
+    if is_ip_literal(target) {
+        f.add(
+            "5",
+            Severity::Error,
+            format!("{owner} SRV -> {target}"),
+            format!("the target {} is an IP address written as a name; SRV targets must be host names with A/AAAA records (RFC 2782)", target.bare()),
+            "point the record at the access-edge FQDN and give that name the address",
+        );
+        return;
+    }
+    if !target.is_within(zone) && !expected.is_some_and(|e| e.in_topology_zone(target)) {
+        f.add(
+            "13",
+            Severity::Warning,
+            format!("{owner} SRV -> {target}"),
+            format!("the target {target} is outside {domain}'s zone {zone}: its records are managed elsewhere and may change without notice"),
+            format!("use a target inside {zone}, or make sure whoever runs {target}'s zone keeps it pointing at the Edge pool"),
+        );
+    }
+    for qtype in [QueryType::A, QueryType::Aaaa] {
+        compare_servers(f, snapshot, target, qtype);
+    }
+    let a = snapshot.answer(target, QueryType::A);
+    let aaaa = snapshot.answer(target, QueryType::Aaaa);
+    if a.is_none() && aaaa.is_none() {
+        f.add(
+            "5",
+            Severity::Warning,
+            format!("{target} A/AAAA"),
+            format!("the addresses of {target} could not be read: no server answered"),
+            "check that the target's zone is served and reachable",
+        );
+        return;
+    }
+    let chain = a
+        .into_iter()
+        .chain(aaaa)
+        .map(|r| cname_chain(r, target))
+        .find(|c| !c.is_empty());
+    if let Some(chain) = chain {
+        f.add(
+            "5",
+            Severity::Error,
+            format!("{target} CNAME"),
+            format!("the target {target} is an alias (CNAME -> {}); SRV targets must not be aliases (RFC 2782) and some peers will not follow it", chain.iter().map(ToString::to_string).collect::<Vec<_>>().join(" -> ")),
+            format!("point the SRV record at {} directly, or replace the CNAME with A/AAAA records", chain.last().expect("non-empty")),
+        );
+        return;
+    }
+    let refused = [a, aaaa]
+        .into_iter()
+        .flatten()
+        .all(|r| r.rcode != 0 && r.rcode != 3);
+    if refused {
+        let code = a.or(aaaa).map(|r| rcode_name(r.rcode)).unwrap_or("?");
+        f.add(
+            "5",
+            Severity::Warning,
+            format!("{target} A/AAAA"),
+            format!("the addresses of {target} were not checked: the audited servers answered {code} (it is outside their zones)"),
+            format!("audit {target}'s zone too (add its servers with --nameserver)"),
+        );
+        return;
+    }
+    let v4: Vec<IpAddr> = a.map(|r| addresses(r, target)).unwrap_or_default();
+    let v6: Vec<IpAddr> = aaaa.map(|r| addresses(r, target)).unwrap_or_default();
+    if v4.is_empty() && v6.is_empty() {
+        f.add(
+            "5",
+            Severity::Error,
+            format!("{target} A/AAAA"),
+            format!(
+                "the target {target} has no A or AAAA record: remote servers cannot connect to it"
+            ),
+            format!("add {target} A <access-edge external address>"),
+        );
+    }
+    if let Some(expected) = expected {
+        if let Some(pool) = expected.pool_of(target) {
+            let want4: Vec<IpAddr> = sorted(pool.ipv4.iter().map(|ip| IpAddr::from(*ip)));
+            let want6: Vec<IpAddr> = sorted(pool.ipv6.iter().map(|ip| IpAddr::from(*ip)));
+            if !v4.is_empty() || !v6.is_empty() {
+                if !want4.is_empty() && v4 != want4 {
+                    f.add(
+                        "8",
+                        Severity::Error,
+                        format!("{target} A"),
+                        format!(
+                            "{target} resolves to {}, but pool {}'s access-edge address is {}",
+                            or_none(&v4),
+                            pool.name,
+                            join(&want4)
+                        ),
+                        format!(
+                            "set {target} A to {} (xmppdns apply, with manage_target_addresses)",
+                            join(&want4)
+                        ),
+                    );
+                }
+                if !want6.is_empty() && v6 != want6 {
+                    f.add(
+                        "8",
+                        Severity::Error,
+                        format!("{target} AAAA"),
+                        format!(
+                            "{target} resolves to {}, but pool {}'s access-edge IPv6 address is {}",
+                            or_none(&v6),
+                            pool.name,
+                            join(&want6)
+                        ),
+                        format!("set {target} AAAA to {}", join(&want6)),
+                    );
+                }
+            }
+        }
+    }
+    let tlsa_owner = target.prepend("_5269._tcp");
+    if let Some(r) = snapshot.answer(&tlsa_owner, QueryType::Tlsa) {
+        let n = r.answers.iter().filter(|rec| rec.rtype == 52).count();
+        if n > 0 {
+            f.add(
+                "15",
+                Severity::Info,
+                format!("{tlsa_owner} TLSA"),
+                format!("{n} TLSA record(s) pin the certificate of {target}: they must change with the pool or its certificate (DNSSEC validation is not checked by this audit)"),
+                "update the TLSA record before changing the Edge pool's certificate or moving federation to another pool",
+            );
+        }
+    }
+}
+
+fn sorted(ips: impl Iterator<Item = IpAddr>) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = ips.collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn or_none(ips: &[IpAddr]) -> String {
+    if ips.is_empty() {
+        "nothing".into()
+    } else {
+        join(ips)
+    }
+}
+
+/// Rule 14: `_xmpps-server._tcp` (direct TLS) must not use the STARTTLS port.
+fn xmpps(f: &mut Findings<'_>, snapshot: &Snapshot, domain: &Fqdn) {
+    let owner = xmpps_owner(domain);
+    compare_servers(f, snapshot, &owner, QueryType::Srv);
+    let Some(response) = snapshot.answer(&owner, QueryType::Srv) else {
+        return;
+    };
+    for (_, srv) in srv_records(response, &owner) {
+        if srv.port == XMPP_SERVER_PORT && srv.target.as_str() != "." {
+            f.add(
+                "14",
+                Severity::Warning,
+                format!("{owner} SRV {} {} {} {}", srv.priority, srv.weight, srv.port, srv.target),
+                format!("_xmpps-server (direct TLS, XEP-0368) points at port {XMPP_SERVER_PORT}, the STARTTLS port: peers will open TLS there and fail"),
+                "use the Edge pool's direct-TLS port, or delete the _xmpps-server record (or give it target `.`)",
+            );
+        }
+    }
+}
+
+/// Rule 16 (serials) for one zone.
+fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
+    let mut report = NameReport::new(zone.clone(), Subject::Zone, Some(zone.clone()));
+    let mut f = Findings {
+        domain: zone,
+        list: Vec::new(),
+    };
+    let mut serials: BTreeMap<String, Option<u32>> = BTreeMap::new();
+    // In the order the servers were given (the first is the reference), for the message.
+    let mut listed = Vec::new();
+    for (server, lookup) in snapshot.all(zone, QueryType::Soa) {
+        let serial = match lookup {
+            Lookup::Answered(r) if r.rcode == 0 => {
+                r.answers.iter().find_map(|rec| match rec.data {
+                    RecordData::Soa { serial } if &rec.name == zone => Some(serial),
+                    _ => None,
+                })
+            }
+            _ => None,
+        };
+        if serial.is_none() {
+            let why = match lookup {
+                Lookup::Failed(e) => e.clone(),
+                Lookup::Answered(r) => {
+                    format!("answered {} without the zone's SOA", rcode_name(r.rcode))
+                }
+            };
+            f.add(
+                "16",
+                Severity::Error,
+                format!("{zone} SOA"),
+                format!("{server} gave no serial for {zone}: {why}"),
+                "check that this server is running and serves the zone",
+            );
+        }
+        if let Some(n) = serial {
+            listed.push(format!("{server} has {n}"));
+        }
+        serials.insert(server.to_string(), serial);
+    }
+    for (server, code) in snapshot.not_serving.get(zone).into_iter().flatten() {
+        f.add(
+            "16",
+            Severity::Info,
+            format!("{zone} SOA"),
+            format!("{server} answered {} for {zone}: it is not one of the zone's servers, so it is left out of the comparison", rcode_name(*code)),
+            format!("nothing to do if {server} is not meant to serve {zone}; otherwise configure the zone there"),
+        );
+    }
+    let distinct: BTreeSet<u32> = serials.values().flatten().copied().collect();
+    if distinct.len() > 1 {
+        f.add(
+            "16",
+            Severity::Warning,
+            format!("{zone} SOA"),
+            format!("authoritative servers serve different serials ({}): a change has not reached all of them", listed.join(", ")),
+            "check NOTIFY and zone transfers from the primary to the lagging server(s)",
+        );
+    }
+    report.serials = Some(serials);
+    sort_findings(&mut f.list);
+    report.findings = f.list;
+    report
+}
+
+/// Rules 8, 16 and 17 for the federation A/AAAA record of a topology.
+fn check_federation(snapshot: &Snapshot, topology: &Topology) -> NameReport {
+    let name = &topology.federation.name;
+    let mut report = NameReport::new(
+        name.clone(),
+        Subject::Federation,
+        Some(topology.federation.zone.clone()),
+    );
+    let mut f = Findings {
+        domain: name,
+        list: Vec::new(),
+    };
+    let active = topology.active_pool();
+    for (qtype, want) in [
+        (
+            QueryType::A,
+            sorted(active.ipv4.iter().map(|ip| IpAddr::from(*ip))),
+        ),
+        (
+            QueryType::Aaaa,
+            sorted(active.ipv6.iter().map(|ip| IpAddr::from(*ip))),
+        ),
+    ] {
+        if unreachable(&mut f, snapshot, name, qtype) {
+            continue;
+        }
+        compare_servers(&mut f, snapshot, name, qtype);
+        let response = snapshot.answer(name, qtype).expect("checked");
+        if response.rcode != 0 && response.rcode != 3 {
+            f.add(
+                "reach",
+                Severity::Error,
+                format!("{name} {qtype}"),
+                format!("the server answered {}", rcode_name(response.rcode)),
+                "check that the server is authoritative for the federation record's zone",
+            );
+            continue;
+        }
+        let have = addresses(response, name);
+        if have != want && !(want.is_empty() && have.is_empty()) {
+            let owners: Vec<String> = topology
+                .pools
+                .iter()
+                .filter(|p| {
+                    p.ipv4.iter().any(|ip| have.contains(&IpAddr::from(*ip)))
+                        || p.ipv6.iter().any(|ip| have.contains(&IpAddr::from(*ip)))
+                })
+                .map(|p| p.name.clone())
+                .collect();
+            let whose = if owners.is_empty() {
+                String::new()
+            } else {
+                format!(" (pool {})", owners.join(", "))
+            };
+            f.add(
+                "8",
+                Severity::Error,
+                format!("{name} {qtype}"),
+                format!("the federation {qtype} record points to {}{whose}, but the active pool {} has {}", or_none(&have), active.name, or_none(&want)),
+                format!("set {name} {qtype} to {} (xmppdns apply)", or_none(&want)),
+            );
+        }
+        let ttl = response
+            .answers
+            .iter()
+            .filter(|r| &r.name == name && r.rtype == qtype.code())
+            .map(|r| r.ttl)
+            .min();
+        let observed = report.addresses.get_or_insert_with(Vec::new);
+        for record in response.answers.iter().filter(|r| &r.name == name) {
+            let address = match &record.data {
+                RecordData::Known(Rdata::A(ip)) => IpAddr::from(*ip),
+                RecordData::Known(Rdata::Aaaa(ip)) => IpAddr::from(*ip),
+                _ => continue,
+            };
+            let pool = topology
+                .pools
+                .iter()
+                .find(|p| {
+                    p.ipv4.iter().any(|ip| IpAddr::from(*ip) == address)
+                        || p.ipv6.iter().any(|ip| IpAddr::from(*ip) == address)
+                })
+                .map(|p| p.name.clone());
+            observed.push(ObservedAddress {
+                address,
+                ttl: record.ttl,
+                pool,
+            });
+        }
+        observed.sort_by_key(|a| a.address);
+        if let Some(ttl) = ttl.filter(|t| *t > FEDERATION_TTL_WARNING) {
+            f.add(
+                "17",
+                Severity::Warning,
+                format!("{name} {qtype}"),
+                format!("TTL {ttl} s: after a failover, remote servers may keep the old address for up to {}", human(ttl)),
+                format!("lower the TTL to {} s (the topology's federation ttl) well before any failover", topology.federation.ttl),
+            );
+        }
+    }
+    sort_findings(&mut f.list);
+    report.findings = f.list;
+    report
+}
+
+fn human(seconds: u32) -> String {
+    if seconds >= 3600 && seconds % 3600 == 0 {
+        format!("{} h", seconds / 3600)
+    } else if seconds >= 60 && seconds % 60 == 0 {
+        format!("{} min", seconds / 60)
+    } else {
+        format!("{seconds} s")
+    }
+}
+
+/// The managed RRsets as the first answering server serves them, per zone of the plan; keys
+/// no server answered are left out (reported by "reach" instead of as false drift).
+fn observed_state(
+    snapshot: &Snapshot,
+    desired: &plan::DesiredState,
+) -> (BTreeMap<Fqdn, ZoneState>, BTreeSet<crate::records::RrKey>) {
+    let mut current = BTreeMap::new();
+    let mut unknown = BTreeSet::new();
+    for (zone, want) in &desired.zones {
+        let mut state = ZoneState::default();
+        for key in &want.managed {
+            let qtype = match key.rtype {
+                RecordType::A => QueryType::A,
+                RecordType::Aaaa => QueryType::Aaaa,
+                RecordType::Srv => QueryType::Srv,
+                RecordType::Cname => QueryType::Cname,
+            };
+            // No answer, or a refusal: what the server holds is unknown, not absent.
+            let Some(response) = snapshot
+                .answer(&key.name, qtype)
+                .filter(|r| r.rcode == 0 || r.rcode == 3)
+            else {
+                unknown.insert(key.clone());
+                continue;
+            };
+            let mut ttl = u32::MAX;
+            let records: Vec<Rdata> = response
+                .answers
+                .iter()
+                .filter(|r| r.name == key.name && r.rtype == qtype.code())
+                .filter_map(|r| match &r.data {
+                    RecordData::Known(d) => {
+                        ttl = ttl.min(r.ttl);
+                        Some(d.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !records.is_empty() {
+                if let Ok(set) = RecordSet::new(key.name.clone(), key.rtype, ttl, records) {
+                    state.rrsets.insert(key.clone(), set);
+                }
+            }
+        }
+        current.insert(zone.clone(), state);
+    }
+    (current, unknown)
+}
+
+/// Drift: what `xmppdns plan` would change, as findings on the name they concern.
+fn drift(snapshot: &Snapshot, topology: &Topology) -> Vec<Finding> {
+    let desired = plan::desired(topology);
+    let (current, unknown) = observed_state(snapshot, &desired);
+    let plan = Plan::compute(&desired, current);
+    let show = |set: &Option<RecordSet>| match set {
+        None => "nothing".to_string(),
+        Some(s) => format!(
+            "{} (TTL {})",
+            s.records()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.ttl
+        ),
+    };
+    plan.changes
+        .iter()
+        .filter(|c| !unknown.contains(&c.key()))
+        .map(|change| {
+            let subject = topology
+                .sip_domains
+                .iter()
+                .find(|d| {
+                    change.name == xmpp_owner(&d.name) || change.name == xmpps_owner(&d.name)
+                })
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| change.name.clone());
+            let verb = match change.action {
+                Action::Create => "create",
+                Action::Update => "update",
+                Action::Delete => "delete",
+            };
+            Finding {
+                rule: "drift".into(),
+                severity: Severity::Warning,
+                domain: subject,
+                record: format!("{} {}", change.name, change.rtype),
+                message: format!(
+                    "differs from the topology: the plan would {verb} it (now {}; planned {})",
+                    show(&change.before),
+                    show(&change.after)
+                ),
+                fix: "review with `xmppdns plan`, then `xmppdns apply` (or update the topology if DNS is right)".into(),
+            }
+        })
+        .collect()
+}
+
+/// The whole audit over a snapshot: every SIP domain, every zone's serials, and with a
+/// topology the federation record and drift.
+pub fn check(
+    snapshot: &Snapshot,
+    domains: &[Fqdn],
+    topology: Option<&Topology>,
+) -> Vec<NameReport> {
+    let expected = topology.map(|topology| Expected { topology });
+    let mut reports: BTreeMap<(Fqdn, Subject), NameReport> = BTreeMap::new();
+    for domain in domains {
+        let report = check_domain(snapshot, domain, expected.as_ref());
+        reports.insert((domain.clone(), Subject::SipDomain), report);
+    }
+    for zone in snapshot.servers.keys() {
+        reports.insert((zone.clone(), Subject::Zone), check_zone(snapshot, zone));
+    }
+    if let Some(topology) = topology {
+        let fed = check_federation(snapshot, topology);
+        reports.insert((fed.name.clone(), Subject::Federation), fed);
+        for finding in drift(snapshot, topology) {
+            let key = [Subject::SipDomain, Subject::Federation]
+                .into_iter()
+                .map(|k| (finding.domain.clone(), k))
+                .find(|k| reports.contains_key(k))
+                .unwrap_or((finding.domain.clone(), Subject::Zone));
+            let entry = reports.entry(key.clone()).or_insert_with(|| {
+                NameReport::new(key.0.clone(), key.1, snapshot.known_zone(&key.0).cloned())
+            });
+            entry.findings.push(finding);
+            sort_findings(&mut entry.findings);
+        }
+    }
+    reports.into_values().collect()
+}
+
+/// Rule 9: an error on every domain whose SRV record points at an address (on the record's
+/// port) that did not answer as an XMPP server.
+pub fn probe_findings(reports: &mut [NameReport], outcomes: &[ProbeOutcome]) {
+    for report in reports.iter_mut() {
+        let Some(srv) = &report.srv else { continue };
+        let mut f = Findings {
+            domain: &report.name,
+            list: Vec::new(),
+        };
+        for record in srv {
+            for outcome in outcomes
+                .iter()
+                .filter(|o| o.target == record.target && o.port == record.port)
+            {
+                if !outcome.xmpp {
+                    f.add(
+                        "9",
+                        Severity::Error,
+                        format!("{} port {}", record.target, record.port),
+                        format!("{} ({}) does not answer as an XMPP server: {}", record.target, outcome.address, outcome.detail),
+                        format!("open TCP {} to the Edge pool from outside and check the Edge service is running", record.port),
+                    );
+                }
+            }
+        }
+        report.findings.extend(f.list);
+        sort_findings(&mut report.findings);
+    }
+}
+
+/// One port 5269 probe, as the rules need it.
+#[derive(Debug, Clone)]
+pub struct ProbeOutcome {
+    pub target: Fqdn,
+    pub port: u16,
+    pub address: SocketAddr,
+    pub xmpp: bool,
+    pub detail: String,
+}
+
+/// Every (target, port, address, first domain) the probe should try: the real targets of every
+/// domain's SRV records, at each address the snapshot has for them, each once.
+pub fn probe_targets(
+    reports: &[NameReport],
+    snapshot: &Snapshot,
+) -> Vec<(Fqdn, u16, SocketAddr, Fqdn)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for report in reports {
+        let Some(srv) = &report.srv else { continue };
+        for record in srv {
+            if record.target.as_str() == "." || is_ip_literal(&record.target) {
+                continue;
+            }
+            for qtype in [QueryType::A, QueryType::Aaaa] {
+                let Some(r) = snapshot.answer(&record.target, qtype) else {
+                    continue;
+                };
+                for ip in addresses(r, &record.target) {
+                    let address = SocketAddr::new(ip, record.port);
+                    if seen.insert((record.target.clone(), address)) {
+                        out.push((
+                            record.target.clone(),
+                            record.port,
+                            address,
+                            report.name.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::batch::WireRecord;
+
+    fn name(s: &str) -> Fqdn {
+        Fqdn::parse(s).unwrap()
+    }
+
+    fn server() -> SocketAddr {
+        "127.0.0.1:53".parse().unwrap()
+    }
+
+    fn record(owner: &str, rtype: u16, ttl: u32, data: RecordData) -> WireRecord {
+        WireRecord {
+            name: Fqdn::from_absolute(owner),
+            rtype,
+            ttl,
+            data,
+        }
+    }
+
+    fn srv(owner: &str, text: &str) -> WireRecord {
+        record(
+            owner,
+            33,
+            3600,
+            RecordData::Known(Rdata::parse(RecordType::Srv, text).unwrap()),
+        )
+    }
+
+    fn a(owner: &str, ip: &str) -> WireRecord {
+        record(
+            owner,
+            1,
+            300,
+            RecordData::Known(Rdata::A(ip.parse().unwrap())),
+        )
+    }
+
+    fn answered(answers: Vec<WireRecord>) -> Lookup {
+        Lookup::Answered(Response {
+            rcode: 0,
+            authoritative: true,
+            answers,
+            authority: Vec::new(),
+        })
+    }
+
+    /// contoso.com with the given SRV records; every target edgeN.contoso.com has 192.0.2.N.
+    fn snapshot(srv_data: &[&str]) -> Snapshot {
+        let mut s = Snapshot::default();
+        let zone = name("contoso.com");
+        s.zone_of.insert(zone.clone(), Ok(zone.clone()));
+        s.servers.insert(zone.clone(), vec![server()]);
+        let owner = "_xmpp-server._tcp.contoso.com.";
+        s.insert(
+            server(),
+            &name(owner),
+            QueryType::Srv,
+            answered(srv_data.iter().map(|d| srv(owner, d)).collect()),
+        );
+        s.insert(
+            server(),
+            &name("_xmpps-server._tcp.contoso.com"),
+            QueryType::Srv,
+            answered(vec![]),
+        );
+        for n in 1..=3 {
+            let target = format!("edge{n}.contoso.com.");
+            s.insert(
+                server(),
+                &name(&target),
+                QueryType::A,
+                answered(vec![a(&target, &format!("192.0.2.{n}"))]),
+            );
+            s.insert(server(), &name(&target), QueryType::Aaaa, answered(vec![]));
+        }
+        s
+    }
+
+    fn rules(snapshot: &Snapshot) -> Vec<(String, Severity)> {
+        let reports = check(snapshot, &[name("contoso.com")], None);
+        reports
+            .iter()
+            .flat_map(|r| r.findings.iter().map(|f| (f.rule.clone(), f.severity)))
+            .collect()
+    }
+
+    #[test]
+    fn a_correct_domain_has_no_findings() {
+        let s = snapshot(&[
+            "10 0 5269 edge1.contoso.com.",
+            "20 0 5269 edge2.contoso.com.",
+        ]);
+        assert_eq!(rules(&s), vec![]);
+    }
+
+    #[test]
+    fn wrong_port_shared_priority_and_weight() {
+        let s = snapshot(&[
+            "10 0 5060 edge1.contoso.com.",
+            "10 0 5269 edge2.contoso.com.",
+            "20 5 5269 edge3.contoso.com.",
+        ]);
+        assert_eq!(
+            rules(&s),
+            vec![
+                ("2".into(), Severity::Error),
+                ("6".into(), Severity::Error),
+                ("11".into(), Severity::Info)
+            ]
+        );
+    }
+
+    #[test]
+    fn one_target_twice() {
+        let s = snapshot(&[
+            "10 0 5269 edge1.contoso.com.",
+            "20 0 5269 edge1.contoso.com.",
+        ]);
+        assert_eq!(rules(&s), vec![("6".into(), Severity::Error)]);
+    }
+
+    #[test]
+    fn dot_alone_and_mixed() {
+        assert_eq!(
+            rules(&snapshot(&["0 0 0 ."])),
+            vec![("3".into(), Severity::Error)]
+        );
+        assert_eq!(
+            rules(&snapshot(&["0 0 0 .", "10 0 5269 edge1.contoso.com."])),
+            vec![("4".into(), Severity::Warning)]
+        );
+    }
+
+    #[test]
+    fn missing_target_addresses_and_ip_literal() {
+        let mut s = snapshot(&["10 0 5269 nowhere.contoso.com.", "20 0 5269 192.0.2.7."]);
+        s.insert(
+            server(),
+            &name("nowhere.contoso.com"),
+            QueryType::A,
+            answered(vec![]),
+        );
+        s.insert(
+            server(),
+            &name("nowhere.contoso.com"),
+            QueryType::Aaaa,
+            answered(vec![]),
+        );
+        assert_eq!(
+            rules(&s),
+            vec![("5".into(), Severity::Error), ("5".into(), Severity::Error)]
+        );
+    }
+
+    #[test]
+    fn servers_that_disagree() {
+        let mut s = snapshot(&["10 0 5269 edge1.contoso.com."]);
+        let other: SocketAddr = "127.0.0.2:53".parse().unwrap();
+        s.insert(
+            other,
+            &name("_xmpp-server._tcp.contoso.com"),
+            QueryType::Srv,
+            answered(vec![srv(
+                "_xmpp-server._tcp.contoso.com.",
+                "10 0 5269 edge2.contoso.com.",
+            )]),
+        );
+        assert_eq!(rules(&s), vec![("16".into(), Severity::Error)]);
+    }
+}

@@ -1,0 +1,253 @@
+//! Which servers are authoritative for a name: its zone (from the SOA a server returns), the
+//! zone's NS RRset and the addresses of those name servers, all asked of a recursive resolver.
+//! The audit queries the servers found here directly, never a cache; the failover's
+//! propagation check can use the same calls.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::dns::batch::{self, BatchSettings, BatchStats, QueryType, Question, RecordData};
+use crate::dns::transport::rcode_name;
+use crate::records::{Fqdn, Rdata};
+
+/// One name server of a zone and the addresses it was found at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameServer {
+    pub name: Fqdn,
+    pub addresses: Vec<SocketAddr>,
+}
+
+/// The authoritative servers of one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    pub zone: Fqdn,
+    pub name_servers: Vec<NameServer>,
+}
+
+impl Authority {
+    /// Every address of every name server, each once, in a stable order.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let set: BTreeSet<SocketAddr> = self
+            .name_servers
+            .iter()
+            .flat_map(|ns| ns.addresses.iter().copied())
+            .collect();
+        set.into_iter().collect()
+    }
+}
+
+/// Why the authority of a name could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("{server} did not answer the SOA query for {name}: {reason}")]
+    NoAnswer {
+        server: SocketAddr,
+        name: Fqdn,
+        reason: String,
+    },
+    #[error("{server} answered {rcode} to the SOA query for {name} (not authoritative for it?)")]
+    Rcode {
+        server: SocketAddr,
+        name: Fqdn,
+        rcode: &'static str,
+    },
+    #[error("{server} is not authoritative for {name} (its answer lacks the AA bit)")]
+    NotAuthoritative { server: SocketAddr, name: Fqdn },
+    #[error("{server} gave no SOA record for {name}, so its zone is unknown")]
+    NoSoa { server: SocketAddr, name: Fqdn },
+    #[error("zone {zone}: no NS records found through {server}")]
+    NoNameServers { server: SocketAddr, zone: Fqdn },
+    #[error("zone {zone}: none of its name servers ({names}) has an address")]
+    NoAddresses { zone: Fqdn, names: String },
+}
+
+/// The `nameserver` lines of resolv.conf text, on port 53.
+pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver")).then_some(())?;
+            // A scoped IPv6 address (fe80::1%eth0) cannot be parsed by std; skip it.
+            let ip: IpAddr = words.next()?.parse().ok()?;
+            Some(SocketAddr::new(ip, 53))
+        })
+        .collect()
+}
+
+/// The system's resolvers from /etc/resolv.conf.
+pub fn system_resolvers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .map(|text| parse_resolv_conf(&text))
+        .unwrap_or_default()
+}
+
+/// The zone of each name, from the SOA record `server` returns for it (in the answer when the
+/// name is a zone apex, else in the authority section). `recursive` when `server` is a resolver.
+pub fn zones_of(
+    names: &[Fqdn],
+    server: SocketAddr,
+    recursive: bool,
+    settings: &BatchSettings,
+) -> (Vec<Result<Fqdn, AuthorityError>>, BatchStats) {
+    let questions: Vec<Question> = names
+        .iter()
+        .map(|name| Question {
+            server,
+            name: name.clone(),
+            qtype: QueryType::Soa,
+            recursion_desired: recursive,
+        })
+        .collect();
+    let (replies, stats) = batch::resolve_all(&questions, settings, &mut |_| {});
+    let zones = names
+        .iter()
+        .zip(replies)
+        .map(|(name, reply)| {
+            let reply = reply.map_err(|e| AuthorityError::NoAnswer {
+                server,
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+            if reply.rcode != 0 && reply.rcode != 3 {
+                return Err(AuthorityError::Rcode {
+                    server,
+                    name: name.clone(),
+                    rcode: rcode_name(reply.rcode),
+                });
+            }
+            if !recursive && !reply.authoritative {
+                return Err(AuthorityError::NotAuthoritative {
+                    server,
+                    name: name.clone(),
+                });
+            }
+            reply
+                .soa()
+                .map(|(zone, _)| zone)
+                .ok_or_else(|| AuthorityError::NoSoa {
+                    server,
+                    name: name.clone(),
+                })
+        })
+        .collect();
+    (zones, stats)
+}
+
+/// Finds the authoritative servers of the zone of each name through `resolver`: the zone from
+/// the SOA, then its NS RRset, then the A and AAAA records of each name server. Discovered
+/// servers get `port` (53 on the Internet; tests serve on high ports).
+pub fn discover(
+    names: &[Fqdn],
+    resolver: SocketAddr,
+    port: u16,
+    settings: &BatchSettings,
+) -> (
+    BTreeMap<Fqdn, Result<Authority, AuthorityError>>,
+    BatchStats,
+) {
+    let (zones, mut stats) = zones_of(names, resolver, true, settings);
+    let ask = |name: &Fqdn, qtype| Question {
+        server: resolver,
+        name: name.clone(),
+        qtype,
+        recursion_desired: true,
+    };
+
+    let distinct: BTreeSet<Fqdn> = zones
+        .iter()
+        .filter_map(|z| z.as_ref().ok())
+        .cloned()
+        .collect();
+    let ns_questions: Vec<Question> = distinct.iter().map(|z| ask(z, QueryType::Ns)).collect();
+    let (ns_replies, ns_stats) = batch::resolve_all(&ns_questions, settings, &mut |_| {});
+    stats.add(&ns_stats);
+    let mut ns_names: BTreeMap<Fqdn, Vec<Fqdn>> = BTreeMap::new();
+    for (zone, reply) in distinct.iter().zip(ns_replies) {
+        let names = reply
+            .map(|r| {
+                r.answers
+                    .iter()
+                    .filter_map(|rec| match &rec.data {
+                        RecordData::Ns(name) if &rec.name == zone => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect::<BTreeSet<_>>()
+            })
+            .unwrap_or_default();
+        ns_names.insert(zone.clone(), names.into_iter().collect());
+    }
+
+    let hosts: BTreeSet<Fqdn> = ns_names.values().flatten().cloned().collect();
+    let address_questions: Vec<Question> = hosts
+        .iter()
+        .flat_map(|h| [ask(h, QueryType::A), ask(h, QueryType::Aaaa)])
+        .collect();
+    let (address_replies, address_stats) =
+        batch::resolve_all(&address_questions, settings, &mut |_| {});
+    stats.add(&address_stats);
+    let mut addresses: BTreeMap<Fqdn, Vec<SocketAddr>> = BTreeMap::new();
+    for (question, reply) in address_questions.iter().zip(address_replies) {
+        let Ok(reply) = reply else { continue };
+        for record in &reply.answers {
+            let ip: IpAddr = match &record.data {
+                RecordData::Known(Rdata::A(ip)) => (*ip).into(),
+                RecordData::Known(Rdata::Aaaa(ip)) => (*ip).into(),
+                _ => continue,
+            };
+            addresses
+                .entry(question.name.clone())
+                .or_default()
+                .push(SocketAddr::new(ip, port));
+        }
+    }
+
+    let mut found = BTreeMap::new();
+    for (name, zone) in names.iter().zip(zones) {
+        let result = zone.and_then(|zone| {
+            let hosts = ns_names.get(&zone).cloned().unwrap_or_default();
+            if hosts.is_empty() {
+                return Err(AuthorityError::NoNameServers {
+                    server: resolver,
+                    zone,
+                });
+            }
+            let name_servers: Vec<NameServer> = hosts
+                .iter()
+                .map(|h| NameServer {
+                    name: h.clone(),
+                    addresses: addresses.get(h).cloned().unwrap_or_default(),
+                })
+                .collect();
+            if name_servers.iter().all(|ns| ns.addresses.is_empty()) {
+                return Err(AuthorityError::NoAddresses {
+                    names: hosts
+                        .iter()
+                        .map(Fqdn::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    zone,
+                });
+            }
+            Ok(Authority { zone, name_servers })
+        });
+        found.insert(name.clone(), result);
+    }
+    (found, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_nameservers_on_port_53() {
+        let text = "# comment\nsearch example.com\nnameserver 192.0.2.53\nnameserver ::1\nnameserver fe80::1%eth0\noptions edns0\n";
+        assert_eq!(
+            parse_resolv_conf(text),
+            vec![
+                "192.0.2.53:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+    }
+}

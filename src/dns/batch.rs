@@ -1,0 +1,689 @@
+//! Many plain (unsigned) queries at once: one UDP socket per address family, a bounded window
+//! of queries in flight matched by ID, question and source address, lost queries retried with a
+//! doubling timeout, TCP when a reply is truncated. Used by the audit, where tens of thousands
+//! of SIP domains make one-query-at-a-time far too slow.
+//!
+//! Why not tokio: a single thread with one socket already keeps an authoritative server busy
+//! (the work per reply is a few microseconds of parsing); threads or an async runtime would add
+//! code and contention without adding speed on a loopback or LAN path.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::dns::wire::{self, Reader, WireError};
+use crate::dns::DnsError;
+use crate::records::{Fqdn, Rdata, Srv};
+
+/// The query types the audit and NS discovery ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum QueryType {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[serde(rename = "SRV")]
+    Srv,
+    #[serde(rename = "CNAME")]
+    Cname,
+    #[serde(rename = "SOA")]
+    Soa,
+    #[serde(rename = "NS")]
+    Ns,
+    #[serde(rename = "TLSA")]
+    Tlsa,
+}
+
+impl QueryType {
+    pub fn code(self) -> u16 {
+        match self {
+            QueryType::A => 1,
+            QueryType::Ns => 2,
+            QueryType::Cname => 5,
+            QueryType::Soa => 6,
+            QueryType::Aaaa => 28,
+            QueryType::Srv => 33,
+            QueryType::Tlsa => 52,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryType::A => "A",
+            QueryType::Aaaa => "AAAA",
+            QueryType::Srv => "SRV",
+            QueryType::Cname => "CNAME",
+            QueryType::Soa => "SOA",
+            QueryType::Ns => "NS",
+            QueryType::Tlsa => "TLSA",
+        }
+    }
+}
+
+impl std::fmt::Display for QueryType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One question to one server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Question {
+    pub server: SocketAddr,
+    pub name: Fqdn,
+    pub qtype: QueryType,
+    /// Set only when asking a recursive resolver (NS discovery); authoritative servers are
+    /// asked without it so that a cache never answers in their place.
+    pub recursion_desired: bool,
+}
+
+/// The data of one answer record, as far as the audit needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordData {
+    /// A, AAAA, SRV or CNAME in the shared vocabulary.
+    Known(Rdata),
+    Soa {
+        serial: u32,
+    },
+    Ns(Fqdn),
+    /// Any other type: its number and the RDATA in hex (enough to compare servers).
+    Other {
+        rtype: u16,
+        hex: String,
+    },
+}
+
+/// One record of a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WireRecord {
+    pub name: Fqdn,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub data: RecordData,
+}
+
+/// A parsed reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub rcode: u8,
+    /// The AA bit: the server answered from its own zone data.
+    pub authoritative: bool,
+    pub answers: Vec<WireRecord>,
+    pub authority: Vec<WireRecord>,
+}
+
+impl Response {
+    /// The SOA serial in the answer or authority section (a NODATA/NXDOMAIN reply carries the
+    /// zone's SOA in the authority section), with the zone it belongs to.
+    pub fn soa(&self) -> Option<(Fqdn, u32)> {
+        self.answers
+            .iter()
+            .chain(&self.authority)
+            .find_map(|r| match r.data {
+                RecordData::Soa { serial } => Some((r.name.clone(), serial)),
+                _ => None,
+            })
+    }
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Queries in flight at once (over all servers).
+    pub window: usize,
+    /// First attempt's timeout; doubled on each retry.
+    pub timeout: Duration,
+    /// Attempts per query (UDP sends; a TCP retry after truncation is not counted).
+    pub attempts: u32,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            window: 100,
+            timeout: Duration::from_millis(800),
+            attempts: 4,
+        }
+    }
+}
+
+/// Counters of one batch, for the audit's statistics and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BatchStats {
+    /// Questions asked (each once, however many attempts it took).
+    pub questions: usize,
+    /// UDP datagrams sent, retries included.
+    pub sent: usize,
+    /// Re-sends after a timeout.
+    pub retries: usize,
+    /// Replies that were truncated and asked again over TCP.
+    pub tcp: usize,
+    /// Questions without any answer after every attempt.
+    pub unanswered: usize,
+    /// Questions answered by a reply to an earlier attempt that came after its timeout.
+    pub late: usize,
+}
+
+impl BatchStats {
+    pub fn add(&mut self, other: &BatchStats) {
+        self.questions += other.questions;
+        self.sent += other.sent;
+        self.retries += other.retries;
+        self.tcp += other.tcp;
+        self.unanswered += other.unanswered;
+        self.late += other.late;
+    }
+}
+
+/// Servers that let this many questions in a row go unanswered after every attempt are taken
+/// as down: their remaining questions fail at once instead of each waiting for all attempts.
+const DEAD_AFTER: u32 = 3;
+/// Long enough for any UDP reply (EDNS lets servers send up to the size we announce).
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// Encodes a query with an EDNS(0) OPT record (so that larger answers fit in UDP).
+pub fn encode_query(id: u16, question: &Question) -> Result<Vec<u8>, WireError> {
+    let mut m = Vec::with_capacity(64);
+    m.extend_from_slice(&id.to_be_bytes());
+    m.push(if question.recursion_desired {
+        0x01
+    } else {
+        0x00
+    });
+    m.push(0x00);
+    m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
+    m.extend_from_slice(&wire::name_to_wire(question.name.as_str())?);
+    m.extend_from_slice(&question.qtype.code().to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    // OPT: root owner, type 41, class = payload size, TTL 0, no options.
+    m.push(0);
+    m.extend_from_slice(&41u16.to_be_bytes());
+    m.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    Ok(m)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_record(r: &mut Reader<'_>, message: &[u8]) -> Result<WireRecord, WireError> {
+    let name = Fqdn::from_absolute(&r.name()?);
+    let rtype = r.u16()?;
+    let _class = r.u16()?;
+    let ttl = r.u32()?;
+    let len = r.u16()? as usize;
+    let start = r.pos();
+    let raw = r.bytes(len)?;
+    let mut inner = Reader::at(message, start);
+    let data = match (rtype, len) {
+        (1, 4) => RecordData::Known(Rdata::A([raw[0], raw[1], raw[2], raw[3]].into())),
+        (28, 16) => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(raw);
+            RecordData::Known(Rdata::Aaaa(octets.into()))
+        }
+        (5, _) => RecordData::Known(Rdata::Cname(Fqdn::from_absolute(&inner.name()?))),
+        (2, _) => RecordData::Ns(Fqdn::from_absolute(&inner.name()?)),
+        (33, _) => {
+            let priority = inner.u16()?;
+            let weight = inner.u16()?;
+            let port = inner.u16()?;
+            RecordData::Known(Rdata::Srv(Srv {
+                priority,
+                weight,
+                port,
+                target: Fqdn::from_absolute(&inner.name()?),
+            }))
+        }
+        (6, _) => {
+            inner.name()?;
+            inner.name()?;
+            RecordData::Soa {
+                serial: inner.u32()?,
+            }
+        }
+        _ => RecordData::Other {
+            rtype,
+            hex: hex(raw),
+        },
+    };
+    Ok(WireRecord {
+        name,
+        rtype,
+        ttl,
+        data,
+    })
+}
+
+/// Parses a reply and checks that it answers `question` (same name and type): a late reply
+/// to an earlier question that reused the ID must not be taken for this one.
+pub fn parse_response(message: &[u8], question: &Question) -> Result<Response, WireError> {
+    let mut r = Reader::at(message, 4);
+    let qd = r.u16()?;
+    let an = r.u16()?;
+    let ns = r.u16()?;
+    let _ar = r.u16()?;
+    if qd != 1 {
+        return Err(WireError::Short(4));
+    }
+    let qname = r.name()?;
+    let qtype = r.u16()?;
+    let _qclass = r.u16()?;
+    if !qname.eq_ignore_ascii_case(question.name.as_str()) || qtype != question.qtype.code() {
+        return Err(WireError::BadName(12));
+    }
+    let mut answers = Vec::with_capacity(an as usize);
+    for _ in 0..an {
+        answers.push(read_record(&mut r, message)?);
+    }
+    let mut authority = Vec::with_capacity(ns as usize);
+    for _ in 0..ns {
+        authority.push(read_record(&mut r, message)?);
+    }
+    Ok(Response {
+        rcode: message[3] & 0x0F,
+        authoritative: message[2] & 0x04 != 0,
+        answers,
+        authority,
+    })
+}
+
+struct Flight {
+    index: usize,
+    attempt: u32,
+    deadline: Instant,
+}
+
+/// A small fast generator for query IDs (xorshift), seeded from the system RNG: IDs need to be
+/// unpredictable to an off-path spoofer, not cryptographically strong per query.
+struct Ids(u64);
+
+impl Ids {
+    fn new() -> Self {
+        let mut seed = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed);
+        Ids(u64::from_le_bytes(seed) | 1)
+    }
+
+    fn next(&mut self) -> u16 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 32) as u16
+    }
+}
+
+/// Asks every question and returns one result per question, in the same order. `progress` is
+/// called with the number of questions finished so far (answered or given up).
+pub fn resolve_all(
+    questions: &[Question],
+    settings: &BatchSettings,
+    progress: &mut dyn FnMut(usize),
+) -> (Vec<Result<Response, DnsError>>, BatchStats) {
+    let mut engine = match Engine::new(questions, settings) {
+        Ok(engine) => engine,
+        Err((server, source)) => {
+            let results = questions
+                .iter()
+                .map(|_| {
+                    Err(DnsError::Io {
+                        server,
+                        source: std::io::Error::new(source.kind(), source.to_string()),
+                    })
+                })
+                .collect();
+            return (results, BatchStats::default());
+        }
+    };
+    engine.run(progress);
+    let results = engine
+        .results
+        .into_iter()
+        .map(|r| r.expect("every question is finished"))
+        .collect();
+    (results, engine.stats)
+}
+
+struct Engine<'a> {
+    questions: &'a [Question],
+    settings: BatchSettings,
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+    queue: VecDeque<(usize, u32)>,
+    flights: HashMap<u16, Flight>,
+    /// IDs of earlier attempts of questions being retried, and until when they count.
+    late: HashMap<u16, (usize, Instant)>,
+    results: Vec<Option<Result<Response, DnsError>>>,
+    done: usize,
+    stats: BatchStats,
+    ids: Ids,
+    silent_in_a_row: HashMap<SocketAddr, u32>,
+    dead: HashSet<SocketAddr>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(
+        questions: &'a [Question],
+        settings: &BatchSettings,
+    ) -> Result<Self, (SocketAddr, std::io::Error)> {
+        let bind = |local: &str, any: &Question| {
+            let socket = UdpSocket::bind(local).map_err(|e| (any.server, e))?;
+            Ok::<_, (SocketAddr, std::io::Error)>(socket)
+        };
+        let v4 = match questions.iter().find(|q| q.server.is_ipv4()) {
+            Some(q) => Some(bind("0.0.0.0:0", q)?),
+            None => None,
+        };
+        let v6 = match questions.iter().find(|q| q.server.is_ipv6()) {
+            Some(q) => Some(bind("[::]:0", q)?),
+            None => None,
+        };
+        Ok(Engine {
+            questions,
+            settings: BatchSettings {
+                window: settings.window.clamp(1, 10_000),
+                attempts: settings.attempts.max(1),
+                ..*settings
+            },
+            v4,
+            v6,
+            queue: (0..questions.len()).map(|i| (i, 1)).collect(),
+            flights: HashMap::new(),
+            late: HashMap::new(),
+            results: (0..questions.len()).map(|_| None).collect(),
+            done: 0,
+            stats: BatchStats {
+                questions: questions.len(),
+                ..BatchStats::default()
+            },
+            ids: Ids::new(),
+            silent_in_a_row: HashMap::new(),
+            dead: HashSet::new(),
+            buf: vec![0u8; 65_535],
+        })
+    }
+
+    fn finish(&mut self, index: usize, result: Result<Response, DnsError>) {
+        if self.results[index].is_none() {
+            self.results[index] = Some(result);
+            self.done += 1;
+        }
+    }
+
+    fn run(&mut self, progress: &mut dyn FnMut(usize)) {
+        let mut last_sweep = Instant::now();
+        let mut reported = 0;
+        let both = self.v4.is_some() && self.v6.is_some();
+        // With one socket, block on it (briefly, so timeouts are swept); with two, poll each
+        // for a short moment.
+        let wait = if both {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
+        while self.done < self.questions.len() {
+            // Refill after every reply: waiting for the whole window to drain first would
+            // leave the server idle for a round trip each time.
+            self.fill_window();
+            if !self.flights.is_empty() {
+                let got_v4 = self.receive(false, wait).is_some();
+                if both || !got_v4 {
+                    self.receive(true, wait);
+                }
+            }
+            if last_sweep.elapsed() >= Duration::from_millis(5) || self.flights.is_empty() {
+                self.sweep();
+                last_sweep = Instant::now();
+            }
+            if self.done != reported {
+                reported = self.done;
+                progress(reported);
+            }
+        }
+    }
+
+    /// Sends queued questions until the window is full.
+    fn fill_window(&mut self) {
+        while self.flights.len() < self.settings.window {
+            let Some((index, attempt)) = self.queue.pop_front() else {
+                return;
+            };
+            if self.results[index].is_some() {
+                continue;
+            }
+            let question = &self.questions[index];
+            if self.dead.contains(&question.server) {
+                let server = question.server;
+                self.stats.unanswered += 1;
+                self.finish(
+                    index,
+                    Err(DnsError::NoAnswer {
+                        server,
+                        attempts: 0,
+                        waited: Duration::ZERO,
+                        last: format!(
+                            "{server} left {DEAD_AFTER} questions in a row unanswered; not asked"
+                        ),
+                    }),
+                );
+                continue;
+            }
+            let mut id = self.ids.next();
+            while self.flights.contains_key(&id) || self.late.contains_key(&id) {
+                id = self.ids.next();
+            }
+            let bytes = match encode_query(id, question) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.finish(index, Err(DnsError::Malformed(e.to_string())));
+                    continue;
+                }
+            };
+            let socket = if question.server.is_ipv4() {
+                self.v4.as_ref()
+            } else {
+                self.v6.as_ref()
+            };
+            let socket = socket.expect("a socket exists for every family asked");
+            let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
+            match socket.send_to(&bytes, question.server) {
+                Ok(_) => {
+                    self.stats.sent += 1;
+                    if attempt > 1 {
+                        self.stats.retries += 1;
+                    }
+                    self.flights.insert(
+                        id,
+                        Flight {
+                            index,
+                            attempt,
+                            deadline: Instant::now() + timeout,
+                        },
+                    );
+                }
+                // A full send buffer is a lost packet like any other: retried on schedule.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.queue.push_back((index, attempt));
+                    return;
+                }
+                Err(source) => {
+                    let server = question.server;
+                    self.finish(index, Err(DnsError::Io { server, source }));
+                }
+            }
+        }
+    }
+
+    /// Waits up to `wait` for one datagram and handles it; `None` when nothing came.
+    fn receive(&mut self, v6: bool, wait: Duration) -> Option<()> {
+        let socket = if v6 {
+            self.v6.as_ref()
+        } else {
+            self.v4.as_ref()
+        }?;
+        socket.set_read_timeout(Some(wait)).ok()?;
+        let (n, from) = socket.recv_from(&mut self.buf).ok()?;
+        let message = self.buf[..n].to_vec();
+        let id = wire::id(&message)?;
+        // The current attempt's ID, or an earlier attempt's: a reply that is merely late
+        // still answers the question.
+        let (index, current) = match self.flights.get(&id) {
+            Some(flight) => (flight.index, true),
+            None => (self.late.get(&id)?.0, false),
+        };
+        if self.results[index].is_some() {
+            // Answered already (through another attempt): this one is spent.
+            if current {
+                self.flights.remove(&id);
+            } else {
+                self.late.remove(&id);
+            }
+            return Some(());
+        }
+        let question = &self.questions[index];
+        if from != question.server || n < 12 || message[2] & 0x80 == 0 {
+            return Some(());
+        }
+        let result = if wire::truncated(&message) {
+            self.stats.tcp += 1;
+            tcp_query(question, id, self.settings.timeout * 4)
+        } else {
+            parse_response(&message, question).map_err(|e| DnsError::Malformed(e.to_string()))
+        };
+        // A reply that does not answer this question (a stale reply to a reused ID) is
+        // ignored; the question stays in flight until its own reply or its timeout.
+        if matches!(result, Err(DnsError::Malformed(_))) && !wire::truncated(&message) {
+            return Some(());
+        }
+        if current {
+            self.flights.remove(&id);
+        } else {
+            self.late.remove(&id);
+            self.stats.late += 1;
+        }
+        self.silent_in_a_row.remove(&self.questions[index].server);
+        self.finish(index, result);
+        Some(())
+    }
+
+    /// Re-queues questions whose attempt timed out, or gives them up after the last attempt.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<u16> = self
+            .flights
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let results = &self.results;
+        self.late
+            .retain(|_, (index, until)| *until > now && results[*index].is_none());
+        for id in expired {
+            let flight = self.flights.remove(&id).expect("listed above");
+            if self.results[flight.index].is_some() {
+                continue;
+            }
+            let server = self.questions[flight.index].server;
+            if flight.attempt < self.settings.attempts {
+                // Retries go first: they are the oldest questions. The old ID keeps
+                // accepting a reply for as long as the remaining attempts can take.
+                let rest: Duration = (flight.attempt..self.settings.attempts)
+                    .map(|a| self.settings.timeout * 2u32.saturating_pow(a))
+                    .sum();
+                self.late.insert(id, (flight.index, now + rest));
+                self.queue.push_front((flight.index, flight.attempt + 1));
+            } else {
+                self.stats.unanswered += 1;
+                let silent = self.silent_in_a_row.entry(server).or_insert(0);
+                *silent += 1;
+                if *silent >= DEAD_AFTER {
+                    self.dead.insert(server);
+                }
+                let waited: Duration = (0..self.settings.attempts)
+                    .map(|a| self.settings.timeout * 2u32.saturating_pow(a))
+                    .sum();
+                self.finish(
+                    flight.index,
+                    Err(DnsError::NoAnswer {
+                        server,
+                        attempts: self.settings.attempts,
+                        waited,
+                        last: "no reply over UDP".into(),
+                    }),
+                );
+            }
+        }
+    }
+}
+
+/// Asks one question over TCP (after a truncated UDP reply).
+pub fn tcp_query(question: &Question, id: u16, timeout: Duration) -> Result<Response, DnsError> {
+    let server = question.server;
+    let io = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            DnsError::Timeout { server }
+        }
+        _ => DnsError::Io { server, source },
+    };
+    let bytes = encode_query(id, question).map_err(|e| DnsError::Malformed(e.to_string()))?;
+    let mut stream = TcpStream::connect_timeout(&server, timeout).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).map_err(io)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).map_err(io)?;
+    let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut reply).map_err(io)?;
+    if wire::id(&reply) != Some(id) {
+        return Err(DnsError::Malformed(format!(
+            "{server}: TCP reply with another ID"
+        )));
+    }
+    parse_response(&reply, question).map_err(|e| DnsError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(name: &str, qtype: QueryType) -> Question {
+        Question {
+            server: "127.0.0.1:53".parse().unwrap(),
+            name: Fqdn::from_absolute(name),
+            qtype,
+            recursion_desired: false,
+        }
+    }
+
+    #[test]
+    fn query_encoding_has_one_question_and_an_opt_record() {
+        let q = question("_xmpp-server._tcp.contoso.com.", QueryType::Srv);
+        let bytes = encode_query(0x1234, &q).unwrap();
+        assert_eq!(&bytes[..4], &[0x12, 0x34, 0, 0]);
+        assert_eq!(&bytes[4..12], &[0, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(bytes[12], 12);
+        assert_eq!(&bytes[13..25], b"_xmpp-server");
+    }
+
+    #[test]
+    fn a_reply_to_another_question_is_rejected() {
+        let q = question("contoso.com.", QueryType::A);
+        let mut reply = encode_query(7, &q).unwrap();
+        reply[2] |= 0x80;
+        // Drop the OPT record: additional count 0 and truncate.
+        reply[11] = 0;
+        reply.truncate(reply.len() - 11);
+        assert!(parse_response(&reply, &q).is_ok());
+        let other = question("fabrikam.com.", QueryType::A);
+        assert!(parse_response(&reply, &other).is_err());
+        let other_type = question("contoso.com.", QueryType::Aaaa);
+        assert!(parse_response(&reply, &other_type).is_err());
+    }
+}

@@ -1,0 +1,853 @@
+//! `xmppdns audit` (and `init --from-dns`) against real BIND 9 on loopback.
+//!
+//! Every broken case of issue #5 is a zone file in `fixtures/audit/zones/` (its first line says
+//! what is wrong), served by its own BIND; the audit's JSON is compared with
+//! `fixtures/golden/audit/<case>.json` after normalising what changes from run to run: server
+//! addresses become `<NS1>`/`<NS2>`, the topology path `<TOPOLOGY>`, and `stats` (query counts,
+//! wall time) is dropped. Regenerate after an intended change and review the diff:
+//!
+//! ```sh
+//! UPDATE_GOLDEN=1 cargo test --test audit
+//! ```
+//!
+//! Besides the goldens, each case asserts the rule it is about, so a golden regenerated
+//! carelessly cannot hide a lost finding.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Bind, TsigKey};
+use xmppdns::audit::{self, Servers};
+use xmppdns::dns::authority;
+use xmppdns::dns::batch::{self, BatchSettings, QueryType, Question};
+use xmppdns::records::Fqdn;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn zone_fixture(case: &str) -> String {
+    let path = root()
+        .join("fixtures/audit/zones")
+        .join(format!("{case}.zone"));
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn topology_fixture() -> PathBuf {
+    root().join("fixtures/audit/contoso.json")
+}
+
+/// A BIND primary serving contoso.com from the fixture `case`.
+fn serve(case: &str) -> Bind {
+    Bind::primary(
+        &[("contoso.com", &zone_fixture(case))],
+        &TsigKey::test_key(),
+    )
+}
+
+fn xmppdns(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the xmppdns binary runs")
+}
+
+#[track_caller]
+fn assert_exit(output: &Output, expected: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(expected),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The audit JSON with run-specific values replaced (see the module comment).
+fn normalised(output: &Output, servers: &[SocketAddr]) -> (String, Value) {
+    let mut text = String::from_utf8(output.stdout.clone()).expect("UTF-8");
+    for (i, server) in servers.iter().enumerate() {
+        text = text.replace(&server.to_string(), &format!("<NS{}>", i + 1));
+    }
+    let mut doc: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("audit JSON does not parse: {e}\n{text}"));
+    let stats = doc
+        .as_object_mut()
+        .expect("object")
+        .remove("stats")
+        .expect("stats present");
+    assert_eq!(
+        stats["unanswered"], 0,
+        "every question was answered: {stats}"
+    );
+    if doc["topology"].is_string() {
+        doc["topology"] = Value::String("<TOPOLOGY>".into());
+    }
+    let mut pretty = serde_json::to_string_pretty(&doc).expect("serialize");
+    pretty.push('\n');
+    (pretty, doc)
+}
+
+#[track_caller]
+fn golden(name: &str, actual: &str) {
+    let path = root().join("fixtures/golden/audit").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        fs::create_dir_all(path.parent().unwrap()).expect("golden dir");
+        fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read golden file {}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test audit",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "output differs from {}; if intended, regenerate with UPDATE_GOLDEN=1 cargo test --test audit\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+/// (rule, severity) of every finding in an audit document.
+fn rules(doc: &Value) -> Vec<(String, String)> {
+    doc["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .flat_map(|n| n["findings"].as_array().expect("findings").iter())
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has(doc: &Value, rule: &str, severity: &str) -> bool {
+    rules(doc).iter().any(|(r, s)| r == rule && s == severity)
+}
+
+/// Runs one fixture case through the CLI and compares its golden; returns the document.
+fn audit_case(case: &str, with_topology: bool, domain: &str, exit: i32) -> Value {
+    let bind = serve(case);
+    let ns = bind.addr().to_string();
+    let topology = topology_fixture();
+    let mut args = vec!["audit", "--format", "json", "--nameserver", &ns];
+    if with_topology {
+        args.insert(1, topology.to_str().unwrap());
+    } else {
+        args.extend(["--domain", domain]);
+    }
+    let output = xmppdns(&args);
+    assert_exit(&output, exit);
+    let (text, doc) = normalised(&output, &[bind.addr()]);
+    golden(&format!("{case}.json"), &text);
+    doc
+}
+
+#[test]
+fn correct_zone_has_zero_findings_with_and_without_topology() {
+    let doc = audit_case("correct", true, "contoso.com", 0);
+    assert_eq!(rules(&doc), vec![], "{doc:#}");
+    let sip = &doc["names"][0];
+    assert_eq!(sip["leading_pool"], "EdgePool1");
+    assert_eq!(sip["leading_target"], "edgepool1.contoso.com.");
+
+    let bind = serve("correct");
+    let ns = bind.addr().to_string();
+    let output = xmppdns(&["audit", "--domain", "contoso.com", "--nameserver", &ns]);
+    assert_exit(&output, 0);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("Audit OK: 1 SIP domain(s), 0 error(s), 0 warning(s), 0 info."),
+        "{table}"
+    );
+}
+
+#[test]
+fn srv_target_that_is_a_cname() {
+    let doc = audit_case("srv-target-cname", false, "contoso.com", 4);
+    assert_eq!(rules(&doc), vec![("5".into(), "error".into())]);
+}
+
+#[test]
+fn port_5060_instead_of_5269() {
+    let doc = audit_case("port-5060", false, "contoso.com", 4);
+    assert_eq!(rules(&doc), vec![("2".into(), "error".into())]);
+}
+
+#[test]
+fn single_target_dot() {
+    let doc = audit_case("target-dot", false, "contoso.com", 4);
+    assert_eq!(rules(&doc), vec![("3".into(), "error".into())]);
+}
+
+#[test]
+fn sip_domain_without_srv() {
+    let doc = audit_case("no-srv", false, "contoso.com", 4);
+    assert_eq!(
+        rules(&doc),
+        vec![
+            ("1".into(), "error".into()),
+            ("12".into(), "warning".into())
+        ]
+    );
+}
+
+#[test]
+fn two_pools_with_the_same_priority() {
+    let doc = audit_case("same-priority", false, "contoso.com", 4);
+    assert_eq!(rules(&doc), vec![("6".into(), "error".into())]);
+}
+
+#[test]
+fn lowest_priority_on_the_standby_pool() {
+    let doc = audit_case("standby-leads", true, "contoso.com", 4);
+    assert!(has(&doc, "7", "error"), "{doc:#}");
+    assert!(has(&doc, "drift", "warning"), "{doc:#}");
+    assert_eq!(doc["names"][0]["leading_pool"], "EdgePool2");
+}
+
+#[test]
+fn federation_a_on_the_old_pool() {
+    let doc = audit_case("federation-old-pool", true, "contoso.com", 4);
+    assert!(has(&doc, "8", "error"), "{doc:#}");
+    assert!(has(&doc, "drift", "warning"), "{doc:#}");
+    assert!(
+        !has(&doc, "7", "error"),
+        "the SRV records are right: {doc:#}"
+    );
+}
+
+#[test]
+fn target_without_address_records() {
+    let doc = audit_case("target-without-address", false, "contoso.com", 4);
+    assert_eq!(rules(&doc), vec![("5".into(), "error".into())]);
+}
+
+#[test]
+fn target_that_is_an_ip_literal() {
+    let doc = audit_case("target-ip-literal", false, "contoso.com", 4);
+    assert_eq!(rules(&doc), vec![("5".into(), "error".into())]);
+}
+
+#[test]
+fn srv_record_at_the_wrong_owner_name() {
+    let doc = audit_case("wrong-owner", false, "sub.contoso.com", 4);
+    assert_eq!(
+        rules(&doc),
+        vec![("1".into(), "error".into()), ("10".into(), "error".into())]
+    );
+}
+
+#[test]
+fn xmpps_server_on_the_starttls_port() {
+    let doc = audit_case("xmpps-5269", false, "contoso.com", 0);
+    assert_eq!(rules(&doc), vec![("14".into(), "warning".into())]);
+}
+
+#[test]
+fn one_day_ttl_on_the_federation_a_record() {
+    let doc = audit_case("federation-ttl-86400", true, "contoso.com", 0);
+    assert!(has(&doc, "17", "warning"), "{doc:#}");
+    // The topology asks for TTL 300: the plan would change it too.
+    assert!(has(&doc, "drift", "warning"), "{doc:#}");
+}
+
+#[test]
+fn a_server_serving_an_older_serial() {
+    let key = TsigKey::test_key();
+    let newer = Bind::primary(&[("contoso.com", &zone_fixture("newer-serial"))], &key);
+    let older = Bind::primary(&[("contoso.com", &zone_fixture("correct"))], &key);
+    let (a, b) = (newer.addr().to_string(), older.addr().to_string());
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "contoso.com",
+        "--format",
+        "json",
+        "--nameserver",
+        &a,
+        "--nameserver",
+        &b,
+    ]);
+    assert_exit(&output, 4);
+    let (text, doc) = normalised(&output, &[newer.addr(), older.addr()]);
+    golden("older-serial.json", &text);
+    assert!(has(&doc, "16", "error"), "answers differ: {doc:#}");
+    assert!(has(&doc, "16", "warning"), "serials differ: {doc:#}");
+    let zone = doc["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "zone")
+        .expect("zone entry");
+    assert_eq!(zone["serials"]["<NS1>"], 2026113002);
+    assert_eq!(zone["serials"]["<NS2>"], 2026113001);
+}
+
+#[test]
+fn table_groups_findings_per_name_with_a_summary() {
+    let bind = serve("port-5060");
+    let ns = bind.addr().to_string();
+    let output = xmppdns(&["audit", "--domain", "contoso.com", "--nameserver", &ns]);
+    assert_exit(&output, 4);
+    let table = String::from_utf8_lossy(&output.stdout);
+    golden("port-5060.txt", &table);
+    assert!(
+        table.starts_with("contoso.com. (SIP domain, leading target edgepool1.contoso.com.)\n"),
+        "{table}"
+    );
+    assert!(table.contains("port 5060 instead of 5269"), "{table}");
+    assert!(table.contains("1 name(s) without findings."), "{table}");
+    assert!(
+        table.ends_with("Audit FAILED: 1 SIP domain(s), 1 error(s), 0 warning(s), 0 info.\n"),
+        "{table}"
+    );
+    // No progress bar or other noise on a non-terminal stderr.
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
+#[test]
+fn bad_arguments_exit_1() {
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "contoso.com",
+        "--nameserver",
+        "not-an-address",
+    ]);
+    assert_exit(&output, 1);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`not-an-address` is not an address"));
+    let output = xmppdns(&["audit", "--nameserver", "127.0.0.1"]);
+    assert_exit(&output, 1);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to audit"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire behaviour: discovery, truncation, loss.
+
+fn name(text: &str) -> Fqdn {
+    Fqdn::parse(text).unwrap()
+}
+
+#[test]
+fn authoritative_servers_are_found_through_the_ns_rrset() {
+    let bind = serve("correct");
+    let settings = BatchSettings::default();
+    let (found, _) = authority::discover(
+        &[
+            name("contoso.com"),
+            name("sub.contoso.com"),
+            name("edgepool1.contoso.com"),
+        ],
+        bind.addr(),
+        bind.port(),
+        &settings,
+    );
+    for (queried, authority) in &found {
+        let authority = authority
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{queried}: {e}"));
+        assert_eq!(authority.zone, name("contoso.com"));
+        assert_eq!(authority.name_servers.len(), 1);
+        assert_eq!(authority.name_servers[0].name, name("ns1.contoso.com"));
+        assert_eq!(authority.addresses(), vec![bind.addr()]);
+    }
+
+    // The audit through discovery reads the same as with --nameserver.
+    let topology = xmppdns::topology::Topology::load(&topology_fixture()).unwrap();
+    let run = |servers| {
+        let options = audit::Options {
+            domains: Vec::new(),
+            servers,
+            topology: Some(&topology),
+            settings,
+            probe: None,
+        };
+        audit::run(&options, &mut |_| {}).unwrap().0.names
+    };
+    let discovered = run(Servers::Discover {
+        resolver: bind.addr(),
+        port: bind.port(),
+    });
+    assert_eq!(discovered, run(Servers::Given(vec![bind.addr()])));
+    assert!(
+        discovered.iter().all(|n| n.findings.is_empty()),
+        "{discovered:#?}"
+    );
+
+    let (zones, _) = authority::zones_of(&[name("fabrikam.com")], bind.addr(), false, &settings);
+    let error = zones[0].as_ref().unwrap_err().to_string();
+    assert!(error.contains("REFUSED"), "{error}");
+}
+
+#[test]
+fn a_large_srv_rrset_is_read_over_tcp_after_truncation() {
+    let mut records = String::new();
+    for i in 1..=60 {
+        records.push_str(&format!(
+            "_xmpp-server._tcp IN SRV {} 0 5269 edge-pool-with-a-long-name-{i}.contoso.com.\n",
+            i * 10
+        ));
+    }
+    let zone = support::zone_text("contoso.com", 1, &records);
+    let bind = Bind::primary(&[("contoso.com", &zone)], &TsigKey::test_key());
+    let question = Question {
+        server: bind.addr(),
+        name: name("_xmpp-server._tcp.contoso.com"),
+        qtype: QueryType::Srv,
+        recursion_desired: false,
+    };
+    let (replies, stats) = batch::resolve_all(&[question], &BatchSettings::default(), &mut |_| {});
+    let reply = replies[0].as_ref().expect("an answer");
+    assert_eq!(reply.answers.len(), 60);
+    assert_eq!(stats.tcp, 1, "{stats:?}");
+}
+
+/// Forwards datagrams between one client and `upstream`, dropping one query in `one_in` at
+/// random, so the audit sees real loss in front of a real server. (A drop pattern that is not
+/// random can hit the same retried question every time; real loss does not.)
+fn lossy_proxy(
+    upstream: SocketAddr,
+    one_in: u64,
+) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicBool>) {
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    front
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    back.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let addr = front.local_addr().unwrap();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (dropped2, stop2) = (dropped.clone(), stop.clone());
+    thread::spawn(move || {
+        let mut client = None;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+        let mut buf = [0u8; 65535];
+        while !stop2.load(Ordering::Relaxed) {
+            while let Ok((n, from)) = front.recv_from(&mut buf) {
+                client = Some(from);
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if state % one_in == 0 {
+                    dropped2.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    back.send_to(&buf[..n], upstream).ok();
+                }
+            }
+            while let Ok((n, _)) = back.recv_from(&mut buf) {
+                if let Some(c) = client {
+                    front.send_to(&buf[..n], c).ok();
+                }
+            }
+        }
+    });
+    (addr, dropped, stop)
+}
+
+#[test]
+fn lost_queries_are_retried_without_false_findings() {
+    // 300 SIP domains, all correct, in one zone; a fifth of all queries lost.
+    let mut records = String::from("edgepool1 IN A 192.0.2.10\nedgepool2 IN A 198.51.100.20\n");
+    let mut domains = Vec::new();
+    for i in 0..300 {
+        records.push_str(&format!(
+            "_xmpp-server._tcp.d{i} IN SRV 10 0 5269 edgepool1\n_xmpp-server._tcp.d{i} IN SRV 20 0 5269 edgepool2\n"
+        ));
+        domains.push(name(&format!("d{i}.contoso.com")));
+    }
+    let zone = support::zone_text("contoso.com", 7, &records);
+    let bind = Bind::primary(&[("contoso.com", &zone)], &TsigKey::test_key());
+    let (proxy, dropped, stop) = lossy_proxy(bind.addr(), 5);
+    let options = audit::Options {
+        domains: domains.clone(),
+        servers: Servers::Given(vec![proxy]),
+        topology: None,
+        settings: BatchSettings {
+            window: 50,
+            // 20% loss: the chance that all 10 attempts of one of the ~900 questions are lost
+            // is about 1e-4 per run.
+            timeout: Duration::from_millis(100),
+            attempts: 10,
+        },
+        probe: None,
+    };
+    let (report, _) = audit::run(&options, &mut |_| {}).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        dropped.load(Ordering::Relaxed) > 100,
+        "the proxy dropped queries"
+    );
+    assert!(report.stats.queries.retries > 100, "{:?}", report.stats);
+    assert_eq!(report.stats.queries.unanswered, 0, "{:?}", report.stats);
+    let findings: Vec<_> = report.findings().collect();
+    assert!(findings.is_empty(), "false findings: {findings:#?}");
+    assert_eq!(report.summary.sip_domains, 300);
+    let audited: BTreeSet<_> = report
+        .names
+        .iter()
+        .filter(|n| n.srv.as_ref().is_some_and(|s| s.len() == 2))
+        .map(|n| n.name.clone())
+        .collect();
+    assert_eq!(audited.len(), 300);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --probe (rule 9) against Prosody.
+
+#[test]
+fn probe_finds_the_xmpp_server_and_reports_the_closed_target() {
+    let prosody = support::Prosody::start("contoso.com");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // Peers connect to the SRV port, so the records carry the test ports (rule 2 then fires
+    // too: that is expected here).
+    let records = format!(
+        "_xmpp-server._tcp IN SRV 10 0 {} edgepool1\n_xmpp-server._tcp IN SRV 20 0 {closed} edgepool2\nedgepool1 IN A 127.0.0.1\nedgepool2 IN A 127.0.0.1\n",
+        prosody.port()
+    );
+    let zone = support::zone_text("contoso.com", 3, &records);
+    let bind = Bind::primary(&[("contoso.com", &zone)], &TsigKey::test_key());
+    let ns = bind.addr().to_string();
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "contoso.com",
+        "--nameserver",
+        &ns,
+        "--probe",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&output, 4);
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let nines: Vec<&Value> = doc["names"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "9")
+        .collect();
+    assert_eq!(nines.len(), 1, "{doc:#}");
+    assert_eq!(
+        nines[0]["record"],
+        format!("edgepool2.contoso.com. port {closed}")
+    );
+    let probes = doc["probes"].as_array().expect("probes listed");
+    assert_eq!(probes.len(), 2, "{doc:#}");
+    let by_target = |t: &str| probes.iter().find(|p| p["target"] == t).expect(t);
+    let live = by_target("edgepool1.contoso.com.");
+    assert_eq!(live["status"], "xmpp");
+    assert_eq!(live["starttls"], true);
+    assert_eq!(live["address"], prosody.addr().to_string());
+    assert_eq!(by_target("edgepool2.contoso.com.")["status"], "closed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// init --from-dns
+
+#[test]
+fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
+    let fabrikam = "$ORIGIN fabrikam.com.\n$TTL 3600\n@ IN SOA ns1.contoso.com. hostmaster.contoso.com. ( 7 3600 600 86400 300 )\n@ IN NS ns1.contoso.com.\n_xmpp-server._tcp IN SRV 10 0 5269 edgepool1.contoso.com.\n_xmpp-server._tcp IN SRV 20 0 5269 edgepool2.contoso.com.\n";
+    let bind = Bind::primary(
+        &[
+            ("contoso.com", &zone_fixture("correct")),
+            ("fabrikam.com", fabrikam),
+        ],
+        &TsigKey::test_key(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("topology.json");
+    let ns = bind.addr().to_string();
+    let output = xmppdns(&[
+        "init",
+        "--from-dns",
+        "--domain",
+        "contoso.com",
+        "--domain",
+        "fabrikam.com",
+        "--nameserver",
+        &ns,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    let notes = String::from_utf8_lossy(&output.stderr);
+    assert!(notes.contains("note: sites are placeholders"), "{notes}");
+
+    let topology = xmppdns::topology::Topology::load(&out)
+        .unwrap_or_else(|e| panic!("{e}\n{}", fs::read_to_string(&out).unwrap()));
+    assert_eq!(topology.active_pool().fqdn, name("edgepool1.contoso.com"));
+    assert_eq!(
+        topology.active_pool().ipv4,
+        vec!["192.0.2.10".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(topology.pools.len(), 2);
+    assert_eq!(topology.pools[1].fqdn, name("edgepool2.contoso.com"));
+    assert_eq!(topology.federation.name, name("xmpp.contoso.com"));
+    assert_eq!(topology.federation.ttl, 300);
+    assert_eq!(
+        topology.zones,
+        vec![name("contoso.com"), name("fabrikam.com")]
+    );
+
+    // Planned against the same server (read by query: transfers need the key), nothing changes.
+    let plan = xmppdns(&["plan", out.to_str().unwrap(), "--format", "json"]);
+    assert_exit(&plan, 0);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(doc["changes"], Value::Array(vec![]), "{doc:#}");
+
+    // And it audits clean with itself as the topology.
+    let audit = xmppdns(&["audit", out.to_str().unwrap(), "--nameserver", &ns]);
+    assert_exit(&audit, 0);
+
+    // Never overwrites.
+    let again = xmppdns(&[
+        "init",
+        "--from-dns",
+        "--domain",
+        "contoso.com",
+        "--nameserver",
+        &ns,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_exit(&again, 1);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
+}
+
+#[test]
+fn targets_in_a_zone_on_other_servers_are_read_there() {
+    let key = TsigKey::test_key();
+    let fabrikam = "$ORIGIN fabrikam.com.\n$TTL 3600\n@ IN SOA ns1 hostmaster ( 5 3600 600 86400 300 )\n@ IN NS ns1\nns1 IN A 127.0.0.1\n_xmpp-server._tcp IN SRV 10 0 5269 edgepool1.contoso.com.\n_xmpp-server._tcp IN SRV 20 0 5269 edgepool2.contoso.com.\n";
+    let fabrikam_server = Bind::primary(&[("fabrikam.com", fabrikam)], &key);
+    let contoso_server = Bind::primary(&[("contoso.com", &zone_fixture("correct"))], &key);
+    let (a, b) = (
+        fabrikam_server.addr().to_string(),
+        contoso_server.addr().to_string(),
+    );
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "fabrikam.com",
+        "--format",
+        "json",
+        "--nameserver",
+        &a,
+        "--nameserver",
+        &b,
+    ]);
+    assert_exit(&output, 0);
+    let (text, doc) = normalised(&output, &[fabrikam_server.addr(), contoso_server.addr()]);
+    golden("target-zone-elsewhere.json", &text);
+    // The targets resolve (no rule 5), they are outside the record's zone (13), and each
+    // server's refusal of the other zone is noted, not taken for disagreement (16 info only).
+    assert_eq!(
+        rules(&doc),
+        vec![
+            ("16".into(), "info".into()),
+            ("13".into(), "warning".into()),
+            ("13".into(), "warning".into()),
+            ("16".into(), "info".into()),
+        ],
+        "{doc:#}"
+    );
+}
+
+/// Forwards datagrams between one client and `upstream`, holding every reply back for `delay`.
+fn slow_proxy(upstream: SocketAddr, delay: Duration) -> (SocketAddr, Arc<AtomicBool>) {
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+    front
+        .set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
+    back.set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
+    let addr = front.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    thread::spawn(move || {
+        let mut client = None;
+        let mut held: std::collections::VecDeque<(std::time::Instant, Vec<u8>)> =
+            Default::default();
+        let mut buf = [0u8; 65535];
+        while !stop2.load(Ordering::Relaxed) {
+            while let Ok((n, from)) = front.recv_from(&mut buf) {
+                client = Some(from);
+                back.send_to(&buf[..n], upstream).ok();
+            }
+            while let Ok((n, _)) = back.recv_from(&mut buf) {
+                held.push_back((std::time::Instant::now() + delay, buf[..n].to_vec()));
+            }
+            while held
+                .front()
+                .is_some_and(|(at, _)| *at <= std::time::Instant::now())
+            {
+                let (_, reply) = held.pop_front().unwrap();
+                if let Some(c) = client {
+                    front.send_to(&reply, c).ok();
+                }
+            }
+        }
+    });
+    (addr, stop)
+}
+
+#[test]
+fn replies_slower_than_the_first_timeout_still_count() {
+    let bind = serve("correct");
+    let (proxy, stop) = slow_proxy(bind.addr(), Duration::from_millis(150));
+    let options = audit::Options {
+        domains: vec![name("contoso.com")],
+        servers: Servers::Given(vec![proxy]),
+        topology: None,
+        settings: BatchSettings {
+            window: 10,
+            timeout: Duration::from_millis(100),
+            attempts: 4,
+        },
+        probe: None,
+    };
+    let (report, _) = audit::run(&options, &mut |_| {}).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let stats = report.stats.queries;
+    assert!(stats.late > 0, "{stats:?}");
+    assert_eq!(stats.unanswered, 0, "{stats:?}");
+    let findings: Vec<_> = report.findings().collect();
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn bind_primary_and_knot_secondary_in_step_agree() {
+    // Two implementations serving the same zone must not look like a disagreement (record
+    // order, TTLs, EDNS handling differ between them).
+    let key = TsigKey::test_key();
+    let (bind, knot) =
+        support::bind_with_knot_secondary(&[("contoso.com", &zone_fixture("correct"))], &key);
+    let topology = topology_fixture();
+    let (a, b) = (bind.addr().to_string(), knot.addr().to_string());
+    let output = xmppdns(&[
+        "audit",
+        topology.to_str().unwrap(),
+        "--format",
+        "json",
+        "--nameserver",
+        &a,
+        "--nameserver",
+        &b,
+    ]);
+    assert_exit(&output, 0);
+    let (_, doc) = normalised(&output, &[bind.addr(), knot.addr()]);
+    assert_eq!(rules(&doc), vec![], "{doc:#}");
+    let zone = doc["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "zone")
+        .expect("zone entry");
+    assert_eq!(zone["serials"]["<NS1>"], zone["serials"]["<NS2>"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The progress bar: on a terminal, for table output only.
+
+/// Runs the binary under a pseudo-terminal (`script` from util-linux, in every Debian) and
+/// returns everything the terminal showed.
+fn on_a_terminal(args: &[String]) -> String {
+    let program = env!("CARGO_BIN_EXE_xmppdns");
+    let command = std::iter::once(program.to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal_and_only_for_tables() {
+    let mut records = String::from("edgepool1 IN A 192.0.2.10\n");
+    let mut args = vec!["audit".to_string()];
+    for i in 0..300 {
+        records.push_str(&format!(
+            "_xmpp-server._tcp.d{i} IN SRV 10 0 5269 edgepool1\n"
+        ));
+        args.push("--domain".into());
+        args.push(format!("d{i}.contoso.com"));
+    }
+    let zone = support::zone_text("contoso.com", 9, &records);
+    let bind = Bind::primary(&[("contoso.com", &zone)], &TsigKey::test_key());
+    args.push("--nameserver".into());
+    args.push(bind.addr().to_string());
+
+    let table = on_a_terminal(&args);
+    assert!(table.contains("reading SRV records"), "{table}");
+    assert!(table.contains("Audit OK: 300 SIP domain(s)"), "{table}");
+
+    args.extend(["--format".into(), "json".into()]);
+    let json = on_a_terminal(&args);
+    assert!(!json.contains("reading SRV records"), "{json}");
+    assert!(json.contains("\"format\": \"xmppdns-audit/1\""), "{json}");
+
+    // Not a terminal (the other tests): no bar, nothing on stderr.
+    let arg_refs: Vec<&str> = args[..args.len() - 2].iter().map(String::as_str).collect();
+    let plain = xmppdns(&arg_refs);
+    assert_exit(&plain, 0);
+    assert_eq!(String::from_utf8_lossy(&plain.stderr), "");
+}
+
+#[test]
+fn a_silent_server_is_reported_and_waited_for_only_once() {
+    let bind = serve("correct");
+    // A UDP socket that never answers: a server that is down without an ICMP error.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let (a, b) = (bind.addr().to_string(), silent_addr.to_string());
+    let started = std::time::Instant::now();
+    let output = xmppdns(&[
+        "audit",
+        "--domain",
+        "contoso.com",
+        "--format",
+        "json",
+        "--timeout-ms",
+        "100",
+        "--nameserver",
+        &a,
+        "--nameserver",
+        &b,
+    ]);
+    let elapsed = started.elapsed();
+    assert_exit(&output, 4);
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(has(&doc, "16", "error"), "{doc:#}");
+    // One round of waiting (100+200+400+800 ms), not one per round.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not asked again"), "{stderr}");
+    drop(silent);
+}
