@@ -267,7 +267,7 @@ fn run_move(
     let prepared = failover::prepare(topology_path, &options, &env, command)?;
     tracing::info!("read, probed and planned after {:?}", started.elapsed());
     // Before anything is applied: a bad --nameserver is an error now, not after the change.
-    let authority = failover::authoritative_servers(&prepared.apply.topology, &flags.nameservers)?;
+    let nameservers = failover::parse_nameservers(&flags.nameservers)?;
     let (from_pool, to_pool) = (prepared.from_pool.clone(), prepared.to_pool.clone());
     println!(
         "XMPP federation {command}: {} (site {}) -> {} (site {})",
@@ -290,7 +290,8 @@ fn run_move(
         }
     }
     let plan = prepared.apply.plan.clone();
-    let desired = xmppdns::plan::desired(&prepared.apply.topology);
+    let topology_after = prepared.apply.topology.clone();
+    let desired = xmppdns::plan::desired(&topology_after);
     print!("{}", render::table(&plan, look));
 
     let runbook_inputs = |dns_done: bool| {
@@ -341,6 +342,7 @@ fn run_move(
     }
 
     let mut code = exit::OK;
+    let authority = failover::authoritative_servers(&topology_after, &nameservers);
     if let Some(note) = &authority.note {
         println!("Note: {note}.");
     }

@@ -677,3 +677,26 @@ fn bad_input_and_dry_runs_change_nothing() {
         "no file changed, none created"
     );
 }
+
+#[test]
+fn authoritative_servers_are_found_through_the_ns_records() {
+    // zone_text gives each zone `NS ns1.<zone>` with `ns1 A 127.0.0.1`: BIND itself. NS
+    // records carry no port, so the test asks for BIND's (the command uses 53).
+    let key = TsigKey::generate("xmppdns-ns", "hmac-sha256");
+    let zones = zones(5269);
+    let zone_refs: Vec<(&str, &str)> = zones.iter().map(|(z, t)| (*z, t.as_str())).collect();
+    let bind = Bind::primary(&zone_refs, &key);
+    let names: Vec<xmppdns::records::Fqdn> = ZONES
+        .iter()
+        .chain(["example.invalid"].iter())
+        .map(|z| xmppdns::records::Fqdn::parse(z).unwrap())
+        .collect();
+    let found = failover::discover_servers(&names, &[bind.addr()], bind.port());
+    assert_eq!(found.servers, [bind.addr()]);
+    assert_eq!(
+        found.unfound,
+        [xmppdns::records::Fqdn::parse("example.invalid").unwrap()],
+        "a zone the server does not serve is reported, not guessed"
+    );
+    assert!(!found.problems.is_empty());
+}

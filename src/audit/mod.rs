@@ -41,13 +41,7 @@ pub enum AuditError {
 
 /// Parses `ADDR` or `ADDR:PORT` (IPv6 as `[::1]:53`), port 53 by default.
 pub fn parse_server(text: &str) -> Result<SocketAddr, AuditError> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    text.trim_matches(|c| c == '[' || c == ']')
-        .parse::<std::net::IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| AuditError::BadAddress(text.to_string()))
+    crate::topology::server_address(text).map_err(|_| AuditError::BadAddress(text.to_string()))
 }
 
 /// What to audit and how.

@@ -17,10 +17,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::app::{self, Prepared};
+use crate::dns::authority;
+use crate::dns::batch::BatchSettings;
 use crate::error::Error;
 use crate::journal::{self, Journal};
 use crate::probe::{self, ProbeResult};
 use crate::provider::{self, Environment};
+use crate::records::Fqdn;
 use crate::topology::{Pool, ProviderConfig, Topology};
 use edit::Target;
 
@@ -136,46 +139,120 @@ pub struct AuthoritativeServers {
     pub note: Option<String>,
 }
 
-/// The servers to check: `extra` (from the command line) and the topology's `nameservers`; else
-/// the RFC 2136 primary alone, with a note that the secondaries are not checked.
-pub fn authoritative_servers(
-    topology: &Topology,
-    extra: &[String],
-) -> Result<AuthoritativeServers, Error> {
-    let mut servers = Vec::new();
-    for text in extra {
-        let addr = crate::topology::server_address(text).map_err(|message| Error::Argument {
-            name: "--nameserver".into(),
-            message,
-        })?;
-        servers.push(addr);
-    }
+/// The servers to check: `extra` (from the command line) and the topology's `nameservers`;
+/// else each zone's NS RRset and the addresses of those servers (port 53), asked of the
+/// system's resolvers and then of the RFC 2136 primary; else the primary alone, with a note.
+pub fn authoritative_servers(topology: &Topology, extra: &[SocketAddr]) -> AuthoritativeServers {
+    let mut servers = extra.to_vec();
     for addr in &topology.nameservers {
         if !servers.contains(addr) {
             servers.push(*addr);
         }
     }
     if !servers.is_empty() {
-        return Ok(AuthoritativeServers {
+        return AuthoritativeServers {
             servers,
             note: None,
-        });
+        };
     }
-    Ok(match &topology.provider {
-        ProviderConfig::Rfc2136(config) => AuthoritativeServers {
-            servers: vec![config.server],
-            note: Some(format!(
-                "only the primary {} was checked; list every authoritative server in the topology's `nameservers` (or pass --nameserver) to check the secondaries",
-                config.server
+    let primary = match &topology.provider {
+        ProviderConfig::Rfc2136(config) => Some(config.server),
+        _ => None,
+    };
+    let mut resolvers = authority::system_resolvers();
+    resolvers.extend(primary);
+    let found = discover_servers(&topology.zones, &resolvers, 53);
+    servers = found.servers;
+    let (unfound, problems) = (found.unfound, found.problems);
+    let note = if unfound.is_empty() {
+        Some(format!(
+            "authoritative servers found through the zones' NS records: {}",
+            servers
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else {
+        let missing = unfound
+            .iter()
+            .map(Fqdn::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let why = problems
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "no resolver".into());
+        match primary {
+            Some(primary) if servers.is_empty() => {
+                servers.push(primary);
+                Some(format!(
+                    "the NS records of {missing} could not be followed ({why}); only the primary {primary} is checked: list every authoritative server in the topology's `nameservers` (or pass --nameserver) to check the secondaries"
+                ))
+            }
+            _ => Some(format!(
+                "the NS records of {missing} could not be followed ({why}); list every authoritative server in the topology's `nameservers` or pass --nameserver"
             )),
-        },
-        _ => AuthoritativeServers {
-            servers: Vec::new(),
-            note: Some(
-                "propagation not checked: no authoritative servers known; list them in the topology's `nameservers` or pass --nameserver".into(),
-            ),
-        },
-    })
+        }
+    };
+    AuthoritativeServers { servers, note }
+}
+
+/// What following the zones' NS records found.
+pub struct Discovered {
+    /// Every address of every name server of the zones found, each once.
+    pub servers: Vec<SocketAddr>,
+    /// Zones whose name servers could not be found.
+    pub unfound: Vec<Fqdn>,
+    /// Why, per failed attempt.
+    pub problems: Vec<String>,
+}
+
+/// Follows each zone's NS RRset to its servers' addresses (with `port`), asking `resolvers`
+/// in turn until every zone is found.
+pub fn discover_servers(zones: &[Fqdn], resolvers: &[SocketAddr], port: u16) -> Discovered {
+    let settings = BatchSettings {
+        attempts: 2,
+        ..BatchSettings::default()
+    };
+    let mut found = Discovered {
+        servers: Vec::new(),
+        unfound: zones.to_vec(),
+        problems: Vec::new(),
+    };
+    for resolver in resolvers {
+        if found.unfound.is_empty() {
+            break;
+        }
+        let (answers, _) = authority::discover(&found.unfound, *resolver, port, &settings);
+        for (zone, result) in answers {
+            match result {
+                Ok(authority) => {
+                    for addr in authority.addresses() {
+                        if !found.servers.contains(&addr) {
+                            found.servers.push(addr);
+                        }
+                    }
+                    found.unfound.retain(|z| z != &zone);
+                }
+                Err(e) => found.problems.push(e.to_string()),
+            }
+        }
+    }
+    found
+}
+
+/// `--nameserver` values, checked before anything is applied.
+pub fn parse_nameservers(texts: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    texts
+        .iter()
+        .map(|text| {
+            crate::topology::server_address(text).map_err(|message| Error::Argument {
+                name: "--nameserver".into(),
+                message,
+            })
+        })
+        .collect()
 }
 
 /// The pool that was active before the last failover.
