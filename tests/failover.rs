@@ -700,3 +700,58 @@ fn authoritative_servers_are_found_through_the_ns_records() {
     );
     assert!(!found.problems.is_empty());
 }
+
+#[test]
+fn no_promote_moves_only_the_federation_record_and_the_audit_agrees() {
+    let lab = Lab::new();
+    let out = lab.run(&[
+        "failover",
+        &lab.path_arg(),
+        "--to",
+        "EdgePool2",
+        "--no-promote",
+        "--yes",
+    ]);
+    assert_exit(&out, exit::OK);
+    assert!(
+        stdout_of(&out).contains("srv_leader = \"EdgePool1\""),
+        "{}",
+        text(&out)
+    );
+    // The A record moved; the SRV records still lead to EdgePool1.
+    for server in [lab.bind.addr(), lab.knot()] {
+        assert_eq!(federation(server), [NEW_ADDRESS]);
+        assert_eq!(
+            srv(server, "fabrikam.com"),
+            [lab.srv_line(10, 1), lab.srv_line(20, 2)]
+        );
+    }
+    let out = lab.run(&["plan", &lab.path_arg(), "--detailed-exitcode"]);
+    assert_exit(&out, exit::OK);
+
+    // The audit sees the deliberate split as a warning, not an error, and no drift.
+    let out = lab.run(&[
+        "audit",
+        &lab.path_arg(),
+        "--nameserver",
+        &lab.bind.addr().to_string(),
+        "--format",
+        "json",
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect(&text(&out));
+    let findings: Vec<&Value> = report["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["findings"].as_array().unwrap())
+        .collect();
+    let rule = |id: &str, severity: &str| {
+        findings
+            .iter()
+            .filter(|f| f["rule"] == id && f["severity"] == severity)
+            .count()
+    };
+    assert_eq!(rule("7", "error"), 0, "{findings:#?}");
+    assert_eq!(rule("7", "warning"), 2, "one per SIP domain: {findings:#?}");
+    assert_eq!(rule("drift", "warning"), 0, "{findings:#?}");
+}

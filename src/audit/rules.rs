@@ -572,8 +572,41 @@ fn with_srv(
                 );
             }
         }
-        let leads_active = leading.len() == 1 && leading[0].target == active.fqdn;
-        if !leads_active && !leading.is_empty() {
+        // Normally the active pool leads; `srv_leader` (failover --no-promote) names another.
+        let leader = &topology.pools[topology.leader];
+        let leads_as_planned = leading.len() == 1 && leading[0].target == leader.fqdn;
+        if leads_as_planned && topology.leader != topology.active {
+            f.add(
+                "7",
+                Severity::Warning,
+                format!("{owner} SRV"),
+                format!("the lowest priority number points to {} ({}) as `srv_leader` says, while the federation record points to the active pool {}", leader.fqdn, leader.name, active.name),
+                format!("once {} is confirmed, `xmppdns failover --to {}` promotes its SRV records", active.name, active.name),
+            );
+        }
+        if !leads_as_planned && !leading.is_empty() && topology.leader != topology.active {
+            f.add(
+                "7",
+                Severity::Error,
+                format!("{owner} SRV"),
+                format!(
+                    "the lowest priority number ({}) points to {}, but `srv_leader` is {} ({})",
+                    leading[0].priority,
+                    join(
+                        &leading
+                            .iter()
+                            .map(|s| s.target.to_string())
+                            .collect::<Vec<_>>()
+                    ),
+                    leader.name,
+                    leader.fqdn
+                ),
+                format!(
+                    "give {} the lowest priority number (xmppdns apply)",
+                    leader.fqdn
+                ),
+            );
+        } else if !leads_as_planned && !leading.is_empty() {
             let leaders: Vec<String> = leading
                 .iter()
                 .map(|s| match expected.pool_of(&s.target) {
