@@ -738,7 +738,8 @@ fn no_promote_moves_only_the_federation_record_and_the_audit_agrees() {
         "--format",
         "json",
     ]);
-    let report: Value = serde_json::from_slice(&out.stdout).expect(&text(&out));
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
     let findings: Vec<&Value> = report["names"]
         .as_array()
         .unwrap()
