@@ -213,22 +213,42 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
         }
     }
 
-    let remaining = match prepared.source {
-        Source::Topology => {
-            let again = plan(&prepared.topology, prepared.provider.as_mut())?;
-            again
-                .changes
-                .iter()
-                .map(|c| Drift {
-                    key: c.key(),
-                    expected: c.after.clone(),
-                    found: c.before.clone(),
-                })
-                .collect()
+    // A read path through a secondary (`transfer_server`) can lag the update for a moment:
+    // read back a few times, bounded, before calling the result not converged.
+    let mut remaining = read_back(&mut prepared, &zones)?;
+    for pause_ms in [100, 200, 400, 800] {
+        if remaining.is_empty() {
+            break;
         }
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        remaining = read_back(&mut prepared, &zones)?;
+    }
+    if !remaining.is_empty() {
+        return Err(Error::NotConverged { remaining });
+    }
+    Ok(ApplyReport {
+        applied,
+        warnings,
+        provider: prepared.provider,
+    })
+}
+
+/// What still differs from the plan after applying: for a topology, what it plans now; for a
+/// saved plan, each changed RRset against what the plan installs.
+fn read_back(prepared: &mut Prepared, zones: &[Fqdn]) -> Result<Vec<Drift>, Error> {
+    Ok(match prepared.source {
+        Source::Topology => plan(&prepared.topology, prepared.provider.as_mut())?
+            .changes
+            .iter()
+            .map(|c| Drift {
+                key: c.key(),
+                expected: c.after.clone(),
+                found: c.before.clone(),
+            })
+            .collect(),
         Source::SavedPlan => {
             let mut remaining = Vec::new();
-            for zone in &zones {
+            for zone in zones {
                 let keys: std::collections::BTreeSet<RrKey> =
                     prepared.plan.changes_for(zone).map(|c| c.key()).collect();
                 let now = prepared.provider.read(zone, &keys)?;
@@ -245,14 +265,6 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
             }
             remaining
         }
-    };
-    if !remaining.is_empty() {
-        return Err(Error::NotConverged { remaining });
-    }
-    Ok(ApplyReport {
-        applied,
-        warnings,
-        provider: prepared.provider,
     })
 }
 
@@ -273,6 +285,7 @@ pub fn prepare_rollback(
     id: Option<u64>,
     journal_path: Option<&Path>,
     env: &Environment,
+    force: bool,
 ) -> Result<Vec<RollbackStep>, Error> {
     let topology = Topology::load(topology_path)?;
     let entries = open_journal(journal_path, &topology)?.rollback_targets(id)?;
@@ -330,7 +343,7 @@ pub fn prepare_rollback(
             plan,
             provider,
             env,
-            true,
+            force,
             journal_path,
             "rollback",
             None,

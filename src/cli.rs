@@ -107,12 +107,15 @@ but not every authoritative server served it in time.")]
     Rollback {
         /// The topology JSON file (for the provider and the default journal).
         topology: PathBuf,
-        /// The journal entry id (default: every entry of the last command that applied).
+        /// The journal entry id (default: every entry of the last command, if it succeeded).
         #[arg(long, value_name = "ENTRY")]
         to: Option<u64>,
         /// Do not ask for confirmation.
         #[arg(short, long)]
         yes: bool,
+        /// Restore even what the safety check refuses (e.g. the removal of every SRV record).
+        #[arg(long)]
+        force: bool,
         /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
         #[arg(long, value_name = "FILE")]
         journal: Option<PathBuf>,
@@ -217,11 +220,13 @@ pub struct MoveOptions {
     /// An authoritative server to check (repeatable; adds to the topology's `nameservers`).
     #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
     pub nameservers: Vec<String>,
-    /// How long to wait for every authoritative server to serve the change.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    /// How long to wait for every authoritative server to serve the change (1 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub propagation_timeout: u64,
-    /// Per-address time limit of the port 5269 probe.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    /// Per-address time limit of the port 5269 probe (1 to 300).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
     pub probe_timeout: u64,
     /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
     #[arg(long, value_name = "FILE")]

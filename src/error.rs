@@ -46,7 +46,7 @@ pub enum Error {
     Unsafe { hazards: Vec<Hazard> },
     #[error("unknown pool `{name}`; the pools are: {}", known.join(", "))]
     UnknownPool { name: String, known: Vec<String> },
-    #[error("refusing to fail over: no address of pool {pool} answered as XMPP on port {port} (use --force to go on anyway, or --skip-probe):\n{}", results.iter().map(|(a, d)| format!("  - {a}: {d}")).collect::<Vec<_>>().join("\n"))]
+    #[error("refusing to fail over: no address of pool {pool} answered as XMPP (without a stream error) on port {port} (use --force to go on anyway, or --skip-probe):\n{}", results.iter().map(|(a, d)| format!("  - {a}: {d}")).collect::<Vec<_>>().join("\n"))]
     ProbeFailed {
         pool: String,
         port: u16,

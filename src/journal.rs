@@ -66,8 +66,17 @@ pub enum JournalError {
     },
     #[error("the journal {} has no entry {id} (it has {count})", path.display())]
     NoEntry { path: PathBuf, id: u64, count: u64 },
-    #[error("the journal {} has no applied entry to roll back", path.display())]
+    #[error("the journal {} has no entry to roll back", path.display())]
     Empty { path: PathBuf },
+    #[error("the last {command} (journal entries {first}-{last}) failed at entry {failed} (zone {zone}): {answer}\nDNS may be partly changed there, so it is not rolled back as a whole. Re-run that command to converge, or restore single entries with `rollback --to ENTRY`.")]
+    LastRunFailed {
+        command: String,
+        first: u64,
+        last: u64,
+        failed: u64,
+        zone: Fqdn,
+        answer: String,
+    },
 }
 
 /// The journal file and the next id to write.
@@ -80,6 +89,7 @@ pub struct Journal {
     known_len: u64,
     /// The file ends in a torn line: the next append starts a new line first.
     torn: bool,
+    run: String,
 }
 
 /// This process's run id: every entry one command writes shares it.
@@ -126,6 +136,7 @@ impl Journal {
             next_id: 1,
             known_len: u64::MAX,
             torn: false,
+            run: run_id().to_string(),
         };
         journal.sync()?;
         Ok(journal)
@@ -147,6 +158,12 @@ impl Journal {
         &self.path
     }
 
+    /// Writes under another run id than this process's (tests: two commands in one process).
+    pub fn with_run(mut self, run: &str) -> Journal {
+        self.run = run.to_string();
+        self
+    }
+
     /// Appends one entry; fills in format, id, run and time. Returns the id.
     #[allow(clippy::too_many_arguments)]
     pub fn append(
@@ -165,7 +182,7 @@ impl Journal {
         let entry = Entry {
             format: FORMAT.to_string(),
             id,
-            run: run_id().to_string(),
+            run: self.run.clone(),
             time: rfc3339(unix_seconds),
             command: command.to_string(),
             provider: provider.to_string(),
@@ -219,19 +236,32 @@ impl Journal {
                     })
             }
             None => {
+                // The last command that was not itself a rollback, whatever its outcome: a
+                // failed one must not make an older, successful one the target.
                 let run = entries
                     .iter()
                     .rev()
-                    .find(|e| e.applied && e.command != "rollback")
+                    .find(|e| e.command != "rollback")
                     .map(|e| e.run.clone())
                     .ok_or(JournalError::Empty {
                         path: self.path.clone(),
                     })?;
-                Ok(entries
+                let last_run: Vec<Entry> = entries
                     .into_iter()
                     .rev()
-                    .filter(|e| e.run == run && e.applied && e.command != "rollback")
-                    .collect())
+                    .filter(|e| e.run == run && e.command != "rollback")
+                    .collect();
+                if let Some(failed) = last_run.iter().find(|e| !e.applied) {
+                    return Err(JournalError::LastRunFailed {
+                        command: failed.command.clone(),
+                        first: last_run.iter().map(|e| e.id).min().unwrap_or(failed.id),
+                        last: last_run.iter().map(|e| e.id).max().unwrap_or(failed.id),
+                        failed: failed.id,
+                        zone: failed.zone.clone(),
+                        answer: failed.answer.clone(),
+                    });
+                }
+                Ok(last_run)
             }
         }
     }
@@ -318,7 +348,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
         let zone = Fqdn::parse("contoso.com").unwrap();
-        let mut first = Journal::open(&path).unwrap();
+        let mut first = Journal::open(&path).unwrap().with_run("failover-run");
         let moved = Some(Failover {
             from: "EdgePool1".into(),
             to: "EdgePool2".into(),
@@ -355,7 +385,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"format\":\"xmppdns-jour")
             .unwrap();
-        let mut second = Journal::open(&path).unwrap();
+        let mut second = Journal::open(&path).unwrap().with_run("failed-apply");
         assert!(second.torn);
         assert_eq!(second.entries().unwrap().len(), 2);
         let third = change([192, 0, 2, 2], [192, 0, 2, 3]);
@@ -378,8 +408,16 @@ mod tests {
         assert_eq!(entries[0].run, entries[1].run, "one command, one run");
         assert_eq!(entries[0].time, "1970-01-01T00:00:00Z");
         assert_eq!(second.next_id, 4);
+        // The last command failed: a plain rollback must not pick the failover before it.
+        let err = second.rollback_targets(None).unwrap_err().to_string();
+        assert!(
+            err.contains("the last apply (journal entries 3-3) failed at entry 3")
+                && err.contains("REFUSED")
+                && err.contains("--to ENTRY"),
+            "{err}"
+        );
         // Another writer appended: the next id follows its entry, not ours.
-        let mut other = Journal::open(&path).unwrap();
+        let mut other = Journal::open(&path).unwrap().with_run("other-apply");
         let c = change([192, 0, 2, 3], [192, 0, 2, 4]);
         other
             .append(
@@ -409,9 +447,11 @@ mod tests {
         let last = second.rollback_targets(None).unwrap();
         assert_eq!(
             last.iter().map(|e| e.id).collect::<Vec<_>>(),
-            [4, 2, 1],
-            "a rollback is not itself the default target"
+            [4],
+            "the last command that is not a rollback (its run only)"
         );
+        let one = second.rollback_targets(Some(1)).unwrap();
+        assert_eq!(one.iter().map(|e| e.id).collect::<Vec<_>>(), [1]);
         assert_eq!(
             second.last_failover().unwrap().map(|f| f.from).as_deref(),
             Some("EdgePool1")

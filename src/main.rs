@@ -137,10 +137,16 @@ fn run(cli: Cli) -> Result<u8, Error> {
             topology,
             to,
             yes,
+            force,
             journal,
         } => {
-            let steps =
-                app::prepare_rollback(&topology, to, journal.as_deref(), &Environment::system())?;
+            let steps = app::prepare_rollback(
+                &topology,
+                to,
+                journal.as_deref(),
+                &Environment::system(),
+                force,
+            )?;
             for step in steps {
                 match step {
                     app::RollbackStep::AlreadyRestored { entry } => {
@@ -261,7 +267,7 @@ fn run_move(
         promote,
         skip_probe: flags.skip_probe,
         force: flags.force,
-        probe_timeout: std::time::Duration::from_secs(flags.probe_timeout.max(1)),
+        probe_timeout: std::time::Duration::from_secs(flags.probe_timeout),
         journal: flags.journal.clone(),
     };
     let prepared = failover::prepare(topology_path, &options, &env, command)?;
@@ -284,8 +290,8 @@ fn run_move(
                 prepared.old_topology.srv.port, to_pool.name
             );
             print!("{}", failover::report::probes(results));
-            if !results.iter().any(|r| r.is_xmpp()) {
-                eprintln!("warning: no address answered as XMPP; going on because of --force");
+            if !results.iter().any(|r| r.is_ready()) {
+                eprintln!("warning: no address answered as a ready XMPP server; going on because of --force");
             }
         }
     }
@@ -294,18 +300,18 @@ fn run_move(
     let desired = xmppdns::plan::desired(&topology_after);
     print!("{}", render::table(&plan, look));
 
-    let runbook_inputs = |dns_done: bool| {
+    let runbook_inputs = |dns: failover::runbook::DnsStep| {
         failover::runbook::steps(&failover::runbook::Inputs {
             from: &from_pool,
             to: &to_pool,
             plan: &plan,
             probes: prepared.probes.as_deref(),
-            dns_done,
+            dns,
             srv_port: prepared.old_topology.srv.port,
         })
     };
-    let finish_runbook = |dns_done: bool| -> Result<(), Error> {
-        let steps = runbook_inputs(dns_done);
+    let finish_runbook = |dns: failover::runbook::DnsStep| -> Result<(), Error> {
+        let steps = runbook_inputs(dns);
         println!("\nRunbook (the steps xmppdns cannot run, in order):");
         print!("{}", failover::runbook::text(&steps));
         if let Some(path) = &flags.runbook {
@@ -326,14 +332,22 @@ fn run_move(
 
     if flags.dry_run {
         println!("Dry run: nothing was changed.");
-        finish_runbook(false)?;
+        finish_runbook(failover::runbook::DnsStep::DryRun)?;
         return Ok(exit::OK);
     }
     if !plan.is_empty() {
         if !flags.yes {
             confirm()?;
         }
-        print_applied(&app::execute(prepared.apply)?);
+        match app::execute(prepared.apply) {
+            Ok(report) => print_applied(&report),
+            Err(error) => {
+                // DNS may be partly changed: the admin still needs the steps, with the DNS
+                // step marked as not complete. The error itself follows on stderr.
+                finish_runbook(failover::runbook::DnsStep::Incomplete)?;
+                return Err(error);
+            }
+        }
         tracing::info!("applied and read back after {:?}", started.elapsed());
     }
     match failover::write_topology(topology_path, &prepared.edit)? {
@@ -346,24 +360,19 @@ fn run_move(
     if let Some(note) = &authority.note {
         println!("Note: {note}.");
     }
-    if !authority.servers.is_empty() {
+    if !authority.is_empty() {
         let expected = failover::propagation::expectations(&desired, &plan);
         let deadline =
             std::time::Instant::now() + std::time::Duration::from_secs(flags.propagation_timeout);
-        let statuses = failover::propagation::wait(
-            &expected,
-            &authority.servers,
-            started,
-            deadline,
-            &env.clock,
-        );
+        let statuses =
+            failover::propagation::wait(&expected, &authority.zones, started, deadline, &env.clock);
         println!("Propagation:");
         print!("{}", failover::report::propagation(&statuses));
         if statuses.iter().any(|s| !s.converged) {
             code = exit::NOT_PROPAGATED;
         }
     }
-    finish_runbook(true)?;
+    finish_runbook(failover::runbook::DnsStep::Done)?;
     Ok(code)
 }
 

@@ -60,6 +60,12 @@ impl ProbeResult {
     pub fn is_xmpp(&self) -> bool {
         self.status == ProbeStatus::Xmpp
     }
+
+    /// True when the address answered as XMPP and did not end the stream with an error (such
+    /// as `host-unknown`: it does not serve the domain we named), so it can take federation.
+    pub fn is_ready(&self) -> bool {
+        self.is_xmpp() && self.stream_error.is_none()
+    }
 }
 
 /// Probes one address; never fails, the result says what happened. Takes at most about

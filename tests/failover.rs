@@ -80,6 +80,13 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
+        // The PowerDNS test's API key must not travel through a proxy: loopback only.
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
         .stdin(Stdio::null())
         .output()
         .expect("the xmppdns binary runs")
@@ -229,7 +236,8 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
         assert!(stdout.contains(&server.to_string()), "{}", text(&out));
     }
     assert!(
-        stdout.contains("Every authoritative server serves the change (4 checked"),
+        stdout
+            .contains("Every authoritative server serves the change (4 zone/server pairs checked"),
         "{}",
         text(&out)
     );
@@ -317,7 +325,7 @@ fn a_stopped_secondary_is_reported_and_the_exit_code_says_so() {
     assert_eq!(knot_rows.len(), 2, "one row per zone: {stdout}");
     assert!(knot_rows.iter().all(|row| row.contains(" NO ")), "{stdout}");
     assert!(
-        stdout.contains("2 of 4 server(s) did NOT serve the change in time"),
+        stdout.contains("2 of 4 zone/server pair(s) did NOT serve the change in time"),
         "{stdout}"
     );
     // The primary did get it, and the runbook is still printed.
@@ -326,22 +334,35 @@ fn a_stopped_secondary_is_reported_and_the_exit_code_says_so() {
 }
 
 #[test]
-fn the_probe_refuses_a_closed_port_and_a_non_xmpp_listener_and_nothing_changes() {
+fn the_probe_refuses_a_closed_port_a_non_xmpp_listener_and_a_stream_error_and_nothing_changes() {
     let lab = Lab::new();
     let (garbage, listener) = http_error_listener();
-    let garbage_port = garbage.port();
+    let prosody_port = lab.prosody.port();
     let closed_port = free_port(Transport::Tcp);
-    for (port, says) in [
-        (closed_port, "connection refused"),
+    for (port, first_domain, says) in [
+        (closed_port, "contoso.com", "connection refused"),
         (
-            garbage_port,
+            garbage.port(),
+            "contoso.com",
             "the answer is not XMPP: \"HTTP/1.1 400 Bad Request",
         ),
+        // Prosody answers, but does not serve the domain the probe names.
+        (
+            prosody_port,
+            "fabrikam.com",
+            "with stream error <host-unknown/>",
+        ),
     ] {
-        // The same DNS, but the pool's port 5269 is this port.
+        // The same DNS, but the pool's port 5269 is `port` and the probe names `first_domain`.
         let mut value: Value =
             serde_json::from_str(&std::fs::read_to_string(&lab.path).unwrap()).unwrap();
         value["srv"]["port"] = json!(port);
+        let second = if first_domain == "contoso.com" {
+            "fabrikam.com"
+        } else {
+            "contoso.com"
+        };
+        value["sip_domains"] = json!([first_domain, second]);
         let path = lab.dir.path().join(format!("probe-{port}.json"));
         std::fs::write(&path, value.to_string()).unwrap();
         let out = lab.run(&[
@@ -692,7 +713,8 @@ fn authoritative_servers_are_found_through_the_ns_records() {
         .map(|z| xmppdns::records::Fqdn::parse(z).unwrap())
         .collect();
     let found = failover::discover_servers(&names, &[bind.addr()], bind.port());
-    assert_eq!(found.servers, [bind.addr()]);
+    let servers: Vec<_> = found.zones.values().collect();
+    assert_eq!(servers, [&vec![bind.addr()], &vec![bind.addr()]]);
     assert_eq!(
         found.unfound,
         [xmppdns::records::Fqdn::parse("example.invalid").unwrap()],
@@ -755,4 +777,46 @@ fn no_promote_moves_only_the_federation_record_and_the_audit_agrees() {
     assert_eq!(rule("7", "error"), 0, "{findings:#?}");
     assert_eq!(rule("7", "warning"), 2, "one per SIP domain: {findings:#?}");
     assert_eq!(rule("drift", "warning"), 0, "{findings:#?}");
+}
+
+#[test]
+fn a_failover_that_fails_part_way_says_so_and_still_prints_the_runbook() {
+    let (dir, path) = fixture_copy();
+    let path_arg = path.display().to_string();
+    // A DKIM record in the layout hickory's parser misreads: the zonefile provider refuses to
+    // rewrite contoso.com (the federation's zone, applied last) after fabrikam.com is done.
+    let contoso = dir.path().join("zones/contoso.com.zone");
+    let mut zone = std::fs::read_to_string(&contoso).unwrap();
+    zone.push_str("sel._domainkey IN TXT ( \"v=DKIM1; k=rsa; \"\n   \"p=MIIBIjANBgkq\" )\n");
+    std::fs::write(&contoso, &zone).unwrap();
+
+    let out = run(
+        dir.path(),
+        &[
+            "failover",
+            &path_arg,
+            "--to",
+            "EdgePool2",
+            "--yes",
+            "--skip-probe",
+        ],
+    );
+    assert_exit(&out, exit::ERROR);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("applied to fabrikam.com.") && stderr.contains("zone contoso.com. failed"),
+        "{}",
+        text(&out)
+    );
+    let stdout = stdout_of(&out);
+    assert!(stdout.contains("NOT complete"), "{stdout}");
+    assert!(stdout.contains("Set-CsSite -Identity Site2"), "{stdout}");
+    // The topology still names the old pool: DNS did not fully move.
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(value["active_pool"], "EdgePool1");
+    assert_eq!(
+        std::fs::read_to_string(&contoso).unwrap(),
+        zone,
+        "contoso.com untouched"
+    );
 }

@@ -10,6 +10,7 @@ pub mod propagation;
 pub mod report;
 pub mod runbook;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,7 +94,7 @@ pub fn prepare(
         None
     } else {
         let results = probe_pool(&topology, to_index, options.probe_timeout);
-        if !results.iter().any(ProbeResult::is_xmpp) && !options.force {
+        if !results.iter().any(ProbeResult::is_ready) && !options.force {
             return Err(Error::ProbeFailed {
                 pool: to,
                 port: topology.srv.port,
@@ -132,26 +133,37 @@ pub fn prepare(
     })
 }
 
-/// The servers whose answers show that a change propagated, and a note when the list is
-/// only a stand-in.
+/// Per zone, the servers whose answers show that a change propagated, and a note when the
+/// lists are incomplete or only a stand-in.
 pub struct AuthoritativeServers {
-    pub servers: Vec<SocketAddr>,
+    pub zones: BTreeMap<Fqdn, Vec<SocketAddr>>,
     pub note: Option<String>,
 }
 
-/// The servers to check: `extra` (from the command line) and the topology's `nameservers`;
-/// else each zone's NS RRset and the addresses of those servers (port 53), asked of the
-/// system's resolvers and then of the RFC 2136 primary; else the primary alone, with a note.
+impl AuthoritativeServers {
+    pub fn is_empty(&self) -> bool {
+        self.zones.values().all(Vec::is_empty)
+    }
+}
+
+/// The servers to check: `extra` (from the command line) and the topology's `nameservers`, for
+/// every zone; else each zone's own NS RRset and the addresses of those servers (port 53),
+/// asked of the system's resolvers and then of the RFC 2136 primary; for a zone where that
+/// fails, the primary alone, with a note.
 pub fn authoritative_servers(topology: &Topology, extra: &[SocketAddr]) -> AuthoritativeServers {
-    let mut servers = extra.to_vec();
+    let mut listed = extra.to_vec();
     for addr in &topology.nameservers {
-        if !servers.contains(addr) {
-            servers.push(*addr);
+        if !listed.contains(addr) {
+            listed.push(*addr);
         }
     }
-    if !servers.is_empty() {
+    if !listed.is_empty() {
         return AuthoritativeServers {
-            servers,
+            zones: topology
+                .zones
+                .iter()
+                .map(|zone| (zone.clone(), listed.clone()))
+                .collect(),
             note: None,
         };
     }
@@ -162,46 +174,41 @@ pub fn authoritative_servers(topology: &Topology, extra: &[SocketAddr]) -> Autho
     let mut resolvers = authority::system_resolvers();
     resolvers.extend(primary);
     let found = discover_servers(&topology.zones, &resolvers, 53);
-    servers = found.servers;
-    let (unfound, problems) = (found.unfound, found.problems);
-    let note = if unfound.is_empty() {
-        Some(format!(
-            "authoritative servers found through the zones' NS records: {}",
-            servers
-                .iter()
-                .map(SocketAddr::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+    let mut zones = found.zones;
+    let note = if found.unfound.is_empty() {
+        Some("authoritative servers found through each zone's NS records".to_string())
     } else {
-        let missing = unfound
+        let missing = found
+            .unfound
             .iter()
             .map(Fqdn::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        let why = problems
+        let why = found
+            .problems
             .last()
             .cloned()
             .unwrap_or_else(|| "no resolver".into());
-        match primary {
-            Some(primary) if servers.is_empty() => {
-                servers.push(primary);
-                Some(format!(
-                    "the NS records of {missing} could not be followed ({why}); only the primary {primary} is checked: list every authoritative server in the topology's `nameservers` (or pass --nameserver) to check the secondaries"
-                ))
+        let fallback = match primary {
+            Some(primary) => {
+                for zone in &found.unfound {
+                    zones.insert(zone.clone(), vec![primary]);
+                }
+                format!("only the primary {primary} is checked for them")
             }
-            _ => Some(format!(
-                "the NS records of {missing} could not be followed ({why}); list every authoritative server in the topology's `nameservers` or pass --nameserver"
-            )),
-        }
+            None => "they are not checked".to_string(),
+        };
+        Some(format!(
+            "the NS records of {missing} could not be followed ({why}); {fallback}: list every authoritative server in the topology's `nameservers` (or pass --nameserver)"
+        ))
     };
-    AuthoritativeServers { servers, note }
+    AuthoritativeServers { zones, note }
 }
 
 /// What following the zones' NS records found.
 pub struct Discovered {
-    /// Every address of every name server of the zones found, each once.
-    pub servers: Vec<SocketAddr>,
+    /// Per zone found, every address of its name servers, each once.
+    pub zones: BTreeMap<Fqdn, Vec<SocketAddr>>,
     /// Zones whose name servers could not be found.
     pub unfound: Vec<Fqdn>,
     /// Why, per failed attempt.
@@ -216,7 +223,7 @@ pub fn discover_servers(zones: &[Fqdn], resolvers: &[SocketAddr], port: u16) -> 
         ..BatchSettings::default()
     };
     let mut found = Discovered {
-        servers: Vec::new(),
+        zones: BTreeMap::new(),
         unfound: zones.to_vec(),
         problems: Vec::new(),
     };
@@ -228,11 +235,7 @@ pub fn discover_servers(zones: &[Fqdn], resolvers: &[SocketAddr], port: u16) -> 
         for (zone, result) in answers {
             match result {
                 Ok(authority) => {
-                    for addr in authority.addresses() {
-                        if !found.servers.contains(&addr) {
-                            found.servers.push(addr);
-                        }
-                    }
+                    found.zones.insert(zone.clone(), authority.addresses());
                     found.unfound.retain(|z| z != &zone);
                 }
                 Err(e) => found.problems.push(e.to_string()),
@@ -411,6 +414,10 @@ pub fn write_topology(path: &Path, edit: &TopologyEdit) -> Result<Option<String>
     let mut temp =
         tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(write_error)?;
     std::io::Write::write_all(&mut temp, out.as_bytes()).map_err(write_error)?;
+    // The temporary file is 0600; the topology keeps its own mode (others may read it, e.g. a
+    // monitoring job running `audit`).
+    let permissions = std::fs::metadata(path).map_err(write_error)?.permissions();
+    std::fs::set_permissions(temp.path(), permissions).map_err(write_error)?;
     temp.persist(path).map_err(|e| write_error(e.error))?;
     Ok(Some(said.join(", ")))
 }
@@ -489,9 +496,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         std::fs::write(&path, serde_json::to_string_pretty(&three_pools()).unwrap()).unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
         let t = Topology::load(&path).unwrap();
         let (_, edit) = moved(&t, 2, true);
         let said = write_topology(&path, &edit).unwrap().unwrap();
+        #[cfg(unix)]
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&path).unwrap().permissions()
+            ) & 0o777,
+            0o644,
+            "the topology keeps its mode"
+        );
         assert!(said.contains("active_pool \"P1\" -> \"P3\""), "{said}");
         let again = Topology::load(&path).unwrap();
         assert_eq!(order(&again), ["P3", "P1", "P2"]);

@@ -80,31 +80,48 @@ pub fn expectations(desired: &DesiredState, plan: &Plan) -> BTreeMap<Fqdn, Vec<E
     per_zone
 }
 
-/// Polls each (zone, server) pair on its own thread until it serves every expectation or
-/// `deadline` passes. Results in the order of `servers`.
+/// At most this many (zone, server) pairs are polled at once.
+const WORKERS: usize = 32;
+
+/// Polls each zone's servers until each serves every expectation or `deadline` passes, a
+/// bounded number at a time. Results in zone order, then server order.
 pub fn wait(
     expected: &BTreeMap<Fqdn, Vec<Expectation>>,
-    servers: &[SocketAddr],
+    servers: &BTreeMap<Fqdn, Vec<SocketAddr>>,
     started: Instant,
     deadline: Instant,
     clock: &Clock,
 ) -> Vec<ServerStatus> {
     let pairs: Vec<(&Fqdn, &Vec<Expectation>, SocketAddr)> = expected
         .iter()
-        .flat_map(|(zone, wants)| servers.iter().map(move |s| (zone, wants, *s)))
+        .flat_map(|(zone, wants)| {
+            servers
+                .get(zone)
+                .into_iter()
+                .flatten()
+                .map(move |s| (zone, wants, *s))
+        })
         .collect();
-    let mut statuses: Vec<ServerStatus> = std::thread::scope(|scope| {
-        let handles: Vec<_> = pairs
-            .iter()
-            .map(|(zone, wants, server)| {
-                scope.spawn(move || poll(zone, wants, *server, started, deadline, clock))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a propagation thread panicked"))
-            .collect()
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(pairs.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS.min(pairs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((zone, wants, server)) = pairs.get(i) else {
+                    break;
+                };
+                let status = poll(zone, wants, *server, started, deadline, clock);
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, status));
+            });
+        }
     });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    let mut statuses: Vec<ServerStatus> = results.into_iter().map(|(_, s)| s).collect();
     note_lagging_serials(&mut statuses);
     statuses
 }

@@ -78,13 +78,13 @@ pub fn propagation(statuses: &[ServerStatus]) -> String {
     let slowest = statuses.iter().filter_map(|s| s.after_ms).max();
     let summary = if late == 0 {
         format!(
-            "Every authoritative server serves the change ({} checked, the last after {}).",
+            "Every authoritative server serves the change ({} zone/server pairs checked, the last after {}).",
             statuses.len(),
             ms(slowest)
         )
     } else {
         format!(
-            "{late} of {} server(s) did NOT serve the change in time.",
+            "{late} of {} zone/server pair(s) did NOT serve the change in time.",
             statuses.len()
         )
     };

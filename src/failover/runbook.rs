@@ -24,9 +24,17 @@ pub struct Inputs<'a> {
     pub plan: &'a Plan,
     /// `None` when the probe was skipped.
     pub probes: Option<&'a [ProbeResult]>,
-    /// True once the DNS changes are applied (false in a dry run).
-    pub dns_done: bool,
+    pub dns: DnsStep,
     pub srv_port: u16,
+}
+
+/// Where the DNS step stands when the runbook is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsStep {
+    Done,
+    DryRun,
+    /// The apply failed part-way or did not read back as planned.
+    Incomplete,
 }
 
 /// The parameter the failover runbook uses; Microsoft's `Set-CsSite` reference documents it as
@@ -57,10 +65,12 @@ pub fn steps(inputs: &Inputs) -> Vec<Step> {
     if inputs.plan.is_empty() {
         dns_notes.push("DNS already pointed to the new pool: nothing to change.".to_string());
     } else {
-        let state = if inputs.dns_done {
-            "done by xmppdns"
-        } else {
-            "to do (dry run: nothing was changed)"
+        let state = match inputs.dns {
+            DnsStep::Done => "done by xmppdns",
+            DnsStep::DryRun => "to do (dry run: nothing was changed)",
+            DnsStep::Incomplete => {
+                "NOT complete: see the error; re-run the same command, it converges"
+            }
         };
         dns_notes.push(format!("{} change(s), {state}:", inputs.plan.changes.len()));
         for change in &inputs.plan.changes {

@@ -208,17 +208,32 @@ pub fn xmpp_stream_features(
 }
 
 /// A TCP listener on 127.0.0.1 that is not XMPP: it reads what the first connection sends and
-/// answers like a web server, then closes. The thread ends after that one connection (or when
-/// nothing connects and the handle is dropped with the process).
+/// answers like a web server, then closes. The thread gives up after `PROBE_TIMEOUT` × 5 when
+/// nothing connects, so joining it is bounded.
 pub fn http_error_listener() -> (SocketAddr, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
     let handle = std::thread::spawn(move || {
-        if let Ok((mut conn, _)) = listener.accept() {
-            let _ = conn.set_read_timeout(Some(PROBE_TIMEOUT));
-            let mut buf = [0u8; 512];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        let deadline = Instant::now() + PROBE_TIMEOUT * 5;
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(PROBE_TIMEOUT));
+                    let mut buf = [0u8; 512];
+                    let _ = conn.read(&mut buf);
+                    let _ =
+                        conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(_) => return,
+            }
         }
     });
     (addr, handle)
