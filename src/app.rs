@@ -276,10 +276,10 @@ pub enum RollbackStep {
     Ready { entry: u64, prepared: Box<Prepared> },
 }
 
-/// Plans the rollback of journal entry `id` (or of the last command that applied), newest
-/// entry first. Each entry is restored only where DNS still holds what it wrote: the changes
-/// carry its "after" RRsets as their compare-and-swap guard, and a difference found now is
-/// refused (exit 3) before anything is sent.
+/// Plans the rollback of journal entry `id` (or of every entry of the last command), newest
+/// entry first. Each change is restored only where DNS still holds what it wrote: the inverse
+/// changes carry its "after" RRsets as their compare-and-swap guard, and a third value found
+/// now is refused (exit 3) before anything is sent.
 pub fn prepare_rollback(
     topology_path: &Path,
     id: Option<u64>,
@@ -295,32 +295,41 @@ pub fn prepare_rollback(
         let keys: std::collections::BTreeSet<RrKey> =
             entry.changes.iter().map(Change::key).collect();
         let now = provider.read(&entry.zone, &keys)?;
+        // Change by change: restore what still holds what the entry wrote, skip what is
+        // already back, refuse if anything holds a third value (someone else's change). A
+        // failed entry may have landed only some of its changes; this restores exactly those.
         let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
             now.rrsets.get(key) == want.as_ref()
         };
-        if entry.changes.iter().all(|c| holds(&c.before, &c.key())) {
-            steps.push(RollbackStep::AlreadyRestored { entry: entry.id });
-            continue;
+        let mut to_restore = Vec::new();
+        let mut drift = Vec::new();
+        for c in &entry.changes {
+            let key = c.key();
+            if holds(&c.before, &key) {
+                continue;
+            }
+            if holds(&c.after, &key) {
+                to_restore.push(c);
+            } else {
+                drift.push(Drift {
+                    key: key.clone(),
+                    expected: c.after.clone(),
+                    found: now.rrsets.get(&key).cloned(),
+                });
+            }
         }
-        let drift: Vec<Drift> = entry
-            .changes
-            .iter()
-            .filter(|c| !holds(&c.after, &c.key()))
-            .map(|c| Drift {
-                key: c.key(),
-                expected: c.after.clone(),
-                found: now.rrsets.get(&c.key()).cloned(),
-            })
-            .collect();
         if !drift.is_empty() {
             return Err(Error::StaleRollback {
                 entry: entry.id,
                 drift,
             });
         }
-        let changes = entry
-            .changes
-            .iter()
+        if to_restore.is_empty() {
+            steps.push(RollbackStep::AlreadyRestored { entry: entry.id });
+            continue;
+        }
+        let changes = to_restore
+            .into_iter()
             .map(|c| Change {
                 zone: c.zone.clone(),
                 action: match (&c.after, &c.before) {

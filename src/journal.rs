@@ -68,15 +68,6 @@ pub enum JournalError {
     NoEntry { path: PathBuf, id: u64, count: u64 },
     #[error("the journal {} has no entry to roll back", path.display())]
     Empty { path: PathBuf },
-    #[error("the last {command} (journal entries {first}-{last}) failed at entry {failed} (zone {zone}): {answer}\nDNS may be partly changed there, so it is not rolled back as a whole. Re-run that command to converge, or restore single entries with `rollback --to ENTRY`.")]
-    LastRunFailed {
-        command: String,
-        first: u64,
-        last: u64,
-        failed: u64,
-        zone: Fqdn,
-        answer: String,
-    },
 }
 
 /// The journal file and the next id to write.
@@ -217,9 +208,9 @@ impl Journal {
         Ok(read(&self.path)?.0)
     }
 
-    /// The entries to roll back: entry `id`, or (without one) every applied entry of the last
-    /// command that applied something and was not itself a rollback, newest first (so running
-    /// `rollback` twice restores once, then finds nothing to do).
+    /// The entries to roll back: entry `id`, or (without one) every entry of the last command
+    /// that was not itself a rollback, newest first, failed ones included: what a failed entry
+    /// did land is restored too (running `rollback` twice restores once, then finds nothing).
     pub fn rollback_targets(&self, id: Option<u64>) -> Result<Vec<Entry>, JournalError> {
         let entries = self.entries()?;
         match id {
@@ -246,22 +237,11 @@ impl Journal {
                     .ok_or(JournalError::Empty {
                         path: self.path.clone(),
                     })?;
-                let last_run: Vec<Entry> = entries
+                Ok(entries
                     .into_iter()
                     .rev()
                     .filter(|e| e.run == run && e.command != "rollback")
-                    .collect();
-                if let Some(failed) = last_run.iter().find(|e| !e.applied) {
-                    return Err(JournalError::LastRunFailed {
-                        command: failed.command.clone(),
-                        first: last_run.iter().map(|e| e.id).min().unwrap_or(failed.id),
-                        last: last_run.iter().map(|e| e.id).max().unwrap_or(failed.id),
-                        failed: failed.id,
-                        zone: failed.zone.clone(),
-                        answer: failed.answer.clone(),
-                    });
-                }
-                Ok(last_run)
+                    .collect())
             }
         }
     }
@@ -408,14 +388,10 @@ mod tests {
         assert_eq!(entries[0].run, entries[1].run, "one command, one run");
         assert_eq!(entries[0].time, "1970-01-01T00:00:00Z");
         assert_eq!(second.next_id, 4);
-        // The last command failed: a plain rollback must not pick the failover before it.
-        let err = second.rollback_targets(None).unwrap_err().to_string();
-        assert!(
-            err.contains("the last apply (journal entries 3-3) failed at entry 3")
-                && err.contains("REFUSED")
-                && err.contains("--to ENTRY"),
-            "{err}"
-        );
+        // The last command failed: a plain rollback targets it (what it landed), never the
+        // older failover before it.
+        let failed = second.rollback_targets(None).unwrap();
+        assert_eq!(failed.iter().map(|e| e.id).collect::<Vec<_>>(), [3]);
         // Another writer appended: the next id follows its entry, not ours.
         let mut other = Journal::open(&path).unwrap().with_run("other-apply");
         let c = change([192, 0, 2, 3], [192, 0, 2, 4]);

@@ -790,6 +790,12 @@ fn a_failover_that_fails_part_way_says_so_and_still_prints_the_runbook() {
     zone.push_str("sel._domainkey IN TXT ( \"v=DKIM1; k=rsa; \"\n   \"p=MIIBIjANBgkq\" )\n");
     std::fs::write(&contoso, &zone).unwrap();
 
+    let plan_json = |dir: &Path| {
+        let out = run(dir, &["plan", &path_arg, "--format", "json"]);
+        let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+        value["changes"].clone()
+    };
+    let changes_before = plan_json(dir.path());
     let out = run(
         dir.path(),
         &[
@@ -818,5 +824,33 @@ fn a_failover_that_fails_part_way_says_so_and_still_prints_the_runbook() {
         std::fs::read_to_string(&contoso).unwrap(),
         zone,
         "contoso.com untouched"
+    );
+    assert_ne!(
+        plan_json(dir.path()),
+        changes_before,
+        "fabrikam.com did change"
+    );
+
+    // Rollback undoes exactly what landed (fabrikam.com); contoso.com's entry is already back.
+    // The fixture's fabrikam.com had no SRV record, so restoring that is a removal of every
+    // SRV record of the domain: the safety check asks for --force.
+    let out = run(dir.path(), &["rollback", &path_arg, "--yes"]);
+    assert_exit(&out, exit::REFUSED);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("removes every SRV record of the domain"),
+        "{}",
+        text(&out)
+    );
+    let out = run(dir.path(), &["rollback", &path_arg, "--yes", "--force"]);
+    assert_exit(&out, exit::OK);
+    assert!(
+        stdout_of(&out).contains("already restored"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        plan_json(dir.path()),
+        changes_before,
+        "DNS data as before the failover"
     );
 }
