@@ -14,10 +14,10 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -718,11 +718,7 @@ impl ReverseProxy {
                     .push(format!("upstream answered {}", upstream_answer.status));
                 Ok(())
             }
-            _ => Self::answer(
-                &mut client,
-                upstream_answer.status,
-                &upstream_answer.body,
-            ),
+            _ => Self::answer(&mut client, upstream_answer.status, &upstream_answer.body),
         }
     }
 
@@ -769,9 +765,8 @@ fn apply_through(
 fn a_502_after_powerdns_committed_the_patch_is_settled_by_re_reading_as_applied() {
     let lab = Lab::new();
     let proxy = ReverseProxy::start(lab.pdns.api_addr(), OnPatch::ForwardThen502);
-    let applied = apply_through(&lab, &proxy).unwrap_or_else(|e| {
-        panic!("expected applied, got: {e}\nproxy saw {:?}", proxy.seen())
-    });
+    let applied = apply_through(&lab, &proxy)
+        .unwrap_or_else(|e| panic!("expected applied, got: {e}\nproxy saw {:?}", proxy.seen()));
     assert_eq!(applied.changes, 6);
     assert!(
         applied.detail.contains("HTTP 502")
@@ -801,9 +796,8 @@ fn a_502_after_powerdns_committed_the_patch_is_settled_by_re_reading_as_applied(
 fn a_patch_whose_answer_is_lost_is_settled_by_re_reading_as_applied() {
     let lab = Lab::new();
     let proxy = ReverseProxy::start(lab.pdns.api_addr(), OnPatch::ForwardThenDrop);
-    let applied = apply_through(&lab, &proxy).unwrap_or_else(|e| {
-        panic!("expected applied, got: {e}\nproxy saw {:?}", proxy.seen())
-    });
+    let applied = apply_through(&lab, &proxy)
+        .unwrap_or_else(|e| panic!("expected applied, got: {e}\nproxy saw {:?}", proxy.seen()));
     assert_eq!(applied.changes, 6);
     assert!(
         applied

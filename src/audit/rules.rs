@@ -448,12 +448,18 @@ fn with_srv(
     let owner = xmpp_owner(domain);
     let is_dot = |s: &Srv| s.target.as_str() == ".";
     let dots = records.iter().filter(|(_, s)| is_dot(s)).count();
-    if dots == 1 && records.len() == 1 {
+    // No real target at all (one `.` record, or several): federation is switched off.
+    if dots > 0 && dots == records.len() {
+        let which = if dots == 1 {
+            "the only record has".to_string()
+        } else {
+            format!("all {dots} records have")
+        };
         f.add(
             "3",
             Severity::Error,
             format!("{owner} SRV"),
-            format!("the only record has target `.`: {domain} says XMPP federation is decidedly not available, so remote servers stop trying"),
+            format!("{which} target `.`: {domain} says XMPP federation is decidedly not available, so remote servers stop trying"),
             "replace it with one record per Edge pool pointing at the access-edge FQDN on port 5269",
         );
         return;
@@ -1330,6 +1336,11 @@ mod tests {
             rules(&snapshot(&["0 0 0 .", "10 0 5269 edge1.contoso.com."])),
             vec![("4".into(), Severity::Warning)]
         );
+        // Several `.` records and no real target: still "not available", not "mixed".
+        let s = snapshot(&["0 0 0 .", "10 0 0 ."]);
+        assert_eq!(rules(&s), vec![("3".into(), Severity::Error)]);
+        let text = format!("{:?}", check(&s, &[name("contoso.com")], None));
+        assert!(text.contains("all 2 records have target `.`"), "{text}");
     }
 
     #[test]

@@ -163,6 +163,9 @@ pub fn open(topology: &Topology, env: &Environment) -> Result<Box<dyn Provider>,
         ProviderConfig::Rfc2136(config) => {
             Box::new(rfc2136::Rfc2136Provider::new(config, env.clock.clone())?)
         }
-        ProviderConfig::PowerDns(config) => Box::new(powerdns::PowerDnsProvider::new(config, env.http_proxy_from_env)?),
+        ProviderConfig::PowerDns(config) => Box::new(powerdns::PowerDnsProvider::new(
+            config,
+            env.http_proxy_from_env,
+        )?),
     })
 }
