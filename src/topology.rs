@@ -470,8 +470,21 @@ fn key_source(
 /// The PowerDNS webserver's base URL: http or https, a host, no credentials (the key goes in
 /// a header, from `api_key_env` / `api_key_file`), no query; a trailing `/` or `/api/v1` is
 /// dropped because the provider appends `/api/v1/...` itself.
+///
+/// Credentials are looked for first, before anything echoes the URL: any `@` is refused
+/// without showing the text. Only looking in the authority part would miss a password holding
+/// `/`, `?` or `#` (`http://admin:pa/ss@h` parses as host `admin`), and a base URL has no use
+/// for `@` elsewhere (`%40` still works in a path).
 fn parse_api_url(problems: &mut Problems, at: &str, text: &str) -> Option<String> {
     let text = text.trim();
+    if text.contains('@') {
+        // Not echoed, not even in part: whatever precedes the `@` may be a password.
+        problems.add(
+            at,
+            "the URL holds `@`: credentials (`user@` or `user:password@`) are not allowed; give the API key with `api_key_env` or `api_key_file` instead (an `@` in a path must be written %40)",
+        );
+        return None;
+    }
     let lower = text.to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
         problems.add(
@@ -496,14 +509,6 @@ fn parse_api_url(problems: &mut Problems, at: &str, text: &str) -> Option<String
         problems.add(at, format!("`{text}` has no host"));
         return None;
     };
-    if authority.as_str().contains('@') {
-        // Not echoed: the part before `@` may be a password.
-        problems.add(
-            at,
-            "the URL holds credentials (`user@` or `user:password@`); give the API key with `api_key_env` or `api_key_file` instead",
-        );
-        return None;
-    }
     let mut problem_found = false;
     if authority.host().is_empty() {
         problems.add(at, format!("`{text}` has no host"));
@@ -1276,6 +1281,32 @@ mod tests {
         })));
         assert!(has(&p, "provider.api_url", "credentials"), "{p:?}");
         assert!(!format!("{p:?}").contains("hunter2"));
+
+        // Malformed in other ways too: the credentials are still found first, and neither the
+        // password nor the user nor the host is echoed by any message.
+        for url in [
+            "http://admin:pa/ss@h:8081",
+            "admin:s3cret@h:8081",
+            "ftp://admin:s3cret@h",
+            "http://admin:s3cret@h:99999",
+            "http://admin:s3cret@h:8081?x=1",
+            "http://admin:s3cr#et@h:8081",
+            "http://admin:s3cr?et@h:8081",
+            "http://admin:s3 cret@h:8081",
+            "https://admin:s3cret@",
+            "http://:s3cret@h:8081",
+            "HTTP://admin:s3cret@[::1:8081",
+            "//admin:s3cret@h:8081",
+        ] {
+            let p = problems(&powerdns(
+                json!({"kind": "powerdns", "api_url": url, "api_key_env": "K"}),
+            ));
+            assert!(has(&p, "provider.api_url", "credentials"), "{url}: {p:?}");
+            let all = format!("{p:?}");
+            for secret in ["pa/ss", "s3cret", "s3cr", "admin", "@h"] {
+                assert!(!all.contains(secret), "{url}: `{secret}` echoed in {all}");
+            }
+        }
 
         let text = load(&powerdns(json!({
             "kind": "powerdns", "api_url": "http://h", "api_key_env": "K", "api_key": "x"

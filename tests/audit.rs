@@ -198,6 +198,12 @@ fn single_target_dot() {
 }
 
 #[test]
+fn every_target_dot_is_rule_3_not_a_mix() {
+    let doc = audit_case("target-dot-twice", false, "contoso.com", 4);
+    assert_eq!(rules(&doc), vec![("3".into(), "error".into())]);
+}
+
+#[test]
 fn sip_domain_without_srv() {
     let doc = audit_case("no-srv", false, "contoso.com", 4);
     assert_eq!(

@@ -1,17 +1,27 @@
 //! The powerdns provider against a real PowerDNS Authoritative server (sqlite backend, HTTP API)
 //! on 127.0.0.1: plan and apply through the CLI, idempotence, stale plans (saved, and changed
 //! between the provider's re-read and its PATCH), each way the API says no (wrong key, unknown
-//! zone, a rejected record, nothing listening, a stalled server), NOTIFY, disabled records, and
-//! `dig` against the server's DNS port for what was really written.
+//! zone, a rejected record, nothing listening, a stalled server), NOTIFY, disabled records,
+//! `dig` against the server's DNS port for what was really written; a reverse proxy (in this
+//! file) that answers 502 to, or drops, a PATCH it forwarded: the provider re-reads the zone.
+//!
+//! In-process provider calls use `Environment::system_without_proxy()` and the CLI runs without
+//! the proxy variables: the API key must never go through a proxy the machine happens to set.
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::http::http_request;
 use support::{dig, free_port, soa_serial, PowerDns, Transport};
 use xmppdns::app;
 use xmppdns::error::exit;
@@ -305,10 +315,10 @@ fn saved_plan_gone_stale_is_refused_with_exit_3_and_nothing_changes() {
 }
 
 #[test]
-fn a_change_between_the_re_read_and_the_patch_is_refused_by_the_provider() {
+fn a_change_between_plan_and_apply_is_caught_by_the_providers_re_read() {
     let lab = Lab::new();
     let topology = Topology::load(&lab.topology()).unwrap();
-    let env = Environment::system();
+    let env = Environment::system_without_proxy();
     let mut provider = provider::open(&topology, &env).unwrap();
     assert_eq!(provider.kind(), "powerdns");
     let caps = provider.capabilities();
@@ -540,7 +550,7 @@ fn disabled_records_at_a_managed_name_are_ignored_by_plans_and_kept_by_apply() {
     ]));
     let topology = lab.topology();
     let loaded = Topology::load(&topology).unwrap();
-    let mut provider = provider::open(&loaded, &Environment::system()).unwrap();
+    let mut provider = provider::open(&loaded, &Environment::system_without_proxy()).unwrap();
     let plan = app::plan(&loaded, provider.as_mut()).unwrap();
     let federation: BTreeSet<_> = plan
         .changes
@@ -580,4 +590,250 @@ fn disabled_records_at_a_managed_name_are_ignored_by_plans_and_kept_by_apply() {
             ("2001:db8::dead".to_string(), true)
         ]
     );
+}
+
+/// What the reverse proxy does with a PATCH (every other request is passed through).
+#[derive(Clone, Copy, PartialEq)]
+enum OnPatch {
+    /// Forwards it to PowerDNS (which commits it), then answers the client 502.
+    ForwardThen502,
+    /// Forwards it, then closes the client's connection without any answer.
+    ForwardThenDrop,
+    /// Answers 502 without forwarding it.
+    Only502,
+}
+
+/// A minimal reverse proxy on 127.0.0.1 in front of the PowerDNS API: one request per
+/// connection (it answers `Connection: close`), requests served one after another, every
+/// read bounded. Records `METHOD /path` of each request it saw.
+struct ReverseProxy {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReverseProxy {
+    fn start(upstream: SocketAddr, on_patch: OnPatch) -> ReverseProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            if let Err(e) = Self::serve(client, upstream, on_patch, &seen) {
+                                seen.lock().unwrap().push(format!("proxy error: {e}"));
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Err(e) => panic!("proxy accept: {e}"),
+                    }
+                }
+            })
+        };
+        ReverseProxy {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn serve(
+        client: TcpStream,
+        upstream: SocketAddr,
+        on_patch: OnPatch,
+        seen: &Mutex<Vec<String>>,
+    ) -> Result<(), String> {
+        client.set_nonblocking(false).map_err(|e| e.to_string())?;
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let mut reader = BufReader::new(client.try_clone().map_err(|e| e.to_string())?);
+        let mut request_line = String::new();
+        reader
+            .read_line(&mut request_line)
+            .map_err(|e| e.to_string())?;
+        let mut words = request_line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_string();
+        let path = words.next().unwrap_or_default().to_string();
+        let (mut key, mut length) = (String::new(), 0usize);
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).map_err(|e| e.to_string())?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "x-api-key" => key = value.trim().to_string(),
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).map_err(|e| e.to_string())?;
+        let body = String::from_utf8(body).map_err(|e| e.to_string())?;
+        seen.lock().unwrap().push(format!("{method} {path}"));
+
+        let mut client = client;
+        if method == "PATCH" && on_patch == OnPatch::Only502 {
+            return Self::answer(&mut client, 502, "Bad Gateway");
+        }
+        let upstream_answer = http_request(
+            upstream,
+            &method,
+            &path,
+            &[("X-API-Key", &key)],
+            (!body.is_empty()).then_some(body.as_str()),
+        )?;
+        match (method.as_str(), on_patch) {
+            ("PATCH", OnPatch::ForwardThen502) => {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("upstream answered {}", upstream_answer.status));
+                Self::answer(&mut client, 502, "Bad Gateway")
+            }
+            // Dropped: closed without a byte of answer.
+            ("PATCH", _) => {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("upstream answered {}", upstream_answer.status));
+                Ok(())
+            }
+            _ => Self::answer(&mut client, upstream_answer.status, &upstream_answer.body),
+        }
+    }
+
+    fn answer(client: &mut TcpStream, status: u16, body: &str) -> Result<(), String> {
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        client
+            .write_all(head.as_bytes())
+            .and_then(|()| client.write_all(body.as_bytes()))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for ReverseProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Plans through `proxy` and applies the plan's changes to contoso.com. through it.
+fn apply_through(
+    lab: &Lab,
+    proxy: &ReverseProxy,
+) -> Result<xmppdns::provider::Applied, ProviderError> {
+    let topology = lab.write_topology(
+        lab.provider(json!({"api_url": proxy.url()})),
+        &["contoso.com"],
+    );
+    let topology = Topology::load(&topology).unwrap();
+    let mut provider = provider::open(&topology, &Environment::system_without_proxy()).unwrap();
+    let plan = app::plan(&topology, provider.as_mut()).unwrap();
+    let zone = Fqdn::parse(ZONE).unwrap();
+    let changes: Vec<_> = plan.changes_for(&zone).cloned().collect();
+    assert_eq!(changes.len(), 6);
+    provider.apply(&zone, &changes)
+}
+
+#[test]
+fn a_502_after_powerdns_committed_the_patch_is_settled_by_re_reading_as_applied() {
+    let lab = Lab::new();
+    let proxy = ReverseProxy::start(lab.pdns.api_addr(), OnPatch::ForwardThen502);
+    let applied = apply_through(&lab, &proxy)
+        .unwrap_or_else(|e| panic!("expected applied, got: {e}\nproxy saw {:?}", proxy.seen()));
+    assert_eq!(applied.changes, 6);
+    assert!(
+        applied.detail.contains("HTTP 502")
+            && applied
+                .detail
+                .contains("reading the zone again shows it applied"),
+        "{}",
+        applied.detail
+    );
+    let seen = proxy.seen();
+    let path = format!("/api/v1/servers/localhost/zones/{ZONE}");
+    assert_eq!(
+        seen,
+        [
+            format!("GET {path}"),
+            format!("GET {path}"),
+            format!("PATCH {path}"),
+            "upstream answered 204".to_string(),
+            format!("GET {path}"),
+        ],
+        "plan, compare-and-swap re-read, PATCH, re-read after the 502"
+    );
+    assert_serves_the_topology(&lab);
+}
+
+#[test]
+fn a_patch_whose_answer_is_lost_is_settled_by_re_reading_as_applied() {
+    let lab = Lab::new();
+    let proxy = ReverseProxy::start(lab.pdns.api_addr(), OnPatch::ForwardThenDrop);
+    let applied = apply_through(&lab, &proxy)
+        .unwrap_or_else(|e| panic!("expected applied, got: {e}\nproxy saw {:?}", proxy.seen()));
+    assert_eq!(applied.changes, 6);
+    assert!(
+        applied
+            .detail
+            .contains("but reading the zone again shows it applied"),
+        "{}",
+        applied.detail
+    );
+    let seen = proxy.seen();
+    assert!(
+        seen.ends_with(&[
+            "upstream answered 204".to_string(),
+            format!("GET /api/v1/servers/localhost/zones/{ZONE}")
+        ]),
+        "{seen:?}"
+    );
+    assert_serves_the_topology(&lab);
+}
+
+#[test]
+fn a_502_for_a_patch_that_never_reached_powerdns_is_not_applied_after_re_reading() {
+    let lab = Lab::new();
+    let before = lab.rrsets();
+    let proxy = ReverseProxy::start(lab.pdns.api_addr(), OnPatch::Only502);
+    let error = apply_through(&lab, &proxy).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("(HTTP 502)") && text.contains("nothing was changed in this zone"),
+        "{text}"
+    );
+    assert!(!text.contains(lab.pdns.api_key()), "{text}");
+    assert_eq!(
+        proxy.seen().last().map(String::as_str),
+        Some(format!("GET /api/v1/servers/localhost/zones/{ZONE}").as_str()),
+        "the zone was read again after the 502"
+    );
+    assert_eq!(lab.rrsets(), before);
+    assert!(lab.dig(SRV_NAME, "SRV").is_empty());
 }

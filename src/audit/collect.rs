@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use crate::dns::authority::{self, AuthorityError};
 use crate::dns::batch::{self, BatchSettings, BatchStats, QueryType, Question, Response};
+use crate::dns::DnsError;
 use crate::plan::desired::{XMPPS_SERVER_SRV, XMPP_SERVER_SRV};
 use crate::records::{Fqdn, Rdata, RecordType, RrKey};
 
@@ -55,6 +56,10 @@ pub struct Snapshot {
     pub down: HashSet<SocketAddr>,
     /// Given servers that refused a zone (with the RCODE): not compared for it.
     pub not_serving: BTreeMap<Fqdn, Vec<(SocketAddr, u8)>>,
+    /// Servers this host cannot send to at all (their address family is unavailable here: an
+    /// IPv6 server seen from an IPv4-only host), with why. They are not asked and not
+    /// compared; the audit says so as info, since it tells nothing about the server.
+    pub family_unavailable: BTreeMap<SocketAddr, String>,
     pub stats: BatchStats,
 }
 
@@ -64,6 +69,29 @@ impl Snapshot {
         let entry = self.lookups.entry((name.clone(), qtype)).or_default();
         entry.retain(|(s, _)| *s != server);
         entry.push((server, lookup));
+    }
+
+    /// Records the outcome of one question; false when the server did not answer it. A
+    /// question that could not be sent for want of its address family records no lookup (there
+    /// is nothing to compare) but the server, in `family_unavailable`; `None` then.
+    pub fn record(
+        &mut self,
+        question: &Question,
+        reply: Result<Response, DnsError>,
+    ) -> Option<bool> {
+        let lookup = match reply {
+            Ok(r) => Lookup::Answered(r),
+            Err(e) if e.is_family_unavailable() => {
+                self.family_unavailable
+                    .entry(question.server)
+                    .or_insert_with(|| e.to_string());
+                return None;
+            }
+            Err(e) => Lookup::Failed(e.to_string()),
+        };
+        let answered = matches!(lookup, Lookup::Answered(_));
+        self.insert(question.server, &question.name, question.qtype, lookup);
+        Some(answered)
     }
 
     /// The first server's answer to `name`/`qtype` (the one the rules judge; rule 16 compares
@@ -199,9 +227,11 @@ impl Round {
         // A server that answered nothing in an earlier round is not asked again: each round
         // would otherwise wait out every attempt for it once more. Its questions are recorded
         // as failed, so rule 16 and "reach" still report it.
+        // A server whose address family this host lacks is not asked again either.
         let (asked, skipped): (Vec<Question>, Vec<Question>) = self
             .questions
             .into_iter()
+            .filter(|q| !snapshot.family_unavailable.contains_key(&q.server))
             .partition(|q| !snapshot.down.contains(&q.server));
         for q in skipped {
             let lookup = Lookup::Failed(format!(
@@ -225,13 +255,9 @@ impl Round {
         snapshot.stats.add(&stats);
         let mut answered: HashMap<SocketAddr, bool> = HashMap::new();
         for (q, reply) in asked.iter().zip(replies) {
-            let lookup = match reply {
-                Ok(r) => Lookup::Answered(r),
-                Err(e) => Lookup::Failed(e.to_string()),
-            };
-            let any = answered.entry(q.server).or_insert(false);
-            *any |= matches!(lookup, Lookup::Answered(_));
-            snapshot.insert(q.server, &q.name, q.qtype, lookup);
+            if let Some(got) = snapshot.record(q, reply) {
+                *answered.entry(q.server).or_insert(false) |= got;
+            }
         }
         for (server, any) in answered {
             if !any {
@@ -317,7 +343,13 @@ fn find_zones(
                 }
                 let (zones, stats) = authority::zones_of(&pending, *server, false, settings);
                 snapshot.stats.add(&stats);
-                if zones
+                if let Some(Err(AuthorityError::FamilyUnavailable { reason, .. })) = zones
+                    .iter()
+                    .find(|z| matches!(z, Err(AuthorityError::FamilyUnavailable { .. })))
+                {
+                    // This host cannot reach it at all; not a fault of the server.
+                    snapshot.family_unavailable.insert(*server, reason.clone());
+                } else if zones
                     .iter()
                     .all(|z| matches!(z, Err(AuthorityError::NoAnswer { .. })))
                 {

@@ -268,7 +268,19 @@ fn unreachable(f: &mut Findings<'_>, snapshot: &Snapshot, name: &Fqdn, qtype: Qu
             Lookup::Answered(_) => None,
         })
         .collect();
-    let message = if reasons.is_empty() {
+    let unsendable: Vec<&String> = snapshot
+        .known_zone(name)
+        .and_then(|zone| snapshot.servers.get(zone))
+        .into_iter()
+        .flatten()
+        .filter_map(|server| snapshot.family_unavailable.get(server))
+        .collect();
+    let message = if reasons.is_empty() && !unsendable.is_empty() {
+        format!(
+            "not asked: this host can reach none of the authoritative servers: {}",
+            join(&unsendable)
+        )
+    } else if reasons.is_empty() {
         format!("not asked: the authoritative servers of {name}'s zone are unknown")
     } else {
         format!("no authoritative server answered: {}", reasons.join("; "))
@@ -448,12 +460,18 @@ fn with_srv(
     let owner = xmpp_owner(domain);
     let is_dot = |s: &Srv| s.target.as_str() == ".";
     let dots = records.iter().filter(|(_, s)| is_dot(s)).count();
-    if dots == 1 && records.len() == 1 {
+    // No real target at all (one `.` record, or several): federation is switched off.
+    if dots > 0 && dots == records.len() {
+        let which = if dots == 1 {
+            "the only record has".to_string()
+        } else {
+            format!("all {dots} records have")
+        };
         f.add(
             "3",
             Severity::Error,
             format!("{owner} SRV"),
-            format!("the only record has target `.`: {domain} says XMPP federation is decidedly not available, so remote servers stop trying"),
+            format!("{which} target `.`: {domain} says XMPP federation is decidedly not available, so remote servers stop trying"),
             "replace it with one record per Edge pool pointing at the access-edge FQDN on port 5269",
         );
         return;
@@ -846,6 +864,17 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
             listed.push(format!("{server} has {n}"));
         }
         serials.insert(server.to_string(), serial);
+    }
+    for server in snapshot.servers.get(zone).into_iter().flatten() {
+        if let Some(why) = snapshot.family_unavailable.get(server) {
+            f.add(
+                "16",
+                Severity::Info,
+                format!("{zone} SOA"),
+                format!("{server} was not asked, so it is left out of the comparison: {why}"),
+                format!("nothing to do about {server} itself; to check it too, run the audit from a host that can reach it"),
+            );
+        }
     }
     for (server, code) in snapshot.not_serving.get(zone).into_iter().flatten() {
         f.add(
@@ -1330,6 +1359,11 @@ mod tests {
             rules(&snapshot(&["0 0 0 .", "10 0 5269 edge1.contoso.com."])),
             vec![("4".into(), Severity::Warning)]
         );
+        // Several `.` records and no real target: still "not available", not "mixed".
+        let s = snapshot(&["0 0 0 .", "10 0 0 ."]);
+        assert_eq!(rules(&s), vec![("3".into(), Severity::Error)]);
+        let text = format!("{:?}", check(&s, &[name("contoso.com")], None));
+        assert!(text.contains("all 2 records have target `.`"), "{text}");
     }
 
     #[test]
@@ -1367,5 +1401,48 @@ mod tests {
             )]),
         );
         assert_eq!(rules(&s), vec![("16".into(), Severity::Error)]);
+    }
+
+    #[test]
+    fn a_server_this_host_cannot_send_to_is_info_not_a_disagreement() {
+        let mut s = snapshot(&[
+            "10 0 5269 edge1.contoso.com.",
+            "20 0 5269 edge2.contoso.com.",
+        ]);
+        let v6: SocketAddr = "[2001:db8::53]:53".parse().unwrap();
+        s.servers.get_mut(&name("contoso.com")).unwrap().push(v6);
+        // What the batch gives for every question to it on an IPv4-only host.
+        let questions: Vec<(Fqdn, QueryType)> = s.lookups.keys().cloned().collect();
+        for (qname, qtype) in questions {
+            let question = crate::dns::batch::Question {
+                server: v6,
+                name: qname,
+                qtype,
+                recursion_desired: false,
+            };
+            let error = crate::dns::DnsError::FamilyUnavailable {
+                server: v6,
+                reason: "Network is unreachable (os error 101)".into(),
+            };
+            assert_eq!(s.record(&question, Err(error)), None);
+        }
+        assert_eq!(rules(&s), vec![("16".into(), Severity::Info)]);
+        let reports = check(&s, &[name("contoso.com")], None);
+        let text = format!("{reports:?}");
+        assert!(
+            text.contains("[2001:db8::53]:53 was not asked, so it is left out of the comparison: [2001:db8::53]:53: address family unavailable: this host cannot send to IPv6 addresses"),
+            "{text}"
+        );
+
+        // With no server it can send to, the audit says it could ask none, as an error.
+        let mut only_v6 = s.clone();
+        only_v6.lookups.clear();
+        only_v6.servers.insert(name("contoso.com"), vec![v6]);
+        let reports = check(&only_v6, &[name("contoso.com")], None);
+        let text = format!("{reports:?}");
+        assert!(
+            text.contains("not asked: this host can reach none of the authoritative servers"),
+            "{text}"
+        );
     }
 }

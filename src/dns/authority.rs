@@ -25,7 +25,9 @@ pub struct Authority {
 }
 
 impl Authority {
-    /// Every address of every name server, each once, in a stable order.
+    /// Every address of every name server, each once, in a stable order: IPv4 and IPv6 alike,
+    /// even on a host without one of them (the batch then fails that family's questions with
+    /// `DnsError::FamilyUnavailable`, which the audit reports as info, not as a server fault).
     pub fn addresses(&self) -> Vec<SocketAddr> {
         let set: BTreeSet<SocketAddr> = self
             .name_servers
@@ -41,6 +43,13 @@ impl Authority {
 pub enum AuthorityError {
     #[error("{server} did not answer the SOA query for {name}: {reason}")]
     NoAnswer {
+        server: SocketAddr,
+        name: Fqdn,
+        reason: String,
+    },
+    /// This host cannot send to `server`'s address family (IPv6 on an IPv4-only host).
+    #[error("{server} could not be asked the SOA query for {name}: {reason}")]
+    FamilyUnavailable {
         server: SocketAddr,
         name: Fqdn,
         reason: String,
@@ -103,10 +112,20 @@ pub fn zones_of(
         .iter()
         .zip(replies)
         .map(|(name, reply)| {
-            let reply = reply.map_err(|e| AuthorityError::NoAnswer {
-                server,
-                name: name.clone(),
-                reason: e.to_string(),
+            let reply = reply.map_err(|e| {
+                if e.is_family_unavailable() {
+                    AuthorityError::FamilyUnavailable {
+                        server,
+                        name: name.clone(),
+                        reason: e.to_string(),
+                    }
+                } else {
+                    AuthorityError::NoAnswer {
+                        server,
+                        name: name.clone(),
+                        reason: e.to_string(),
+                    }
+                }
             })?;
             if reply.rcode != 0 && reply.rcode != 3 {
                 return Err(AuthorityError::Rcode {

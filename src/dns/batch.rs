@@ -317,27 +317,27 @@ impl Ids {
 }
 
 /// Asks every question and returns one result per question, in the same order. `progress` is
-/// called with the number of questions finished so far (answered or given up).
+/// called with the number of questions finished so far (answered or given up). A host without
+/// one address family (no IPv6, typically) fails only that family's questions, each with
+/// `DnsError::FamilyUnavailable`.
 pub fn resolve_all(
     questions: &[Question],
     settings: &BatchSettings,
     progress: &mut dyn FnMut(usize),
 ) -> (Vec<Result<Response, DnsError>>, BatchStats) {
-    let mut engine = match Engine::new(questions, settings) {
-        Ok(engine) => engine,
-        Err((server, source)) => {
-            let results = questions
-                .iter()
-                .map(|_| {
-                    Err(DnsError::Io {
-                        server,
-                        source: std::io::Error::new(source.kind(), source.to_string()),
-                    })
-                })
-                .collect();
-            return (results, BatchStats::default());
-        }
-    };
+    resolve_with(questions, settings, progress, &|local| {
+        UdpSocket::bind(local)
+    })
+}
+
+/// `resolve_all` with the sockets made by `bind` (given `0.0.0.0:0` or `[::]:0`).
+fn resolve_with(
+    questions: &[Question],
+    settings: &BatchSettings,
+    progress: &mut dyn FnMut(usize),
+    bind: &dyn Fn(SocketAddr) -> std::io::Result<UdpSocket>,
+) -> (Vec<Result<Response, DnsError>>, BatchStats) {
+    let mut engine = Engine::new(questions, settings, bind);
     engine.run(progress);
     let results = engine
         .results
@@ -347,11 +347,46 @@ pub fn resolve_all(
     (results, engine.stats)
 }
 
+/// True when a send (or bind) failed because this host cannot use the destination's address
+/// family: no socket of that family (EAFNOSUPPORT), no local address of it (EADDRNOTAVAIL), or
+/// no route to any network of it (ENETUNREACH, what an IPv4-only host answers for IPv6).
+fn family_unavailable(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    // Linux numbers, for kernels or libcs whose errors std does not map to a kind.
+    const EAFNOSUPPORT: i32 = 97;
+    const EADDRNOTAVAIL: i32 = 99;
+    const ENETUNREACH: i32 = 101;
+    matches!(
+        error.kind(),
+        ErrorKind::NetworkUnreachable | ErrorKind::AddrNotAvailable | ErrorKind::Unsupported
+    ) || (cfg!(target_os = "linux")
+        && matches!(
+            error.raw_os_error(),
+            Some(EAFNOSUPPORT | EADDRNOTAVAIL | ENETUNREACH)
+        ))
+}
+
+/// The socket of one address family: not needed, bound, or not available on this host.
+enum Family {
+    Unused,
+    Ready(UdpSocket),
+    Unavailable(String),
+}
+
+impl Family {
+    fn socket(&self) -> Option<&UdpSocket> {
+        match self {
+            Family::Ready(socket) => Some(socket),
+            _ => None,
+        }
+    }
+}
+
 struct Engine<'a> {
     questions: &'a [Question],
     settings: BatchSettings,
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
+    v4: Family,
+    v6: Family,
     queue: VecDeque<(usize, u32)>,
     flights: HashMap<u16, Flight>,
     /// IDs of earlier attempts of questions being retried, and until when they count.
@@ -369,28 +404,33 @@ impl<'a> Engine<'a> {
     fn new(
         questions: &'a [Question],
         settings: &BatchSettings,
-    ) -> Result<Self, (SocketAddr, std::io::Error)> {
-        let bind = |local: &str, any: &Question| {
-            let socket = UdpSocket::bind(local).map_err(|e| (any.server, e))?;
-            Ok::<_, (SocketAddr, std::io::Error)>(socket)
+        bind: &dyn Fn(SocketAddr) -> std::io::Result<UdpSocket>,
+    ) -> Self {
+        let family = |v6: bool| {
+            if !questions.iter().any(|q| q.server.is_ipv6() == v6) {
+                return Family::Unused;
+            }
+            let local: SocketAddr = if v6 {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            };
+            match bind(local) {
+                Ok(socket) => Family::Ready(socket),
+                // Whatever the reason, no socket of this family means none of its questions
+                // can be asked; the other family's still can.
+                Err(e) => Family::Unavailable(format!("cannot open a UDP socket on {local}: {e}")),
+            }
         };
-        let v4 = match questions.iter().find(|q| q.server.is_ipv4()) {
-            Some(q) => Some(bind("0.0.0.0:0", q)?),
-            None => None,
-        };
-        let v6 = match questions.iter().find(|q| q.server.is_ipv6()) {
-            Some(q) => Some(bind("[::]:0", q)?),
-            None => None,
-        };
-        Ok(Engine {
+        Engine {
             questions,
             settings: BatchSettings {
                 window: settings.window.clamp(1, 10_000),
                 attempts: settings.attempts.max(1),
                 ..*settings
             },
-            v4,
-            v6,
+            v4: family(false),
+            v6: family(true),
             queue: (0..questions.len()).map(|i| (i, 1)).collect(),
             flights: HashMap::new(),
             late: HashMap::new(),
@@ -404,7 +444,7 @@ impl<'a> Engine<'a> {
             silent_in_a_row: HashMap::new(),
             dead: HashSet::new(),
             buf: vec![0u8; 65_535],
-        })
+        }
     }
 
     fn finish(&mut self, index: usize, result: Result<Response, DnsError>) {
@@ -417,7 +457,7 @@ impl<'a> Engine<'a> {
     fn run(&mut self, progress: &mut dyn FnMut(usize)) {
         let mut last_sweep = Instant::now();
         let mut reported = 0;
-        let both = self.v4.is_some() && self.v6.is_some();
+        let both = self.v4.socket().is_some() && self.v6.socket().is_some();
         // With one socket, block on it (briefly, so timeouts are swept); with two, poll each
         // for a short moment.
         let wait = if both {
@@ -483,12 +523,20 @@ impl<'a> Engine<'a> {
                     continue;
                 }
             };
-            let socket = if question.server.is_ipv4() {
-                self.v4.as_ref()
+            let family = if question.server.is_ipv4() {
+                &self.v4
             } else {
-                self.v6.as_ref()
+                &self.v6
             };
-            let socket = socket.expect("a socket exists for every family asked");
+            let socket = match family {
+                Family::Ready(socket) => socket,
+                Family::Unavailable(reason) => {
+                    let (server, reason) = (question.server, reason.clone());
+                    self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
+                    continue;
+                }
+                Family::Unused => unreachable!("a family is set up for every question's server"),
+            };
             let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
             match socket.send_to(&bytes, question.server) {
                 Ok(_) => {
@@ -510,6 +558,13 @@ impl<'a> Engine<'a> {
                     self.queue.push_back((index, attempt));
                     return;
                 }
+                // No route to the server's network (an IPv6 server seen from an IPv4-only
+                // host): this question cannot be asked, which says nothing about the server.
+                Err(source) if family_unavailable(&source) => {
+                    let server = question.server;
+                    let reason = source.to_string();
+                    self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
+                }
                 Err(source) => {
                     let server = question.server;
                     self.finish(index, Err(DnsError::Io { server, source }));
@@ -521,9 +576,9 @@ impl<'a> Engine<'a> {
     /// Waits up to `wait` for one datagram and handles it; `None` when nothing came.
     fn receive(&mut self, v6: bool, wait: Duration) -> Option<()> {
         let socket = if v6 {
-            self.v6.as_ref()
+            self.v6.socket()
         } else {
-            self.v4.as_ref()
+            self.v4.socket()
         }?;
         socket.set_read_timeout(Some(wait)).ok()?;
         let (n, from) = socket.recv_from(&mut self.buf).ok()?;
@@ -685,5 +740,85 @@ mod tests {
         assert!(parse_response(&reply, &other).is_err());
         let other_type = question("contoso.com.", QueryType::Aaaa);
         assert!(parse_response(&reply, &other_type).is_err());
+    }
+
+    /// A UDP server on 127.0.0.1 that answers each query with itself marked as a reply (no
+    /// records, NOERROR), until it has been idle for a second.
+    fn echo_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                buf[2] |= 0x80;
+                let _ = socket.send_to(&buf[..n], from);
+            }
+        });
+        (addr, thread)
+    }
+
+    fn fast() -> BatchSettings {
+        BatchSettings {
+            window: 10,
+            timeout: Duration::from_millis(200),
+            attempts: 2,
+        }
+    }
+
+    #[test]
+    fn without_an_ipv6_socket_only_the_ipv6_questions_fail_and_say_why() {
+        let (v4_server, thread) = echo_server();
+        let mut v4 = question("contoso.com.", QueryType::Soa);
+        v4.server = v4_server;
+        let mut v6 = question("contoso.com.", QueryType::Soa);
+        v6.server = "[2001:db8::53]:53".parse().unwrap();
+        let no_ipv6 = |local: SocketAddr| {
+            if local.is_ipv6() {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "Address family not supported by protocol",
+                ))
+            } else {
+                UdpSocket::bind(local)
+            }
+        };
+        let questions = [v6.clone(), v4, v6];
+        let (results, stats) = resolve_with(&questions, &fast(), &mut |_| {}, &no_ipv6);
+        thread.join().unwrap();
+        assert!(results[1].is_ok(), "{:?}", results[1]);
+        for result in [&results[0], &results[2]] {
+            let error = result.as_ref().unwrap_err();
+            assert!(error.is_family_unavailable(), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("address family unavailable: this host cannot send to IPv6"),
+                "{error}"
+            );
+        }
+        assert_eq!(stats.sent, 1, "nothing was sent for the IPv6 questions");
+    }
+
+    #[test]
+    fn send_errors_of_a_missing_family_are_told_apart_from_other_failures() {
+        use std::io::{Error, ErrorKind};
+        for unavailable in [
+            Error::from_raw_os_error(101), // ENETUNREACH: IPv6 server from an IPv4-only host
+            Error::from_raw_os_error(97),  // EAFNOSUPPORT
+            Error::from_raw_os_error(99),  // EADDRNOTAVAIL
+            Error::from(ErrorKind::NetworkUnreachable),
+        ] {
+            assert!(family_unavailable(&unavailable), "{unavailable}");
+        }
+        for other in [
+            Error::from(ErrorKind::ConnectionRefused),
+            Error::from(ErrorKind::PermissionDenied),
+            Error::from_raw_os_error(113), // EHOSTUNREACH: this server, not the family
+        ] {
+            assert!(!family_unavailable(&other), "{other}");
+        }
     }
 }

@@ -31,6 +31,11 @@ pub enum DnsError {
         waited: Duration,
         last: String,
     },
+    /// This host cannot send to the server's address family at all (no IPv6 socket, no route
+    /// to any IPv6 network, say). Says nothing about the server; only its family's questions
+    /// fail this way.
+    #[error("{server}: address family unavailable: this host cannot send to IPv{} addresses ({reason})", if server.is_ipv4() { 4 } else { 6 })]
+    FamilyUnavailable { server: SocketAddr, reason: String },
     #[error("{0}")]
     Tsig(#[from] TsigError),
     #[error("{server} answered {} with TSIG error {}: {hint}", rcode_name(*rcode), tsig::error_name(*tsig_error))]
@@ -55,6 +60,11 @@ pub enum DnsError {
 impl DnsError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, DnsError::Timeout { .. })
+    }
+
+    /// True when the question could not be sent because this host lacks the address family.
+    pub fn is_family_unavailable(&self) -> bool {
+        matches!(self, DnsError::FamilyUnavailable { .. })
     }
 
     /// The response code the server gave, if that is what this error is.

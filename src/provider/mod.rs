@@ -126,6 +126,11 @@ pub struct Environment {
     pub today: u32,
     /// Seconds since 1970, for TSIG.
     pub clock: crate::dns::transport::Clock,
+    /// Whether HTTP clients (the `powerdns` provider) use the proxy named by `ALL_PROXY` /
+    /// `HTTPS_PROXY` / `HTTP_PROXY` (and `NO_PROXY`). True for real runs; tests that talk to a
+    /// server on loopback turn it off so that the API key never goes through a proxy the
+    /// machine happens to set.
+    pub http_proxy_from_env: bool,
 }
 
 impl Environment {
@@ -135,6 +140,16 @@ impl Environment {
         Environment {
             today: crate::app::yyyymmdd(clock()),
             clock,
+            http_proxy_from_env: true,
+        }
+    }
+
+    /// The real clock, and HTTP requests go straight to the server whatever proxy the
+    /// environment names.
+    pub fn system_without_proxy() -> Self {
+        Environment {
+            http_proxy_from_env: false,
+            ..Environment::system()
         }
     }
 }
@@ -148,6 +163,9 @@ pub fn open(topology: &Topology, env: &Environment) -> Result<Box<dyn Provider>,
         ProviderConfig::Rfc2136(config) => {
             Box::new(rfc2136::Rfc2136Provider::new(config, env.clock.clone())?)
         }
-        ProviderConfig::PowerDns(config) => Box::new(powerdns::PowerDnsProvider::new(config)?),
+        ProviderConfig::PowerDns(config) => Box::new(powerdns::PowerDnsProvider::new(
+            config,
+            env.http_proxy_from_env,
+        )?),
     })
 }

@@ -110,7 +110,7 @@ pub enum ApiError {
     Rejected { request: String, message: String },
     #[error("{request}: PowerDNS could not read the request (HTTP 400): {message}")]
     BadRequest { request: String, message: String },
-    #[error("{request}: PowerDNS failed (HTTP {status}): {message}")]
+    #[error("{request}: PowerDNS (or a proxy in front of it) failed (HTTP {status}){}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     ServerError {
         request: String,
         status: u16,
@@ -130,22 +130,23 @@ pub enum ApiError {
     Transport { request: String, message: String },
     #[error("{request}: the answer is not a PowerDNS zone: {message}")]
     BadAnswer { request: String, message: String },
-    #[error("the PATCH got no answer ({cause}), and reading the zone again to learn whether it was applied failed too ({reread}); run `xmppdns plan` to see the state")]
+    #[error("the PATCH got no usable answer ({cause}), and reading the zone again to learn whether it was applied failed too ({reread}); run `xmppdns plan` to see the state")]
     OutcomeUnknown { cause: String, reread: String },
 }
 
 impl ApiError {
-    /// True when the server answered with an HTTP status: it then did not apply a PATCH that
-    /// it refused (a PATCH is one transaction). Without an answer the outcome is unknown.
-    fn answered(&self) -> bool {
+    /// True when PowerDNS itself refused the request with a status that means it did not
+    /// apply it (a PATCH is one transaction): 400, 401/403, 404, 422. Any other status (5xx
+    /// above all: typically 502/503/504 from a reverse proxy that gave up while PowerDNS may
+    /// still commit the PATCH), like no answer at all, leaves the outcome to be learned by
+    /// reading the zone again.
+    fn refused(&self) -> bool {
         matches!(
             self,
             ApiError::Unauthorized { .. }
                 | ApiError::ZoneNotFound { .. }
                 | ApiError::Rejected { .. }
                 | ApiError::BadRequest { .. }
-                | ApiError::ServerError { .. }
-                | ApiError::Unexpected { .. }
         )
     }
 
@@ -220,10 +221,18 @@ pub struct PowerDnsProvider {
 }
 
 impl PowerDnsProvider {
-    /// Loads the key; no request is made until the first read.
-    pub fn new(config: &PowerDnsConfig) -> Result<Self, ProviderError> {
+    /// Loads the key; no request is made until the first read. `proxy_from_env`: use the
+    /// proxy the environment names (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), else
+    /// always connect to `api_url` directly.
+    pub fn new(config: &PowerDnsConfig, proxy_from_env: bool) -> Result<Self, ProviderError> {
         let key = ApiKey::load(&config.api_key)?;
+        let proxy = if proxy_from_env {
+            ureq::Proxy::try_from_env()
+        } else {
+            None
+        };
         let agent = ureq::Agent::config_builder()
+            .proxy(proxy)
             // End to end, body included: a stalled server cannot hang a run.
             .timeout_global(Some(config.timeout))
             // Statuses are mapped to words below, with the server's text.
@@ -617,10 +626,11 @@ impl Provider for PowerDnsProvider {
                     detail.push_str(&format!(", new serial {serial}"));
                 }
             }
-            Err(e) if e.answered() || e.not_sent() => return Err(Self::error(zone, e, true)),
+            Err(e) if e.refused() || e.not_sent() => return Err(Self::error(zone, e, true)),
             Err(e) => {
-                // No answer: the PATCH may or may not have been committed. It is one
-                // transaction, so the zone holds either every `before` or every `after`.
+                // No answer, or one that does not say PowerDNS refused it (a 5xx from a proxy
+                // that gave up waiting, say): the PATCH may or may not have been committed. It
+                // is one transaction, so the zone holds either every `before` or every `after`.
                 let cause = e.to_string();
                 let now = self.fetch(zone, &keys).map_err(|reread| {
                     Self::error(
@@ -637,7 +647,7 @@ impl Provider for PowerDnsProvider {
                 };
                 if holds(|c| c.after.as_ref()) {
                     detail.push_str(&format!(
-                        "; the answer was lost ({cause}) but reading again shows it applied"
+                        "; the PATCH got no usable answer ({cause}) but reading the zone again shows it applied"
                     ));
                 } else if holds(|c| c.before.as_ref()) {
                     return Err(Self::error(zone, e, true));
@@ -823,13 +833,28 @@ mod tests {
     }
 
     #[test]
-    fn only_answered_or_unsent_patches_are_known_not_applied() {
+    fn only_refused_or_unsent_patches_are_known_not_applied() {
         let request = "PATCH http://127.0.0.1:1/x".to_string();
         assert!(ApiError::Rejected {
             request: request.clone(),
             message: String::new()
         }
-        .answered());
+        .refused());
+        // A 5xx (from a proxy, typically) or any other status says nothing about the commit.
+        for status in [500, 502, 503, 504] {
+            let e = ApiError::ServerError {
+                request: request.clone(),
+                status,
+                message: String::new(),
+            };
+            assert!(!e.refused() && !e.not_sent(), "{status}");
+        }
+        assert!(!ApiError::Unexpected {
+            request: request.clone(),
+            status: 302,
+            message: String::new()
+        }
+        .refused());
         assert!(ApiError::Refused {
             request: request.clone(),
             base: String::new()
@@ -839,7 +864,23 @@ mod tests {
             request,
             timeout: Duration::from_millis(5),
         };
-        assert!(!timeout.answered() && !timeout.not_sent());
+        assert!(!timeout.refused() && !timeout.not_sent());
         assert!(timeout.to_string().contains("within 5 ms"));
+    }
+
+    #[test]
+    fn without_proxy_from_env_the_agent_has_no_proxy_whatever_the_environment_says() {
+        let dir = std::env::temp_dir().join(format!("xmppdns-pdns-key-{}", std::process::id()));
+        std::fs::write(&dir, "k3y").unwrap();
+        let config = PowerDnsConfig {
+            api_url: "http://127.0.0.1:8081".into(),
+            server_id: "localhost".into(),
+            api_key: ApiKeySource::File(dir.clone()),
+            timeout: Duration::from_secs(1),
+            notify: false,
+        };
+        let direct = PowerDnsProvider::new(&config, false);
+        let _ = std::fs::remove_file(&dir);
+        assert!(direct.unwrap().agent.config().proxy().is_none());
     }
 }
