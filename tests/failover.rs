@@ -392,7 +392,7 @@ fn the_probe_refuses_a_closed_port_a_non_xmpp_listener_and_a_stream_error_and_no
 #[test]
 fn a_concurrent_change_of_the_a_record_is_refused_not_overwritten() {
     let lab = Lab::new();
-    let env = Environment::system();
+    let env = Environment::system_without_proxy();
     let options = failover::Options {
         to: Some("EdgePool2".into()),
         promote: true,

@@ -347,6 +347,19 @@ fn resolve_with(
     (results, engine.stats)
 }
 
+/// Whether this host can send to `addr`'s address family at all. A UDP socket of the family is
+/// opened and connected, which sends nothing: it only looks up a route.
+pub fn family_usable(addr: SocketAddr) -> bool {
+    let local = match addr {
+        SocketAddr::V4(_) => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+    };
+    match UdpSocket::bind(local).and_then(|socket| socket.connect(addr)) {
+        Ok(()) => true,
+        Err(error) => !family_unavailable(&error),
+    }
+}
+
 /// True when a send (or bind) failed because this host cannot use the destination's address
 /// family: no socket of that family (EAFNOSUPPORT), no local address of it (EADDRNOTAVAIL), or
 /// no route to any network of it (ENETUNREACH, what an IPv4-only host answers for IPv6).
@@ -800,6 +813,12 @@ mod tests {
             );
         }
         assert_eq!(stats.sent, 1, "nothing was sent for the IPv6 questions");
+    }
+
+    #[test]
+    fn the_loopback_family_is_usable_and_connecting_sends_nothing() {
+        // A UDP "connect" only picks a route: nothing listens on port 9 and nothing is sent.
+        assert!(family_usable(SocketAddr::from(([127, 0, 0, 1], 9))));
     }
 
     #[test]

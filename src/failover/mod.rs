@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::app::{self, Prepared};
 use crate::dns::authority;
-use crate::dns::batch::BatchSettings;
+use crate::dns::batch::{self, BatchSettings};
 use crate::error::Error;
 use crate::journal::{self, Journal};
 use crate::probe::{self, ProbeResult};
@@ -173,10 +173,41 @@ pub fn authoritative_servers(topology: &Topology, extra: &[SocketAddr]) -> Autho
     };
     let mut resolvers = authority::system_resolvers();
     resolvers.extend(primary);
-    let found = discover_servers(&topology.zones, &resolvers, 53);
+    let mut found = discover_servers(&topology.zones, &resolvers, 53);
+    // An IPv6 name server cannot be asked from an IPv4-only host (and the other way round):
+    // leave it out and say so, rather than report it as not serving the change.
+    let mut skipped = Vec::new();
+    for (zone, servers) in &mut found.zones {
+        servers.retain(|addr| {
+            let usable = batch::family_usable(*addr);
+            if !usable && !skipped.contains(addr) {
+                skipped.push(*addr);
+            }
+            usable
+        });
+        if servers.is_empty() {
+            found.unfound.push(zone.clone());
+        }
+    }
+    found.zones.retain(|_, servers| !servers.is_empty());
+    if !skipped.is_empty() {
+        found.problems.push(format!(
+            "this host cannot reach the address family of {}",
+            skipped
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let mut zones = found.zones;
-    let note = if found.unfound.is_empty() {
+    let note = if found.unfound.is_empty() && skipped.is_empty() {
         Some("authoritative servers found through each zone's NS records".to_string())
+    } else if found.unfound.is_empty() {
+        Some(format!(
+            "authoritative servers found through each zone's NS records; {}: not checked",
+            found.problems.last().cloned().unwrap_or_default()
+        ))
     } else {
         let missing = found
             .unfound
