@@ -105,6 +105,16 @@ fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The command exited with `code` and said `needle` on stderr.
+fn assert_stderr(out: &Output, code: u8, needle: &str) {
+    assert_exit(out, code);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(needle),
+        "`{needle}` not on stderr: {}",
+        text(out)
+    );
+}
+
 fn assert_exit(out: &Output, code: u8) {
     assert_eq!(out.status.code(), Some(i32::from(code)), "{}", text(out));
 }
@@ -278,12 +288,7 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
     // Failback goes to the pool recorded in the journal, with the same guards: EdgePool1
     // (127.0.0.2) has no XMPP server, so the probe refuses and nothing changes.
     let out = lab.run(&["failback", &lab.path_arg(), "--yes"]);
-    assert_exit(&out, exit::REFUSED);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no address of pool EdgePool1"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr(&out, exit::REFUSED, "no address of pool EdgePool1");
     lab.assert_served(2);
     // Once the operator says so, it goes; twice is the same as once.
     let out = lab.run(&["failback", &lab.path_arg(), "--yes", "--skip-probe"]);
@@ -480,12 +485,7 @@ fn rollback_restores_what_a_failover_replaced_and_is_idempotent() {
         "zone contoso.com\nupdate delete xmpp.contoso.com. A\nupdate add xmpp.contoso.com. 300 IN A 127.0.0.9",
     );
     let out = lab.run(&["rollback", &lab.path_arg(), "--yes"]);
-    assert_exit(&out, exit::REFUSED);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no longer hold what it wrote"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr(&out, exit::REFUSED, "no longer hold what it wrote");
     assert_eq!(federation(bind), ["127.0.0.9"]);
 }
 
@@ -595,12 +595,10 @@ fn bad_input_and_dry_runs_change_nothing() {
         dir.path(),
         &["failover", &path_arg, "--to", "EdgePool9", "--yes"],
     );
-    assert_exit(&out, exit::ERROR);
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("unknown pool `EdgePool9`; the pools are: EdgePool1, EdgePool2"),
-        "{}",
-        text(&out)
+    assert_stderr(
+        &out,
+        exit::ERROR,
+        "unknown pool `EdgePool9`; the pools are: EdgePool1, EdgePool2",
     );
 
     let out = run(
@@ -616,12 +614,10 @@ fn bad_input_and_dry_runs_change_nothing() {
             "ns1.contoso.com",
         ],
     );
-    assert_exit(&out, exit::ERROR);
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("--nameserver: `ns1.contoso.com` is not an address"),
-        "{}",
-        text(&out)
+    assert_stderr(
+        &out,
+        exit::ERROR,
+        "--nameserver: `ns1.contoso.com` is not an address",
     );
 
     let out = run(
@@ -652,23 +648,13 @@ fn bad_input_and_dry_runs_change_nothing() {
         dir.path(),
         &["failover", &path_arg, "--to", "EdgePool2", "--skip-probe"],
     );
-    assert_exit(&out, exit::ERROR);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("pass --yes"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr(&out, exit::ERROR, "pass --yes");
 
     let out = run(
         dir.path(),
         &["failback", &path_arg, "--yes", "--skip-probe"],
     );
-    assert_exit(&out, exit::ERROR);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no failover is recorded in the journal"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr(&out, exit::ERROR, "no failover is recorded in the journal");
 
     // A journal that cannot be written is found out before anything is applied.
     let out = run(
@@ -684,12 +670,10 @@ fn bad_input_and_dry_runs_change_nothing() {
             "/nonexistent-folder/journal.jsonl",
         ],
     );
-    assert_exit(&out, exit::ERROR);
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("cannot open the journal /nonexistent-folder/journal.jsonl"),
-        "{}",
-        text(&out)
+    assert_stderr(
+        &out,
+        exit::ERROR,
+        "cannot open the journal /nonexistent-folder/journal.jsonl",
     );
 
     assert_eq!(
@@ -835,11 +819,10 @@ fn a_failover_that_fails_part_way_says_so_and_still_prints_the_runbook() {
     // The fixture's fabrikam.com had no SRV record, so restoring that is a removal of every
     // SRV record of the domain: the safety check asks for --force.
     let out = run(dir.path(), &["rollback", &path_arg, "--yes"]);
-    assert_exit(&out, exit::REFUSED);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("removes every SRV record of the domain"),
-        "{}",
-        text(&out)
+    assert_stderr(
+        &out,
+        exit::REFUSED,
+        "removes every SRV record of the domain",
     );
     let out = run(dir.path(), &["rollback", &path_arg, "--yes", "--force"]);
     assert_exit(&out, exit::OK);
