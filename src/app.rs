@@ -161,23 +161,20 @@ pub struct ApplyReport {
     pub provider: Box<dyn Provider>,
 }
 
-/// The zones in the order they are applied: the zone holding the federation record last, so
-/// that when SIP domains live in other zones their SRV records move before the A record does.
-fn apply_order(plan: &Plan, topology: &Topology) -> Vec<Fqdn> {
-    let mut zones = plan.zones_with_changes();
-    let federation_zone = &topology.federation.zone;
-    zones.sort_by_key(|zone| zone == federation_zone);
-    zones
-}
-
 /// Applies a prepared plan zone by zone, journaling each, then reads back: a topology must now
 /// plan empty, a saved plan's RRsets must read back as planned.
+///
+/// The zone holding the federation record goes last, so that when SIP domains live in other
+/// zones their SRV records move before the A record does.
 pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
-    let zones = apply_order(&prepared.plan, &prepared.topology);
+    let mut groups = prepared.plan.by_zone();
+    let federation_zone = &prepared.topology.federation.zone;
+    groups.sort_by_key(|(zone, _)| *zone == federation_zone);
+    let zones: Vec<Fqdn> = groups.iter().map(|(zone, _)| (*zone).clone()).collect();
     let mut applied = Vec::new();
     let mut warnings = Vec::new();
-    for (i, zone) in zones.iter().enumerate() {
-        let changes: Vec<Change> = prepared.plan.changes_for(zone).cloned().collect();
+    for (i, (zone, changes)) in groups.into_iter().enumerate() {
+        let changes: Vec<Change> = changes.into_iter().cloned().collect();
         let result = prepared.provider.apply(zone, &changes);
         let answer = match &result {
             Ok(done) => done.detail.clone(),
@@ -215,13 +212,13 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
 
     // A read path through a secondary (`transfer_server`) can lag the update for a moment:
     // read back a few times, bounded, before calling the result not converged.
-    let mut remaining = read_back(&mut prepared, &zones)?;
+    let mut remaining = read_back(&mut prepared)?;
     for pause_ms in [100, 200, 400, 800] {
         if remaining.is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(pause_ms));
-        remaining = read_back(&mut prepared, &zones)?;
+        remaining = read_back(&mut prepared)?;
     }
     if !remaining.is_empty() {
         return Err(Error::NotConverged { remaining });
@@ -235,7 +232,7 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
 
 /// What still differs from the plan after applying: for a topology, what it plans now; for a
 /// saved plan, each changed RRset against what the plan installs.
-fn read_back(prepared: &mut Prepared, zones: &[Fqdn]) -> Result<Vec<Drift>, Error> {
+fn read_back(prepared: &mut Prepared) -> Result<Vec<Drift>, Error> {
     Ok(match prepared.source {
         Source::Topology => plan(&prepared.topology, prepared.provider.as_mut())?
             .changes
@@ -248,11 +245,11 @@ fn read_back(prepared: &mut Prepared, zones: &[Fqdn]) -> Result<Vec<Drift>, Erro
             .collect(),
         Source::SavedPlan => {
             let mut remaining = Vec::new();
-            for zone in zones {
+            for (zone, changes) in prepared.plan.by_zone() {
                 let keys: std::collections::BTreeSet<RrKey> =
-                    prepared.plan.changes_for(zone).map(|c| c.key()).collect();
+                    changes.iter().map(|c| c.key()).collect();
                 let now = prepared.provider.read(zone, &keys)?;
-                for change in prepared.plan.changes_for(zone) {
+                for change in changes {
                     let found = now.rrsets.get(&change.key());
                     if found != change.after.as_ref() {
                         remaining.push(Drift {

@@ -47,10 +47,14 @@ pub struct ServerStatus {
 /// The answers to check per zone: every managed address RRset (the federation A/AAAA, and
 /// the targets' when managed) and up to `SRV_SAMPLE` SRV RRsets, those the plan changed first.
 pub fn expectations(desired: &DesiredState, plan: &Plan) -> BTreeMap<Fqdn, Vec<Expectation>> {
+    let changes: std::collections::HashMap<&Fqdn, Vec<&crate::plan::Change>> =
+        plan.by_zone().into_iter().collect();
     let mut per_zone = BTreeMap::new();
     for (zone, want) in &desired.zones {
-        let changed: Vec<&RrKey> = plan
-            .changes_for(zone)
+        let changed: Vec<&RrKey> = changes
+            .get(zone)
+            .into_iter()
+            .flatten()
             .filter(|c| c.rtype == RecordType::Srv)
             .map(|c| &c.name)
             .filter_map(|name| want.managed.get(&RrKey::new(name.clone(), RecordType::Srv)))

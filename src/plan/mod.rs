@@ -6,7 +6,7 @@ pub mod diff;
 pub mod render;
 pub mod safety;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -114,20 +114,33 @@ impl Plan {
         checksum(&self.changes)
     }
 
-    /// The changes of one zone, in plan order.
+    /// The changes of one zone, in plan order (a scan of the whole plan: for one zone, not in
+    /// a loop over zones; see [`Plan::by_zone`]).
     pub fn changes_for<'a>(&'a self, zone: &'a Fqdn) -> impl Iterator<Item = &'a Change> + 'a {
         self.changes.iter().filter(move |c| &c.zone == zone)
     }
 
+    /// The changes of each zone, zones in the order their changes first appear, in one pass
+    /// (hosting providers have thousands of one-domain zones).
+    pub fn by_zone(&self) -> Vec<(&Fqdn, Vec<&Change>)> {
+        let mut index: HashMap<&Fqdn, usize> = HashMap::new();
+        let mut groups: Vec<(&Fqdn, Vec<&Change>)> = Vec::new();
+        for change in &self.changes {
+            let i = *index.entry(&change.zone).or_insert_with(|| {
+                groups.push((&change.zone, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(change);
+        }
+        groups
+    }
+
     /// Zones in the order their changes first appear.
     pub fn zones_with_changes(&self) -> Vec<Fqdn> {
-        let mut zones: Vec<Fqdn> = Vec::new();
-        for change in &self.changes {
-            if !zones.contains(&change.zone) {
-                zones.push(change.zone.clone());
-            }
-        }
-        zones
+        self.by_zone()
+            .into_iter()
+            .map(|(zone, _)| zone.clone())
+            .collect()
     }
 }
 
