@@ -11,7 +11,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -22,11 +21,9 @@ const NEW_ADDRESS: &str = "127.0.0.1";
 
 fn run(dir: &Path, args: &[&str]) -> (String, Duration) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+    let out = support::xmppdns()
         .args(args)
         .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
         .output()
         .expect("the xmppdns binary runs");
     let took = started.elapsed();

@@ -323,41 +323,40 @@ mod tests {
         }
     }
 
+    /// Appends one rfc2136 entry for contoso.com at time 0.
+    fn add(
+        journal: &mut Journal,
+        command: &str,
+        applied: bool,
+        answer: String,
+        failover: Option<Failover>,
+        change: Change,
+    ) -> Result<u64, JournalError> {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        journal.append(
+            command,
+            "rfc2136",
+            &zone,
+            applied,
+            answer,
+            failover,
+            vec![change],
+            0,
+        )
+    }
+
     #[test]
     fn appends_reads_and_finds_runs_and_failovers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let zone = Fqdn::parse("contoso.com").unwrap();
         let mut first = Journal::open(&path).unwrap().with_run("failover-run");
         let moved = Some(Failover {
             from: "EdgePool1".into(),
             to: "EdgePool2".into(),
         });
         let c = change([192, 0, 2, 1], [192, 0, 2, 2]);
-        first
-            .append(
-                "failover",
-                "rfc2136",
-                &zone,
-                true,
-                "ok".into(),
-                moved,
-                vec![c.clone()],
-                0,
-            )
-            .unwrap();
-        first
-            .append(
-                "failover",
-                "rfc2136",
-                &zone,
-                true,
-                "ok".into(),
-                None,
-                vec![c],
-                0,
-            )
-            .unwrap();
+        add(&mut first, "failover", true, "ok".into(), moved, c.clone()).unwrap();
+        add(&mut first, "failover", true, "ok".into(), None, c).unwrap();
         // A torn last line (a crash mid-write) is skipped, not fatal.
         std::fs::OpenOptions::new()
             .append(true)
@@ -369,18 +368,7 @@ mod tests {
         assert!(second.torn);
         assert_eq!(second.entries().unwrap().len(), 2);
         let third = change([192, 0, 2, 2], [192, 0, 2, 3]);
-        second
-            .append(
-                "apply",
-                "rfc2136",
-                &zone,
-                false,
-                "REFUSED".into(),
-                None,
-                vec![third],
-                0,
-            )
-            .unwrap();
+        add(&mut second, "apply", false, "REFUSED".into(), None, third).unwrap();
         let entries = second.entries().unwrap();
         assert_eq!(entries.len(), 3, "the entry after a torn line is readable");
         assert_eq!(entries[2].id, 3);
@@ -395,30 +383,8 @@ mod tests {
         // Another writer appended: the next id follows its entry, not ours.
         let mut other = Journal::open(&path).unwrap().with_run("other-apply");
         let c = change([192, 0, 2, 3], [192, 0, 2, 4]);
-        other
-            .append(
-                "apply",
-                "rfc2136",
-                &zone,
-                true,
-                "ok".into(),
-                None,
-                vec![c.clone()],
-                0,
-            )
-            .unwrap();
-        let id = second
-            .append(
-                "rollback",
-                "rfc2136",
-                &zone,
-                true,
-                "ok".into(),
-                None,
-                vec![c],
-                0,
-            )
-            .unwrap();
+        add(&mut other, "apply", true, "ok".into(), None, c.clone()).unwrap();
+        let id = add(&mut second, "rollback", true, "ok".into(), None, c).unwrap();
         assert_eq!(id, 5);
         let last = second.rollback_targets(None).unwrap();
         assert_eq!(

@@ -56,11 +56,8 @@ fn serve(case: &str) -> Bind {
 }
 
 fn xmppdns(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+    support::xmppdns()
         .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
         .output()
         .expect("the xmppdns binary runs")
 }

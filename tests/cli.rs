@@ -16,11 +16,13 @@
 //! Every command runs with `NO_COLOR=1`, stdin from /dev/null (not a terminal) and without
 //! `RUST_BACKTRACE`, so a panic would show up as the standard "RUST_BACKTRACE" note on stderr.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -35,13 +37,9 @@ fn fixtures() -> PathBuf {
 
 /// Runs the binary with `args` in `cwd`, stdin not a terminal, colour off.
 fn run_in(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+    support::xmppdns()
         .args(args)
         .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
         .output()
         .expect("the xmppdns binary runs")
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -107,21 +107,10 @@ impl Lab {
     }
 
     fn run_with_key(&self, args: &[&str], key: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+        support::xmppdns()
             .args(args)
             .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
             .env(KEY_VAR, key)
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LOG")
-            // Loopback traffic goes straight to the server, whatever proxy the machine sets.
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy")
-            .stdin(Stdio::null())
             .output()
             .expect("the xmppdns binary runs")
     }

@@ -38,5 +38,7 @@ pub use knot::{knot_with_knot_secondary, Knot};
 pub use pdns::PowerDns;
 pub use process::{free_port, ready_timeout, PortClash, ServerProcess, Transport, LOOPBACK};
 pub use prosody::{http_error_listener, xmpp_stream_features, Prosody};
-pub use tools::{debian_package, find_program, missing_program_message, require, run, Ran};
+pub use tools::{
+    debian_package, find_program, missing_program_message, require, run, xmppdns, Ran,
+};
 pub use tsig::{TsigKey, TSIG_ALGORITHMS};

@@ -170,3 +170,29 @@ pub fn run_ok(program: &str, args: &[OsString], stdin: Option<&str>, timeout: Du
     );
     ran
 }
+
+/// The proxy variables HTTP clients (ureq among them) read.
+const PROXY_VARIABLES: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+];
+
+/// The xmppdns binary as the tests run it: stdin not a terminal, no colour, none of the
+/// caller's logging or backtrace settings, and no proxy (test traffic, API keys included,
+/// goes straight to the server on loopback). Add `.args`, `.current_dir`, `.output()`.
+pub fn xmppdns() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xmppdns"));
+    command
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for variable in PROXY_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+}
