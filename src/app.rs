@@ -61,7 +61,7 @@ pub struct Prepared {
     /// The command name written to the journal.
     command: &'static str,
     failover: Option<journal::Failover>,
-    clock: crate::dns::transport::Clock,
+    clock: crate::clock::Clock,
 }
 
 impl Prepared {
@@ -453,29 +453,4 @@ pub fn init_from_dns(
         settings: request.settings,
     };
     Ok(audit::init::from_dns(&options, progress)?)
-}
-
-/// Today's date as YYYYMMDD (UTC) from seconds since 1970, for SOA serials. The civil-date
-/// conversion is Howard Hinnant's `civil_from_days`; a date crate for ten lines was not worth it.
-pub fn yyyymmdd(unix_seconds: u64) -> u32 {
-    let days = (unix_seconds / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year * 10_000 + month * 100 + day) as u32
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::yyyymmdd(0), 19700101);
-        assert_eq!(super::yyyymmdd(951_782_400), 20000229);
-        assert_eq!(super::yyyymmdd(1_796_000_000), 20261130);
-    }
 }

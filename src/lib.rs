@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod clock;
 pub mod dns;
 pub mod error;
 pub mod failover;

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::clock::Clock;
 use crate::dns::transfer;
-use crate::dns::transport::{Clock, Transport};
+use crate::dns::transport::Transport;
 use crate::dns::tsig::TsigKey;
 use crate::dns::update::{self, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
