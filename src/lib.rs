@@ -7,6 +7,7 @@ pub mod clock;
 pub mod dns;
 pub mod error;
 pub mod failover;
+pub mod files;
 pub mod journal;
 pub mod plan;
 pub mod probe;

@@ -435,21 +435,10 @@ pub fn write_topology(path: &Path, edit: &TopologyEdit) -> Result<Option<String>
         path: path.to_path_buf(),
         message: "could not locate the values to change".into(),
     })?;
-    let write_error = |source| Error::Write {
+    crate::files::replace_keeping_backup(path, out.as_bytes()).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let backup = PathBuf::from(format!("{}.bak", path.display()));
-    std::fs::write(&backup, &text).map_err(write_error)?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let mut temp =
-        tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(write_error)?;
-    std::io::Write::write_all(&mut temp, out.as_bytes()).map_err(write_error)?;
-    // The temporary file is 0600; the topology keeps its own mode (others may read it, e.g. a
-    // monitoring job running `audit`).
-    let permissions = std::fs::metadata(path).map_err(write_error)?.permissions();
-    std::fs::set_permissions(temp.path(), permissions).map_err(write_error)?;
-    temp.persist(path).map_err(|e| write_error(e.error))?;
+    })?;
     Ok(Some(said.join(", ")))
 }
 
