@@ -292,54 +292,12 @@ pub fn prepare_rollback(
         let keys: std::collections::BTreeSet<RrKey> =
             entry.changes.iter().map(Change::key).collect();
         let now = provider.read(&entry.zone, &keys)?;
-        // Change by change: restore what still holds what the entry wrote, skip what is
-        // already back, refuse if anything holds a third value (someone else's change). A
-        // failed entry may have landed only some of its changes; this restores exactly those.
-        let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
-            now.rrsets.get(key) == want.as_ref()
-        };
-        let mut to_restore = Vec::new();
-        let mut drift = Vec::new();
-        for c in &entry.changes {
-            let key = c.key();
-            if holds(&c.before, &key) {
-                continue;
-            }
-            if holds(&c.after, &key) {
-                to_restore.push(c);
-            } else {
-                drift.push(Drift {
-                    key: key.clone(),
-                    expected: c.after.clone(),
-                    found: now.rrsets.get(&key).cloned(),
-                });
-            }
-        }
-        if !drift.is_empty() {
-            return Err(Error::StaleRollback {
-                entry: entry.id,
-                drift,
-            });
-        }
+        let to_restore = still_written(&entry, &now)?;
         if to_restore.is_empty() {
             steps.push(RollbackStep::AlreadyRestored { entry: entry.id });
             continue;
         }
-        let changes = to_restore
-            .into_iter()
-            .map(|c| Change {
-                zone: c.zone.clone(),
-                action: match (&c.after, &c.before) {
-                    (None, _) => plan::Action::Create,
-                    (Some(_), None) => plan::Action::Delete,
-                    (Some(_), Some(_)) => plan::Action::Update,
-                },
-                name: c.name.clone(),
-                rtype: c.rtype,
-                before: c.after.clone(),
-                after: c.before.clone(),
-            })
-            .collect();
+        let changes = to_restore.into_iter().map(inverse).collect();
         let plan = Plan {
             changes,
             observed: Vec::new(),
@@ -363,6 +321,56 @@ pub fn prepare_rollback(
         });
     }
     Ok(steps)
+}
+
+/// The changes of a journal entry that DNS (`now`) still holds as the entry wrote them, to be
+/// restored. Change by change: what is already back is skipped, and anything holding a third
+/// value (someone else's change) refuses the whole entry. A failed entry may have landed only
+/// some of its changes; this restores exactly those.
+fn still_written<'e>(entry: &'e journal::Entry, now: &ZoneState) -> Result<Vec<&'e Change>, Error> {
+    let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
+        now.rrsets.get(key) == want.as_ref()
+    };
+    let mut to_restore = Vec::new();
+    let mut drift = Vec::new();
+    for c in &entry.changes {
+        let key = c.key();
+        if holds(&c.before, &key) {
+            continue;
+        }
+        if holds(&c.after, &key) {
+            to_restore.push(c);
+        } else {
+            drift.push(Drift {
+                key: key.clone(),
+                expected: c.after.clone(),
+                found: now.rrsets.get(&key).cloned(),
+            });
+        }
+    }
+    if !drift.is_empty() {
+        return Err(Error::StaleRollback {
+            entry: entry.id,
+            drift,
+        });
+    }
+    Ok(to_restore)
+}
+
+/// The change that undoes `c`, guarded by what `c` wrote.
+fn inverse(c: &Change) -> Change {
+    Change {
+        zone: c.zone.clone(),
+        action: match (&c.after, &c.before) {
+            (None, _) => plan::Action::Create,
+            (Some(_), None) => plan::Action::Delete,
+            (Some(_), Some(_)) => plan::Action::Update,
+        },
+        name: c.name.clone(),
+        rtype: c.rtype,
+        before: c.after.clone(),
+        after: c.before.clone(),
+    }
 }
 
 /// How long one port 5269 probe may take to connect, and then to answer.
