@@ -196,9 +196,9 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
         }
         match result {
             Ok(done) => applied.push(done),
-            Err(source) if applied.is_empty() && i + 1 == zones.len() => {
-                return Err(Error::Provider(source))
-            }
+            // The first zone failed: nothing was applied, and its own error says why (a
+            // refusal as stale still exits 3).
+            Err(source) if i == 0 => return Err(Error::Provider(source)),
             Err(source) => {
                 return Err(Error::PartlyApplied {
                     done: zones[..i].to_vec(),
@@ -461,4 +461,120 @@ pub fn init_from_dns(
         settings: request.settings,
     };
     Ok(audit::init::from_dns(&options, progress)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::{Capabilities, ProviderError};
+    use std::sync::{Arc, Mutex};
+
+    /// A store that holds nothing, records the zones it is asked to change, and refuses the
+    /// `fail_at`-th apply (0 = the first) as stale.
+    struct Refusing {
+        fail_at: usize,
+        attempted: Arc<Mutex<Vec<Fqdn>>>,
+    }
+
+    impl Provider for Refusing {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                atomic_per_zone: true,
+                server_side_guard: true,
+            }
+        }
+
+        fn read(
+            &mut self,
+            _zone: &Fqdn,
+            _keys: &std::collections::BTreeSet<RrKey>,
+        ) -> Result<ZoneState, ProviderError> {
+            Ok(ZoneState::default())
+        }
+
+        fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
+            let mut attempted = self.attempted.lock().unwrap();
+            attempted.push(zone.clone());
+            if attempted.len() - 1 == self.fail_at {
+                return Err(ProviderError::Stale {
+                    zone: zone.clone(),
+                    drift: Vec::new(),
+                });
+            }
+            Ok(Applied {
+                zone: zone.clone(),
+                changes: changes.len(),
+                detail: "ok".into(),
+            })
+        }
+    }
+
+    /// Executes the fixture's plan (two zones, fabrikam.com first: the federation's zone
+    /// goes last) against a store that refuses the `fail_at`-th zone.
+    fn execute_failing_at(fail_at: usize) -> (Error, Vec<Fqdn>) {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contoso.json");
+        let topology = Topology::load(&fixture).unwrap();
+        let plan = Plan::compute(&plan::desired(&topology), BTreeMap::new());
+        let attempted = Arc::new(Mutex::new(Vec::new()));
+        let provider = Box::new(Refusing {
+            fail_at,
+            attempted: attempted.clone(),
+        });
+        let journal = dir.path().join("j.jsonl");
+        let env = Environment::system();
+        let prepared = prepare_plan(
+            topology,
+            plan,
+            provider,
+            &env,
+            true,
+            Some(&journal),
+            "apply",
+            None,
+        )
+        .unwrap();
+        let error = execute(prepared)
+            .err()
+            .expect("the refusal stops the apply");
+        let attempted = attempted.lock().unwrap().clone();
+        (error, attempted)
+    }
+
+    #[test]
+    fn a_refused_first_zone_is_its_own_error_not_a_partial_apply() {
+        let (error, attempted) = execute_failing_at(0);
+        let fabrikam = Fqdn::parse("fabrikam.com").unwrap();
+        assert_eq!(attempted, [fabrikam], "the other zone is not attempted");
+        assert!(
+            matches!(&error, Error::Provider(e) if e.is_stale()),
+            "{error:?}"
+        );
+        assert_eq!(error.exit_code(), crate::error::exit::REFUSED);
+        assert!(!error.to_string().contains("applied to"), "{error}");
+    }
+
+    #[test]
+    fn a_refused_later_zone_says_what_was_applied_before_it() {
+        let (error, attempted) = execute_failing_at(1);
+        assert_eq!(attempted.len(), 2);
+        match &error {
+            Error::PartlyApplied {
+                done,
+                zone,
+                pending,
+                ..
+            } => {
+                assert_eq!(done, &[Fqdn::parse("fabrikam.com").unwrap()]);
+                assert_eq!(zone, &Fqdn::parse("contoso.com").unwrap());
+                assert!(pending.is_empty());
+            }
+            other => panic!("expected PartlyApplied, got {other:?}"),
+        }
+        assert_eq!(error.exit_code(), crate::error::exit::REFUSED);
+    }
 }
