@@ -61,7 +61,7 @@ pub struct Prepared {
     /// The command name written to the journal.
     command: &'static str,
     failover: Option<journal::Failover>,
-    clock: crate::dns::transport::Clock,
+    clock: crate::clock::Clock,
 }
 
 impl Prepared {
@@ -196,9 +196,9 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
         }
         match result {
             Ok(done) => applied.push(done),
-            Err(source) if applied.is_empty() && i + 1 == zones.len() => {
-                return Err(Error::Provider(source))
-            }
+            // The first zone failed: nothing was applied, and its own error says why (a
+            // refusal as stale still exits 3).
+            Err(source) if i == 0 => return Err(Error::Provider(source)),
             Err(source) => {
                 return Err(Error::PartlyApplied {
                     done: zones[..i].to_vec(),
@@ -292,54 +292,12 @@ pub fn prepare_rollback(
         let keys: std::collections::BTreeSet<RrKey> =
             entry.changes.iter().map(Change::key).collect();
         let now = provider.read(&entry.zone, &keys)?;
-        // Change by change: restore what still holds what the entry wrote, skip what is
-        // already back, refuse if anything holds a third value (someone else's change). A
-        // failed entry may have landed only some of its changes; this restores exactly those.
-        let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
-            now.rrsets.get(key) == want.as_ref()
-        };
-        let mut to_restore = Vec::new();
-        let mut drift = Vec::new();
-        for c in &entry.changes {
-            let key = c.key();
-            if holds(&c.before, &key) {
-                continue;
-            }
-            if holds(&c.after, &key) {
-                to_restore.push(c);
-            } else {
-                drift.push(Drift {
-                    key: key.clone(),
-                    expected: c.after.clone(),
-                    found: now.rrsets.get(&key).cloned(),
-                });
-            }
-        }
-        if !drift.is_empty() {
-            return Err(Error::StaleRollback {
-                entry: entry.id,
-                drift,
-            });
-        }
+        let to_restore = still_written(&entry, &now)?;
         if to_restore.is_empty() {
             steps.push(RollbackStep::AlreadyRestored { entry: entry.id });
             continue;
         }
-        let changes = to_restore
-            .into_iter()
-            .map(|c| Change {
-                zone: c.zone.clone(),
-                action: match (&c.after, &c.before) {
-                    (None, _) => plan::Action::Create,
-                    (Some(_), None) => plan::Action::Delete,
-                    (Some(_), Some(_)) => plan::Action::Update,
-                },
-                name: c.name.clone(),
-                rtype: c.rtype,
-                before: c.after.clone(),
-                after: c.before.clone(),
-            })
-            .collect();
+        let changes = to_restore.into_iter().map(inverse).collect();
         let plan = Plan {
             changes,
             observed: Vec::new(),
@@ -363,6 +321,56 @@ pub fn prepare_rollback(
         });
     }
     Ok(steps)
+}
+
+/// The changes of a journal entry that DNS (`now`) still holds as the entry wrote them, to be
+/// restored. Change by change: what is already back is skipped, and anything holding a third
+/// value (someone else's change) refuses the whole entry. A failed entry may have landed only
+/// some of its changes; this restores exactly those.
+fn still_written<'e>(entry: &'e journal::Entry, now: &ZoneState) -> Result<Vec<&'e Change>, Error> {
+    let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
+        now.rrsets.get(key) == want.as_ref()
+    };
+    let mut to_restore = Vec::new();
+    let mut drift = Vec::new();
+    for c in &entry.changes {
+        let key = c.key();
+        if holds(&c.before, &key) {
+            continue;
+        }
+        if holds(&c.after, &key) {
+            to_restore.push(c);
+        } else {
+            drift.push(Drift {
+                key: key.clone(),
+                expected: c.after.clone(),
+                found: now.rrsets.get(&key).cloned(),
+            });
+        }
+    }
+    if !drift.is_empty() {
+        return Err(Error::StaleRollback {
+            entry: entry.id,
+            drift,
+        });
+    }
+    Ok(to_restore)
+}
+
+/// The change that undoes `c`, guarded by what `c` wrote.
+fn inverse(c: &Change) -> Change {
+    Change {
+        zone: c.zone.clone(),
+        action: match (&c.after, &c.before) {
+            (None, _) => plan::Action::Create,
+            (Some(_), None) => plan::Action::Delete,
+            (Some(_), Some(_)) => plan::Action::Update,
+        },
+        name: c.name.clone(),
+        rtype: c.rtype,
+        before: c.after.clone(),
+        after: c.before.clone(),
+    }
 }
 
 /// How long one port 5269 probe may take to connect, and then to answer.
@@ -455,27 +463,118 @@ pub fn init_from_dns(
     Ok(audit::init::from_dns(&options, progress)?)
 }
 
-/// Today's date as YYYYMMDD (UTC) from seconds since 1970, for SOA serials. The civil-date
-/// conversion is Howard Hinnant's `civil_from_days`; a date crate for ten lines was not worth it.
-pub fn yyyymmdd(unix_seconds: u64) -> u32 {
-    let days = (unix_seconds / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year * 10_000 + month * 100 + day) as u32
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::provider::{Capabilities, ProviderError};
+    use std::sync::{Arc, Mutex};
+
+    /// A store that holds nothing, records the zones it is asked to change, and refuses the
+    /// `fail_at`-th apply (0 = the first) as stale.
+    struct Refusing {
+        fail_at: usize,
+        attempted: Arc<Mutex<Vec<Fqdn>>>,
+    }
+
+    impl Provider for Refusing {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                atomic_per_zone: true,
+                server_side_guard: true,
+            }
+        }
+
+        fn read(
+            &mut self,
+            _zone: &Fqdn,
+            _keys: &std::collections::BTreeSet<RrKey>,
+        ) -> Result<ZoneState, ProviderError> {
+            Ok(ZoneState::default())
+        }
+
+        fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
+            let mut attempted = self.attempted.lock().unwrap();
+            attempted.push(zone.clone());
+            if attempted.len() - 1 == self.fail_at {
+                return Err(ProviderError::Stale {
+                    zone: zone.clone(),
+                    drift: Vec::new(),
+                });
+            }
+            Ok(Applied {
+                zone: zone.clone(),
+                changes: changes.len(),
+                detail: "ok".into(),
+            })
+        }
+    }
+
+    /// Executes the fixture's plan (two zones, fabrikam.com first: the federation's zone
+    /// goes last) against a store that refuses the `fail_at`-th zone.
+    fn execute_failing_at(fail_at: usize) -> (Error, Vec<Fqdn>) {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contoso.json");
+        let topology = Topology::load(&fixture).unwrap();
+        let plan = Plan::compute(&plan::desired(&topology), BTreeMap::new());
+        let attempted = Arc::new(Mutex::new(Vec::new()));
+        let provider = Box::new(Refusing {
+            fail_at,
+            attempted: attempted.clone(),
+        });
+        let journal = dir.path().join("j.jsonl");
+        let env = Environment::system();
+        let prepared = prepare_plan(
+            topology,
+            plan,
+            provider,
+            &env,
+            true,
+            Some(&journal),
+            "apply",
+            None,
+        )
+        .unwrap();
+        let error = execute(prepared)
+            .err()
+            .expect("the refusal stops the apply");
+        let attempted = attempted.lock().unwrap().clone();
+        (error, attempted)
+    }
+
     #[test]
-    fn civil_dates() {
-        assert_eq!(super::yyyymmdd(0), 19700101);
-        assert_eq!(super::yyyymmdd(951_782_400), 20000229);
-        assert_eq!(super::yyyymmdd(1_796_000_000), 20261130);
+    fn a_refused_first_zone_is_its_own_error_not_a_partial_apply() {
+        let (error, attempted) = execute_failing_at(0);
+        let fabrikam = Fqdn::parse("fabrikam.com").unwrap();
+        assert_eq!(attempted, [fabrikam], "the other zone is not attempted");
+        assert!(
+            matches!(&error, Error::Provider(e) if e.is_stale()),
+            "{error:?}"
+        );
+        assert_eq!(error.exit_code(), crate::error::exit::REFUSED);
+        assert!(!error.to_string().contains("applied to"), "{error}");
+    }
+
+    #[test]
+    fn a_refused_later_zone_says_what_was_applied_before_it() {
+        let (error, attempted) = execute_failing_at(1);
+        assert_eq!(attempted.len(), 2);
+        match &error {
+            Error::PartlyApplied {
+                done,
+                zone,
+                pending,
+                ..
+            } => {
+                assert_eq!(done, &[Fqdn::parse("fabrikam.com").unwrap()]);
+                assert_eq!(zone, &Fqdn::parse("contoso.com").unwrap());
+                assert!(pending.is_empty());
+            }
+            other => panic!("expected PartlyApplied, got {other:?}"),
+        }
+        assert_eq!(error.exit_code(), crate::error::exit::REFUSED);
     }
 }

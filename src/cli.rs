@@ -34,40 +34,13 @@ pub enum Command {
   xmppdns plan fixtures/contoso.json
   xmppdns plan fixtures/contoso.json --format json
   xmppdns plan topology.json --out plan.json --detailed-exitcode")]
-    Plan {
-        /// The topology JSON file.
-        topology: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Also save the plan (JSON, with checksums) for `apply PLAN.json`.
-        #[arg(long, value_name = "PLAN.json")]
-        out: Option<PathBuf>,
-        /// Exit 2 when there are changes (0 when none).
-        #[arg(long)]
-        detailed_exitcode: bool,
-    },
+    Plan(PlanArgs),
     /// Apply a topology, or a plan saved with `plan --out`, then read back.
     #[command(after_help = "Examples:
   xmppdns apply topology.json            (asks for confirmation on a terminal)
   xmppdns apply topology.json --yes
   xmppdns apply plan.json --yes          (refused with exit 3 if DNS changed since the plan)")]
-    Apply {
-        /// A topology JSON file or a saved plan.
-        input: PathBuf,
-        /// Do not ask for confirmation.
-        #[arg(short, long)]
-        yes: bool,
-        /// Apply even a plan the safety check refuses.
-        #[arg(long)]
-        force: bool,
-        /// Output format of the plan shown before applying.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// The journal to append to (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
-        #[arg(long, value_name = "FILE")]
-        journal: Option<PathBuf>,
-    },
+    Apply(ApplyArgs),
     /// Move XMPP federation to another Edge pool: probe it, repoint DNS with guards, check
     /// every authoritative server, print the PowerShell steps.
     #[command(after_help = "Examples:
@@ -77,63 +50,20 @@ pub enum Command {
 
 Exit codes: 0 done, 1 error, 3 refused (probe found no XMPP server, unsafe or stale), 5 applied
 but not every authoritative server served it in time.")]
-    Failover {
-        /// The topology JSON file (its `active_pool` is updated after the move).
-        topology: PathBuf,
-        /// The pool to move to.
-        #[arg(long, value_name = "POOL")]
-        to: String,
-        #[command(flatten)]
-        move_options: MoveOptions,
-        /// Keep the SRV priorities as they are (only the federation record moves).
-        #[arg(long)]
-        no_promote: bool,
-    },
+    Failover(FailoverArgs),
     /// Fail back to the pool that was active before the last failover (from the journal).
     #[command(after_help = "Example:\n  xmppdns failback topology.json --yes")]
-    Failback {
-        /// The topology JSON file.
-        topology: PathBuf,
-        #[command(flatten)]
-        move_options: MoveOptions,
-        /// Keep the SRV priorities as they are (only the federation record moves).
-        #[arg(long)]
-        no_promote: bool,
-    },
+    Failback(FailbackArgs),
     /// Restore the RRsets an earlier apply replaced, if they still hold what it wrote.
     #[command(after_help = "Examples:
   xmppdns rollback topology.json            (the last command's changes)
   xmppdns rollback topology.json --to 12    (journal entry 12)")]
-    Rollback {
-        /// The topology JSON file (for the provider and the default journal).
-        topology: PathBuf,
-        /// The journal entry id (default: every entry of the last command, if it succeeded).
-        #[arg(long, value_name = "ENTRY")]
-        to: Option<u64>,
-        /// Do not ask for confirmation.
-        #[arg(short, long)]
-        yes: bool,
-        /// Restore even what the safety check refuses (e.g. the removal of every SRV record).
-        #[arg(long)]
-        force: bool,
-        /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
-        #[arg(long, value_name = "FILE")]
-        journal: Option<PathBuf>,
-    },
+    Rollback(RollbackArgs),
     /// Write a new TSIG key in BIND format (include it in named.conf; point the topology at it).
     #[command(after_help = "Examples:
   xmppdns keygen xmppdns-key > xmppdns.key
   xmppdns keygen xmppdns-key --algorithm hmac-sha512 --out /etc/xmppdns/xmppdns.key")]
-    Keygen {
-        /// The key name (as the server will know it).
-        name: String,
-        /// hmac-sha256 (default), hmac-sha384, hmac-sha512, or hmac-sha1 for older servers.
-        #[arg(long, default_value = "hmac-sha256")]
-        algorithm: String,
-        /// Write to this file (created with mode 0600) instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Keygen(KeygenArgs),
     /// Check what the authoritative DNS servers serve against the XMPP federation rules
     /// (and, with a topology, against its plan and active pool).
     #[command(after_help = "Examples:
@@ -142,61 +72,161 @@ but not every authoritative server served it in time.")]
   xmppdns audit --domain contoso.com --domain fabrikam.com --nameserver 192.0.2.53 --probe
 
 Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could not run.")]
-    Audit {
-        /// A topology JSON file: also report drift, the leading pool and the federation record.
-        topology: Option<PathBuf>,
-        /// A SIP domain to audit (repeatable; added to the topology's).
-        #[arg(long = "domain", value_name = "DOMAIN")]
-        domains: Vec<String>,
-        /// Ask these authoritative servers (repeatable; all are compared). Default: the zone's
-        /// NS records, found through the resolvers of /etc/resolv.conf.
-        #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
-        nameservers: Vec<String>,
-        /// Also connect to port 5269 of every SRV target and expect an XMPP server (rule 9).
-        #[arg(long)]
-        probe: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Queries in flight at once.
-        #[arg(long, default_value_t = 100, value_name = "N")]
-        concurrency: usize,
-        /// First timeout of a query in milliseconds (doubled on each of 4 attempts).
-        #[arg(long, default_value_t = 800, value_name = "MS")]
-        timeout_ms: u64,
-    },
+    Audit(AuditArgs),
     /// Write a starting topology from what DNS serves today (use with --from-dns).
     #[command(after_help = "Examples:
   xmppdns init --from-dns --domain contoso.com --domain fabrikam.com --out topology.json
   xmppdns init --from-dns --domain contoso.com --nameserver 192.0.2.53")]
-    Init {
-        /// Infer the topology from the SRV records and addresses DNS serves (required).
-        #[arg(long, required = true)]
-        from_dns: bool,
-        /// A SIP domain (repeatable; at least one).
-        #[arg(long = "domain", value_name = "DOMAIN", required = true)]
-        domains: Vec<String>,
-        /// Ask these authoritative servers instead of the zone's NS records.
-        #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
-        nameservers: Vec<String>,
-        /// The federation A record's name (default: xmpp.<first domain>).
-        #[arg(long, value_name = "NAME")]
-        federation: Option<String>,
-        /// Write the topology here (refuses to overwrite) instead of stdout.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-    },
+    Init(InitArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  xmppdns completions bash > /etc/bash_completion.d/xmppdns"
     )]
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout.
     #[command(after_help = "Example:\n  xmppdns man | man -l -")]
     Man,
+}
+
+// The arguments of each command, one struct per command so `main` dispatches on one value.
+// They carry no doc comment of their own: the help text of a command is its variant's.
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The topology JSON file.
+    pub topology: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also save the plan (JSON, with checksums) for `apply PLAN.json`.
+    #[arg(long, value_name = "PLAN.json")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes (0 when none).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A topology JSON file or a saved plan.
+    pub input: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Apply even a plan the safety check refuses.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format of the plan shown before applying.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// The journal to append to (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FailoverArgs {
+    /// The topology JSON file (its `active_pool` is updated after the move).
+    pub topology: PathBuf,
+    /// The pool to move to.
+    #[arg(long, value_name = "POOL")]
+    pub to: String,
+    #[command(flatten)]
+    pub move_options: MoveOptions,
+    /// Keep the SRV priorities as they are (only the federation record moves).
+    #[arg(long)]
+    pub no_promote: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FailbackArgs {
+    /// The topology JSON file.
+    pub topology: PathBuf,
+    #[command(flatten)]
+    pub move_options: MoveOptions,
+    /// Keep the SRV priorities as they are (only the federation record moves).
+    #[arg(long)]
+    pub no_promote: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The topology JSON file (for the provider and the default journal).
+    pub topology: PathBuf,
+    /// The journal entry id (default: every entry of the last command, if it succeeded).
+    #[arg(long, value_name = "ENTRY")]
+    pub to: Option<u64>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Restore even what the safety check refuses (e.g. the removal of every SRV record).
+    #[arg(long)]
+    pub force: bool,
+    /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// The key name (as the server will know it).
+    pub name: String,
+    /// hmac-sha256 (default), hmac-sha384, hmac-sha512, or hmac-sha1 for older servers.
+    #[arg(long, default_value = "hmac-sha256")]
+    pub algorithm: String,
+    /// Write to this file (created with mode 0600) instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// A topology JSON file: also report drift, the leading pool and the federation record.
+    pub topology: Option<PathBuf>,
+    /// A SIP domain to audit (repeatable; added to the topology's).
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Ask these authoritative servers (repeatable; all are compared). Default: the zone's
+    /// NS records, found through the resolvers of /etc/resolv.conf.
+    #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// Also connect to port 5269 of every SRV target and expect an XMPP server (rule 9).
+    #[arg(long)]
+    pub probe: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Queries in flight at once.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub concurrency: usize,
+    /// First timeout of a query in milliseconds (doubled on each of 4 attempts).
+    #[arg(long, default_value_t = 800, value_name = "MS")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Infer the topology from the SRV records and addresses DNS serves (required).
+    #[arg(long, required = true)]
+    pub from_dns: bool,
+    /// A SIP domain (repeatable; at least one).
+    #[arg(long = "domain", value_name = "DOMAIN", required = true)]
+    pub domains: Vec<String>,
+    /// Ask these authoritative servers instead of the zone's NS records.
+    #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// The federation A record's name (default: xmpp.<first domain>).
+    #[arg(long, value_name = "NAME")]
+    pub federation: Option<String>,
+    /// Write the topology here (refuses to overwrite) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 /// What failover and failback share.

@@ -62,8 +62,10 @@ pub enum Error {
     TopologyRewrite { path: PathBuf, message: String },
     #[error("not applied: {0}")]
     NotConfirmed(String),
-    #[error("{}zone {zone} failed: {source}{}\nRe-running the same command converges: zones already done show no changes.",
-        if done.is_empty() { String::new() } else { format!("applied to {}; ", list(done)) },
+    /// Some zones were applied before `zone` failed. (When the first zone fails nothing was
+    /// applied, and its own error is returned instead.)
+    #[error("applied to {}; zone {zone} failed: {source}{}\nRe-running the same command converges: zones already done show no changes.",
+        list(done),
         if pending.is_empty() { String::new() } else { format!("\nnot attempted: {}", list(pending)) })]
     PartlyApplied {
         done: Vec<Fqdn>,

@@ -174,7 +174,7 @@ impl Journal {
             format: FORMAT.to_string(),
             id,
             run: self.run.clone(),
-            time: rfc3339(unix_seconds),
+            time: crate::clock::rfc3339(unix_seconds),
             command: command.to_string(),
             provider: provider.to_string(),
             zone: zone.clone(),
@@ -287,21 +287,6 @@ fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
     Ok((entries, !text.is_empty() && !text.ends_with('\n')))
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` from seconds since 1970.
-pub fn rfc3339(unix_seconds: u64) -> String {
-    let date = crate::app::yyyymmdd(unix_seconds);
-    let of_day = unix_seconds % 86_400;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        date / 10_000,
-        date / 100 % 100,
-        date % 100,
-        of_day / 3_600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,8 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(1_796_000_000), "2026-11-30T00:53:20Z");
+    fn default_paths() {
         assert_eq!(
             default_path(Path::new("/etc/xmppdns/contoso.json")),
             Path::new("/etc/xmppdns/contoso.journal.jsonl")

@@ -3,9 +3,11 @@
 
 pub mod app;
 pub mod audit;
+pub mod clock;
 pub mod dns;
 pub mod error;
 pub mod failover;
+pub mod files;
 pub mod journal;
 pub mod plan;
 pub mod probe;

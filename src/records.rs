@@ -187,15 +187,6 @@ impl RecordType {
             RecordType::Cname => "CNAME",
         }
     }
-
-    /// Address records sort before SRV so that, within one kind of change, targets are
-    /// created before the SRV records that point at them.
-    pub fn apply_rank(self) -> u8 {
-        match self {
-            RecordType::A | RecordType::Aaaa | RecordType::Cname => 0,
-            RecordType::Srv => 1,
-        }
-    }
 }
 
 impl fmt::Display for RecordType {

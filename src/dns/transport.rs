@@ -9,17 +9,9 @@ use crate::dns::tsig::{self, Signed, TsigKey, Verdict, Verifier};
 use crate::dns::wire;
 use crate::dns::DnsError;
 
-/// Seconds since 1970, injectable so tests can skew the clock.
-pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    std::sync::Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    })
-}
+// The clock moved to `crate::clock`; this path stays for callers that reach it through the
+// transport they configure.
+pub use crate::clock::{system_clock, Clock};
 
 /// Called with each message of a stream and its TSIG verdict; returns true when complete.
 pub type OnMessage<'a> = dyn FnMut(&[u8], &Verdict) -> Result<bool, DnsError> + 'a;

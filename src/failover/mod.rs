@@ -174,8 +174,24 @@ pub fn authoritative_servers(topology: &Topology, extra: &[SocketAddr]) -> Autho
     let mut resolvers = authority::system_resolvers();
     resolvers.extend(primary);
     let mut found = discover_servers(&topology.zones, &resolvers, 53);
-    // An IPv6 name server cannot be asked from an IPv4-only host (and the other way round):
-    // leave it out and say so, rather than report it as not serving the change.
+    let skipped = drop_unreachable_families(&mut found);
+    let note = discovery_note(&found, &skipped, primary);
+    let mut zones = found.zones;
+    if let Some(primary) = primary {
+        for zone in &found.unfound {
+            zones.insert(zone.clone(), vec![primary]);
+        }
+    }
+    AuthoritativeServers {
+        zones,
+        note: Some(note),
+    }
+}
+
+/// An IPv6 name server cannot be asked from an IPv4-only host (and the other way round):
+/// leaves it out and says so in `found.problems`, rather than report it as not serving the
+/// change. A zone left with no server becomes unfound. Returns the servers left out.
+fn drop_unreachable_families(found: &mut Discovered) -> Vec<SocketAddr> {
     let mut skipped = Vec::new();
     for (zone, servers) in &mut found.zones {
         servers.retain(|addr| {
@@ -200,40 +216,43 @@ pub fn authoritative_servers(topology: &Topology, extra: &[SocketAddr]) -> Autho
                 .join(", ")
         ));
     }
-    let mut zones = found.zones;
-    let note = if found.unfound.is_empty() && skipped.is_empty() {
-        Some("authoritative servers found through each zone's NS records".to_string())
-    } else if found.unfound.is_empty() {
-        Some(format!(
+    skipped
+}
+
+/// How the servers were found, and what is not checked (the zones left unfound fall back to
+/// the RFC 2136 `primary`, when there is one).
+fn discovery_note(
+    found: &Discovered,
+    skipped: &[SocketAddr],
+    primary: Option<SocketAddr>,
+) -> String {
+    if found.unfound.is_empty() && skipped.is_empty() {
+        return "authoritative servers found through each zone's NS records".to_string();
+    }
+    if found.unfound.is_empty() {
+        return format!(
             "authoritative servers found through each zone's NS records; {}: not checked",
             found.problems.last().cloned().unwrap_or_default()
-        ))
-    } else {
-        let missing = found
-            .unfound
-            .iter()
-            .map(Fqdn::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let why = found
-            .problems
-            .last()
-            .cloned()
-            .unwrap_or_else(|| "no resolver".into());
-        let fallback = match primary {
-            Some(primary) => {
-                for zone in &found.unfound {
-                    zones.insert(zone.clone(), vec![primary]);
-                }
-                format!("only the primary {primary} is checked for them")
-            }
-            None => "they are not checked".to_string(),
-        };
-        Some(format!(
-            "the NS records of {missing} could not be followed ({why}); {fallback}: list every authoritative server in the topology's `nameservers` (or pass --nameserver)"
-        ))
+        );
+    }
+    let missing = found
+        .unfound
+        .iter()
+        .map(Fqdn::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let why = found
+        .problems
+        .last()
+        .cloned()
+        .unwrap_or_else(|| "no resolver".into());
+    let fallback = match primary {
+        Some(primary) => format!("only the primary {primary} is checked for them"),
+        None => "they are not checked".to_string(),
     };
-    AuthoritativeServers { zones, note }
+    format!(
+        "the NS records of {missing} could not be followed ({why}); {fallback}: list every authoritative server in the topology's `nameservers` (or pass --nameserver)"
+    )
 }
 
 /// What following the zones' NS records found.
@@ -387,6 +406,24 @@ pub fn write_topology(path: &Path, edit: &TopologyEdit) -> Result<Option<String>
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    let (edits, said) = edits_to_make(&value, edit);
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    let out = edit::set(&text, &edits).ok_or_else(|| Error::TopologyRewrite {
+        path: path.to_path_buf(),
+        message: "could not locate the values to change".into(),
+    })?;
+    crate::files::replace_keeping_backup(path, out.as_bytes()).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Some(said.join(", ")))
+}
+
+/// The values of the topology file (`value`, as read) that differ from `edit`: the edits to
+/// make, and an account of each in words.
+fn edits_to_make(value: &Value, edit: &TopologyEdit) -> (Vec<(Target, String)>, Vec<String>) {
     let quoted = |s: &str| Value::from(s).to_string();
     let mut edits = Vec::new();
     let mut said = Vec::new();
@@ -428,29 +465,7 @@ pub fn write_topology(path: &Path, edit: &TopologyEdit) -> Result<Option<String>
             ));
         }
     }
-    if edits.is_empty() {
-        return Ok(None);
-    }
-    let out = edit::set(&text, &edits).ok_or_else(|| Error::TopologyRewrite {
-        path: path.to_path_buf(),
-        message: "could not locate the values to change".into(),
-    })?;
-    let write_error = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let backup = PathBuf::from(format!("{}.bak", path.display()));
-    std::fs::write(&backup, &text).map_err(write_error)?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let mut temp =
-        tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(write_error)?;
-    std::io::Write::write_all(&mut temp, out.as_bytes()).map_err(write_error)?;
-    // The temporary file is 0600; the topology keeps its own mode (others may read it, e.g. a
-    // monitoring job running `audit`).
-    let permissions = std::fs::metadata(path).map_err(write_error)?.permissions();
-    std::fs::set_permissions(temp.path(), permissions).map_err(write_error)?;
-    temp.persist(path).map_err(|e| write_error(e.error))?;
-    Ok(Some(said.join(", ")))
+    (edits, said)
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::dns::transfer;
-use crate::dns::transport::{Clock, Transport};
+use crate::dns::transport::Transport;
 use crate::plan::{DesiredState, Plan};
 use crate::records::{Fqdn, Rdata, RecordType, RrKey};
 

@@ -42,72 +42,12 @@ pub enum DnsStep {
 const ROUTE_PARAMETER: &str = "-XmppExternalFederationRoute";
 const ROUTE_PARAMETER_OTHER: &str = "-XmppFederationRoute";
 
+/// The steps, in the order of Microsoft's procedure: stop the new pool's Edge services, route
+/// federation through its site, DNS, the port check, start the services.
 pub fn steps(inputs: &Inputs) -> Vec<Step> {
     let to = inputs.to;
-    let servers: Vec<String> = if to.servers.is_empty() {
-        vec![to.fqdn.bare().to_string()]
-    } else {
-        to.servers.iter().map(|s| s.bare().to_string()).collect()
-    };
-    let no_servers_note = || {
-        if to.servers.is_empty() {
-            vec![format!(
-                "The topology lists no Edge servers for pool {}; the pool FQDN stands in. Add `servers` to the pool for the real computer names.",
-                to.name
-            )]
-        } else {
-            Vec::new()
-        }
-    };
+    let servers = edge_servers(to);
     let route_target = servers[0].clone();
-
-    let mut dns_notes = Vec::new();
-    if inputs.plan.is_empty() {
-        dns_notes.push("DNS already pointed to the new pool: nothing to change.".to_string());
-    } else {
-        let state = match inputs.dns {
-            DnsStep::Done => "done by xmppdns",
-            DnsStep::DryRun => "to do (dry run: nothing was changed)",
-            DnsStep::Incomplete => {
-                "NOT complete: see the error; re-run the same command, it converges"
-            }
-        };
-        dns_notes.push(format!("{} change(s), {state}:", inputs.plan.changes.len()));
-        for change in &inputs.plan.changes {
-            let show = |set: &Option<crate::records::RecordSet>| match set {
-                None => "(none)".to_string(),
-                Some(s) => s
-                    .records()
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            };
-            dns_notes.push(format!(
-                "  {} {} {}: {} -> {}",
-                change.action.as_str(),
-                change.name,
-                change.rtype,
-                show(&change.before),
-                show(&change.after)
-            ));
-        }
-    }
-
-    let probe_notes = match inputs.probes {
-        None => vec!["Skipped (--skip-probe): check the port by hand.".to_string()],
-        Some([]) => {
-            vec![format!(
-                "Pool {} has no addresses in the topology to probe.",
-                to.name
-            )]
-        }
-        Some(results) => results
-            .iter()
-            .map(|r| format!("{}: {}", r.address, r.detail))
-            .collect(),
-    };
-
     vec![
         Step {
             title: format!(
@@ -118,7 +58,7 @@ pub fn steps(inputs: &Inputs) -> Vec<Step> {
                 .iter()
                 .map(|s| format!("Stop-CsWindowsService -ComputerName {s}"))
                 .collect(),
-            notes: no_servers_note(),
+            notes: no_servers_note(to),
         },
         Step {
             title: format!(
@@ -139,7 +79,7 @@ pub fn steps(inputs: &Inputs) -> Vec<Step> {
                 to.name
             ),
             commands: Vec::new(),
-            notes: dns_notes,
+            notes: dns_notes(inputs),
         },
         Step {
             title: format!(
@@ -147,7 +87,7 @@ pub fn steps(inputs: &Inputs) -> Vec<Step> {
                 inputs.srv_port, to.name
             ),
             commands: Vec::new(),
-            notes: probe_notes,
+            notes: probe_notes(inputs),
         },
         Step {
             title: format!(
@@ -161,6 +101,76 @@ pub fn steps(inputs: &Inputs) -> Vec<Step> {
             notes: Vec::new(),
         },
     ]
+}
+
+/// The computer names of the new pool's Edge servers, or its pool FQDN when the topology
+/// lists none.
+fn edge_servers(pool: &Pool) -> Vec<String> {
+    if pool.servers.is_empty() {
+        vec![pool.fqdn.bare().to_string()]
+    } else {
+        pool.servers.iter().map(|s| s.bare().to_string()).collect()
+    }
+}
+
+/// Says so when the pool FQDN stands in for the Edge servers' names.
+fn no_servers_note(pool: &Pool) -> Vec<String> {
+    if pool.servers.is_empty() {
+        vec![format!(
+            "The topology lists no Edge servers for pool {}; the pool FQDN stands in. Add `servers` to the pool for the real computer names.",
+            pool.name
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Where the DNS step stands, and each change with its RRsets before and after.
+fn dns_notes(inputs: &Inputs) -> Vec<String> {
+    if inputs.plan.is_empty() {
+        return vec!["DNS already pointed to the new pool: nothing to change.".to_string()];
+    }
+    let state = match inputs.dns {
+        DnsStep::Done => "done by xmppdns",
+        DnsStep::DryRun => "to do (dry run: nothing was changed)",
+        DnsStep::Incomplete => "NOT complete: see the error; re-run the same command, it converges",
+    };
+    let mut notes = vec![format!("{} change(s), {state}:", inputs.plan.changes.len())];
+    let show = |set: &Option<crate::records::RecordSet>| match set {
+        None => "(none)".to_string(),
+        Some(s) => s
+            .records()
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    for change in &inputs.plan.changes {
+        notes.push(format!(
+            "  {} {} {}: {} -> {}",
+            change.action.as_str(),
+            change.name,
+            change.rtype,
+            show(&change.before),
+            show(&change.after)
+        ));
+    }
+    notes
+}
+
+/// What the probe of the new pool found, address by address.
+fn probe_notes(inputs: &Inputs) -> Vec<String> {
+    match inputs.probes {
+        None => vec!["Skipped (--skip-probe): check the port by hand.".to_string()],
+        Some([]) => vec![format!(
+            "Pool {} has no addresses in the topology to probe.",
+            inputs.to.name
+        )],
+        Some(results) => results
+            .iter()
+            .map(|r| format!("{}: {}", r.address, r.detail))
+            .collect(),
+    }
 }
 
 /// The steps for people, numbered.

@@ -134,14 +134,6 @@ impl Plan {
         }
         groups
     }
-
-    /// Zones in the order their changes first appear.
-    pub fn zones_with_changes(&self) -> Vec<Fqdn> {
-        self.by_zone()
-            .into_iter()
-            .map(|(zone, _)| zone.clone())
-            .collect()
-    }
 }
 
 /// SHA-256 over the canonical JSON of a value (maps are BTreeMaps and lists are sorted, so

@@ -125,7 +125,7 @@ pub struct Environment {
     /// Today as YYYYMMDD, for date-based SOA serials.
     pub today: u32,
     /// Seconds since 1970, for TSIG.
-    pub clock: crate::dns::transport::Clock,
+    pub clock: crate::clock::Clock,
     /// Whether HTTP clients (the `powerdns` provider) use the proxy named by `ALL_PROXY` /
     /// `HTTPS_PROXY` / `HTTP_PROXY` (and `NO_PROXY`). True for real runs; tests that talk to a
     /// server on loopback turn it off so that the API key never goes through a proxy the
@@ -136,9 +136,9 @@ pub struct Environment {
 impl Environment {
     /// The real clock.
     pub fn system() -> Self {
-        let clock = crate::dns::transport::system_clock();
+        let clock = crate::clock::system_clock();
         Environment {
-            today: crate::app::yyyymmdd(clock()),
+            today: crate::clock::yyyymmdd(clock()),
             clock,
             http_proxy_from_env: true,
         }

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::clock::Clock;
 use crate::dns::transfer;
-use crate::dns::transport::{Clock, Transport};
+use crate::dns::transport::Transport;
 use crate::dns::tsig::TsigKey;
 use crate::dns::update::{self, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
@@ -31,7 +32,8 @@ pub struct Rfc2136Provider {
     update_key: Option<TsigKey>,
     transfer: Transport,
     transfer_key: Option<TsigKey>,
-    /// How the last read was done (reported to the user).
+    /// How the last read was done. The log says so at `-v`; this field is for callers that
+    /// check it (the tests: a large zone arrives as a multi-message AXFR).
     pub last_read: Option<ReadPath>,
 }
 

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::rdata::SOA;
@@ -572,28 +571,7 @@ fn verify(
 /// Writes `text` to `path` so that readers see either the old or the new file, never a part;
 /// the old file is kept as `<path>.bak`.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".xmppdns-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = fs::metadata(path) {
-        tmp.as_file().set_permissions(meta.permissions())?;
-        let mut backup = path.as_os_str().to_owned();
-        backup.push(".bak");
-        fs::copy(path, PathBuf::from(backup))?;
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::files::replace_keeping_backup(path, text.as_bytes())
 }
 
 #[cfg(test)]

@@ -1,0 +1,93 @@
+//! The commands' terminal side, one function per command: printing between the library's
+//! steps, confirmation prompts, the progress bar. Everything that decides or touches DNS is in
+//! the library.
+
+mod apply;
+mod audit;
+mod docs;
+mod keygen;
+mod moves;
+mod plan;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use xmppdns::plan::render::Look;
+use xmppdns::{app, Error};
+
+pub(crate) use apply::{apply, rollback};
+pub(crate) use audit::{audit, init};
+pub(crate) use docs::{completions, man};
+pub(crate) use keygen::keygen;
+pub(crate) use moves::{failback, failover};
+pub(crate) use plan::plan;
+
+/// Logs go to stderr, `warn` and up unless `-v` asks for more.
+pub(crate) fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "xmppdns={level}"
+        )))
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_allowed(&std::io::stderr()))
+        .without_time()
+        .init();
+}
+
+/// How tables on stdout look.
+pub(crate) fn look() -> Look {
+    Look {
+        colour: colour_allowed(&std::io::stdout()),
+    }
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+fn colour_allowed(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Prints what an apply did.
+fn print_applied(report: &app::ApplyReport) {
+    for applied in &report.applied {
+        println!(
+            "Applied {} change(s) to {}: {}",
+            applied.changes, applied.zone, applied.detail
+        );
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!("Read back: DNS matches the plan.");
+}
+
+/// Replaces (or creates) an output file whole: a reader never sees half a plan or runbook.
+fn write_output(path: &Path, text: &str) -> Result<(), Error> {
+    xmppdns::files::replace(path, text.as_bytes()).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Asks on the terminal; without one, refuses rather than guess.
+fn confirm() -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NotConfirmed(
+            "standard input is not a terminal; pass --yes to apply without asking".into(),
+        ));
+    }
+    print!("Apply these changes? [y/N] ");
+    std::io::stdout().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok();
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::NotConfirmed("declined at the prompt".into()))
+    }
+}
