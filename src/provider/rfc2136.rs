@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use crate::dns::transfer;
 use crate::dns::transport::{Clock, Transport};
 use crate::dns::tsig::TsigKey;
-use crate::dns::update::{self, MAX_MESSAGE};
+use crate::dns::update::{self, RrsetEdit, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
-use crate::plan::{Change, Drift, ZoneState};
+use crate::plan::{Action, Change, Drift, ZoneState};
 use crate::provider::{Applied, Capabilities, Provider, ProviderError};
 use crate::records::{Fqdn, RrKey};
 use crate::topology::{KeySource, Rfc2136Config};
@@ -56,6 +56,34 @@ pub fn load_key(source: &KeySource) -> Result<TsigKey, ProviderError> {
     key.map_err(|e| ProviderError::Key {
         message: e.to_string(),
     })
+}
+
+/// The wire's view of plan changes (the RRset each must still find, the one it installs),
+/// in order. A change whose action does not fit its `before` (a hand-edited saved plan) is
+/// refused here, before anything is sent.
+pub fn edits(changes: &[Change]) -> Result<Vec<RrsetEdit<'_>>, DnsError> {
+    changes
+        .iter()
+        .map(|change| match (&change.before, change.action) {
+            (Some(_), Action::Update | Action::Delete) | (None, Action::Create) => Ok(RrsetEdit {
+                name: &change.name,
+                rtype: change.rtype,
+                before: change.before.as_ref(),
+                after: change.after.as_ref(),
+            }),
+            _ => Err(DnsError::Malformed(format!(
+                "{} {}: a {} needs {} `before`",
+                change.name,
+                change.rtype,
+                change.action.as_str(),
+                if change.action == Action::Create {
+                    "no"
+                } else {
+                    "a"
+                }
+            ))),
+        })
+        .collect()
 }
 
 impl Rfc2136Provider {
@@ -168,7 +196,8 @@ impl Provider for Rfc2136Provider {
     }
 
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
-        let batches = update::batches_encoded(zone, changes, MAX_MESSAGE - TSIG_ROOM)
+        let batches = edits(changes)
+            .and_then(|edits| update::batches_encoded(zone, &edits, MAX_MESSAGE - TSIG_ROOM))
             .map_err(|e| Self::dns_error(zone, e, 0, 0))?;
         let total = batches.len();
         let mut notes = Vec::new();
@@ -225,5 +254,48 @@ impl Provider for Rfc2136Provider {
             changes: changes.len(),
             detail,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{Rdata, RecordSet, RecordType};
+
+    #[test]
+    fn a_change_whose_action_does_not_fit_its_guard_is_refused() {
+        let name = Fqdn::parse("xmpp.contoso.com").unwrap();
+        let set = RecordSet::new(
+            name.clone(),
+            RecordType::A,
+            300,
+            vec![Rdata::A("192.0.2.10".parse().unwrap())],
+        )
+        .unwrap();
+        let change = |action, before: Option<&RecordSet>| Change {
+            zone: Fqdn::parse("contoso.com").unwrap(),
+            action,
+            name: name.clone(),
+            rtype: RecordType::A,
+            before: before.cloned(),
+            after: Some(set.clone()),
+        };
+        let good = [
+            change(Action::Create, None),
+            change(Action::Update, Some(&set)),
+        ];
+        let edits = edits(&good).unwrap();
+        assert_eq!(edits[0].before, None);
+        assert_eq!(edits[1].before, Some(&set));
+        let err = super::edits(&[change(Action::Delete, None)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed DNS data: xmpp.contoso.com. A: a delete needs a `before`"
+        );
+        let err = super::edits(&[change(Action::Create, Some(&set))]).unwrap_err();
+        assert!(
+            err.to_string().ends_with("a create needs no `before`"),
+            "{err}"
+        );
     }
 }
