@@ -6,7 +6,6 @@ pub mod rfc2136;
 pub mod zonefile;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use crate::plan::{Change, Drift, ZoneState};
 use crate::records::{Fqdn, RrKey};
@@ -31,46 +30,34 @@ pub struct Applied {
     pub detail: String,
 }
 
+/// An adapter's own error, carried behind the common surface for its words.
+pub type AdapterError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What the apply engine sees of a provider's failure: one of a few kinds, each carrying the
+/// adapter's own error (which says it in the adapter's words). The kinds are closed: a new
+/// adapter maps its errors onto them and adds none here.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    #[error("zone {zone}: no zone file is configured for it")]
-    NoZoneFile { zone: Fqdn },
-    #[error("cannot read zone file {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write zone file {}: {source}; the previous file is unchanged", path.display())]
-    WriteFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("zone file {} does not parse: {message}", path.display())]
-    ParseFile { path: PathBuf, message: String },
-    #[error("zone file {}: {message}", path.display())]
-    BadZone { path: PathBuf, message: String },
-    #[error("zone file {}: rewriting it would not keep every record as it was ({message}); nothing was written", path.display())]
-    NotFaithful { path: PathBuf, message: String },
-    #[error("TSIG key: {message}")]
-    Key { message: String },
-    #[error("zone {zone}: {source}{}", if *total > 1 { format!(" ({done} of {total} UPDATE messages had been applied before this one; each message is all-or-nothing)") } else { String::new() })]
-    Dns {
-        zone: Fqdn,
-        source: Box<crate::dns::DnsError>,
-        done: usize,
-        total: usize,
-    },
-    #[error("PowerDNS API key: {message}")]
-    ApiKey { message: String },
-    #[error("zone {zone}: {source}{}", if *unchanged { "; nothing was changed in this zone" } else { "" })]
-    Api {
-        zone: Fqdn,
-        source: Box<powerdns::ApiError>,
-        /// Known for certain: the zone was not changed (the PATCH was refused or never sent).
-        unchanged: bool,
-    },
+    /// The store no longer holds what the plan was computed from, so it refused and nothing
+    /// was changed in this zone: the user plans again (exit 3).
     #[error("zone {zone}: {} managed RRset(s) changed since they were read; nothing was changed in this zone:\n{}", drift.len(), describe_drift(drift))]
     Stale { zone: Fqdn, drift: Vec<Drift> },
+    /// The store refused the request, or holds something the adapter will not rewrite.
+    #[error(transparent)]
+    Rejected(AdapterError),
+    /// A write may or may not have landed, and reading again did not settle it.
+    #[error(transparent)]
+    Ambiguous(AdapterError),
+    /// The store could not be reached, read or written.
+    #[error(transparent)]
+    Transport(AdapterError),
+    /// The adapter's settings or credentials are unusable.
+    #[error(transparent)]
+    Config(AdapterError),
+    /// A TSIG key `keygen` cannot make. Kept only because the CLI's `keygen` builds it; no
+    /// adapter raises it (rfc2136 reports its keys as [`ProviderError::Config`]).
+    #[error("TSIG key: {message}")]
+    Key { message: String },
 }
 
 impl ProviderError {
@@ -78,6 +65,17 @@ impl ProviderError {
     /// from: the user re-plans; nothing was changed.
     pub fn is_stale(&self) -> bool {
         matches!(self, ProviderError::Stale { .. })
+    }
+
+    /// The adapter's own error, to downcast (`None` for `Stale` and `Key`).
+    pub fn adapter_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            ProviderError::Rejected(e)
+            | ProviderError::Ambiguous(e)
+            | ProviderError::Transport(e)
+            | ProviderError::Config(e) => Some(e.as_ref()),
+            ProviderError::Stale { .. } | ProviderError::Key { .. } => None,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::dns::transfer;
 use crate::dns::transport::{Clock, Transport};
-use crate::dns::tsig::TsigKey;
+use crate::dns::tsig::{TsigError, TsigKey};
 use crate::dns::update::{self, RrsetEdit, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
 use crate::plan::{Action, Change, Drift, ZoneState};
@@ -35,17 +35,54 @@ pub struct Rfc2136Provider {
     pub last_read: Option<ReadPath>,
 }
 
+/// What can go wrong with the rfc2136 provider.
+#[derive(Debug, thiserror::Error)]
+pub enum Rfc2136Error {
+    #[error("TSIG key: {message}")]
+    Key { message: String },
+    #[error("zone {zone}: {source}{}", if *total > 1 { format!(" ({done} of {total} UPDATE messages had been applied before this one; each message is all-or-nothing)") } else { String::new() })]
+    Dns {
+        zone: Fqdn,
+        source: Box<DnsError>,
+        done: usize,
+        total: usize,
+    },
+}
+
+impl From<Rfc2136Error> for ProviderError {
+    fn from(error: Rfc2136Error) -> Self {
+        let kind = match &error {
+            Rfc2136Error::Key { .. } => ProviderError::Config,
+            Rfc2136Error::Dns { source, .. } => match **source {
+                DnsError::Io { .. }
+                | DnsError::Timeout { .. }
+                | DnsError::NoAnswer { .. }
+                | DnsError::FamilyUnavailable { .. } => ProviderError::Transport,
+                DnsError::Tsig(TsigError::UnsupportedAlgorithm { .. } | TsigError::BadKey(_)) => {
+                    ProviderError::Config
+                }
+                // A reply that cannot be trusted, to a message that may have been applied.
+                DnsError::Tsig(_) | DnsError::UnsignedSuccess { .. } => ProviderError::Ambiguous,
+                DnsError::TsigRejected { .. } | DnsError::Rcode { .. } | DnsError::Malformed(_) => {
+                    ProviderError::Rejected
+                }
+            },
+        };
+        kind(Box::new(error))
+    }
+}
+
 /// Loads a key from where the topology says it is.
-pub fn load_key(source: &KeySource) -> Result<TsigKey, ProviderError> {
+pub fn load_key(source: &KeySource) -> Result<TsigKey, Rfc2136Error> {
     let key = match source {
         KeySource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ProviderError::Key {
+            let text = std::fs::read_to_string(path).map_err(|e| Rfc2136Error::Key {
                 message: format!("cannot read key file {}: {e}", path.display()),
             })?;
             TsigKey::from_bind_file(&text)
         }
         KeySource::Env(var) => {
-            let spec = std::env::var(var).map_err(|_| ProviderError::Key {
+            let spec = std::env::var(var).map_err(|_| Rfc2136Error::Key {
                 message: format!(
                     "environment variable {var} is not set (expected ALGORITHM:NAME:BASE64SECRET)"
                 ),
@@ -53,7 +90,7 @@ pub fn load_key(source: &KeySource) -> Result<TsigKey, ProviderError> {
             TsigKey::from_spec(&spec)
         }
     };
-    key.map_err(|e| ProviderError::Key {
+    key.map_err(|e| Rfc2136Error::Key {
         message: e.to_string(),
     })
 }
@@ -87,7 +124,7 @@ pub fn edits(changes: &[Change]) -> Result<Vec<RrsetEdit<'_>>, DnsError> {
 }
 
 impl Rfc2136Provider {
-    pub fn new(config: &Rfc2136Config, clock: Clock) -> Result<Self, ProviderError> {
+    pub fn new(config: &Rfc2136Config, clock: Clock) -> Result<Self, Rfc2136Error> {
         let update_key = config.key.as_ref().map(load_key).transpose()?;
         let transfer_key = match &config.transfer_key {
             Some(source) => Some(load_key(source)?),
@@ -109,12 +146,13 @@ impl Rfc2136Provider {
     }
 
     fn dns_error(zone: &Fqdn, source: DnsError, done: usize, total: usize) -> ProviderError {
-        ProviderError::Dns {
+        Rfc2136Error::Dns {
             zone: zone.clone(),
             source: Box::new(source),
             done,
             total,
         }
+        .into()
     }
 
     /// Re-reads what a message changed, to learn the outcome when the reply did not say
@@ -297,5 +335,47 @@ mod tests {
             err.to_string().ends_with("a create needs no `before`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn dns_errors_map_to_the_engine_kinds_with_the_same_words() {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let server = "127.0.0.1:53".parse().unwrap();
+        let of = |source, done, total| Rfc2136Provider::dns_error(&zone, source, done, total);
+        let lost = of(
+            DnsError::NoAnswer {
+                server,
+                attempts: 2,
+                waited: std::time::Duration::from_secs(3),
+                last: "no answer in time".into(),
+            },
+            1,
+            3,
+        );
+        assert!(matches!(lost, ProviderError::Transport(_)), "{lost:?}");
+        assert!(lost.to_string().ends_with(
+            "(1 of 3 UPDATE messages had been applied before this one; each message is all-or-nothing)"
+        ));
+        let refused = of(
+            DnsError::Rcode {
+                server,
+                rcode: 5,
+                signed: true,
+            },
+            0,
+            1,
+        );
+        assert!(matches!(refused, ProviderError::Rejected(_)));
+        assert!(refused
+            .to_string()
+            .starts_with("zone contoso.com.: 127.0.0.1:53 answered REFUSED"));
+        let untrusted = of(DnsError::UnsignedSuccess { server }, 0, 1);
+        assert!(matches!(untrusted, ProviderError::Ambiguous(_)));
+        let key: ProviderError = Rfc2136Error::Key {
+            message: "no such file".into(),
+        }
+        .into();
+        assert!(matches!(key, ProviderError::Config(_)));
+        assert_eq!(key.to_string(), "TSIG key: no such file");
     }
 }
