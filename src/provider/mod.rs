@@ -11,16 +11,6 @@ use crate::plan::{Change, Drift, ZoneState};
 use crate::records::{Fqdn, RrKey};
 use crate::topology::{ProviderConfig, Topology};
 
-/// What an adapter can promise; shown to users and used by the apply engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// All changes of one zone land together or not at all.
-    pub atomic_per_zone: bool,
-    /// The store itself refuses a change whose `before` no longer holds (no window between
-    /// our check and the write).
-    pub server_side_guard: bool,
-}
-
 /// What one `apply` of one zone did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -107,13 +97,13 @@ pub trait Provider {
     /// Short name, as in the topology (`zonefile`, `rfc2136`, `powerdns`).
     fn kind(&self) -> &'static str;
 
-    fn capabilities(&self) -> Capabilities;
-
     /// The current RRsets of `keys` in `zone` (absent keys are simply missing).
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError>;
 
     /// Applies the changes of one zone. Each change's `before` is a guard: if the store no
     /// longer holds it, the adapter refuses with [`ProviderError::Stale`] and changes nothing.
+    /// How much of a zone lands together, and whether the store or the adapter checks the
+    /// guard, differs by adapter (its module says); a failure says what landed.
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError>;
 }
 

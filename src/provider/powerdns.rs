@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use ureq::http::{HeaderValue, Response};
 
 use crate::plan::{Change, Drift, ZoneState};
-use crate::provider::{Applied, Capabilities, Provider, ProviderError};
+use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, Rdata, RecordSet, RecordType, RrKey};
 use crate::topology::{ApiKeySource, PowerDnsConfig};
 
@@ -678,13 +678,6 @@ fn drift(changes: &[Change], now: &Snapshot) -> Vec<Drift> {
 impl Provider for PowerDnsProvider {
     fn kind(&self) -> &'static str {
         "powerdns"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            atomic_per_zone: true,
-            server_side_guard: false,
-        }
     }
 
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {

@@ -2,7 +2,9 @@
 //!
 //! Reads with a signed AXFR (falling back to signed queries for exactly the managed names when
 //! the transfer is refused); applies each zone in as few UPDATE messages as fit in 64 KiB,
-//! every message guarded by prerequisites so the server itself refuses stale changes.
+//! every message guarded by prerequisites so the server itself refuses stale changes. Each
+//! message is all-or-nothing; a zone that needs several is not, and its errors say how many
+//! had been applied.
 
 use std::collections::BTreeSet;
 
@@ -12,7 +14,7 @@ use crate::dns::tsig::{TsigError, TsigKey};
 use crate::dns::update::{self, RrsetEdit, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
 use crate::plan::{Action, Change, Drift, ZoneState};
-use crate::provider::{Applied, Capabilities, Provider, ProviderError};
+use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RrKey};
 use crate::topology::{KeySource, Rfc2136Config};
 
@@ -192,14 +194,6 @@ enum Outcome {
 impl Provider for Rfc2136Provider {
     fn kind(&self) -> &'static str {
         "rfc2136"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            // One UPDATE message is atomic; a zone that needs several is not.
-            atomic_per_zone: false,
-            server_side_guard: true,
-        }
     }
 
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {

@@ -4,7 +4,8 @@
 //! sorted, names relative to the origin, comments not kept) and then proves the result
 //! faithful: the new text is parsed again and every record that was not meant to change must
 //! come back byte-for-byte on the wire, or nothing is written. The write is atomic (temporary
-//! file + rename) and the previous file is kept as `<file>.bak`.
+//! file + rename) and the previous file is kept as `<file>.bak`. The compare-and-swap check and
+//! the rename are both ours: another writer between them is not seen.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -20,7 +21,7 @@ use hickory_proto::serialize::txt::Parser;
 
 use crate::dns::convert::{self, hickory_type, our_type};
 use crate::plan::{Change, Drift, ZoneState};
-use crate::provider::{Applied, Capabilities, Provider, ProviderError};
+use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RecordSet, RecordType, RrKey};
 
 /// What can go wrong with a zone file.
@@ -374,14 +375,6 @@ impl Line {
 impl Provider for ZoneFileProvider {
     fn kind(&self) -> &'static str {
         "zonefile"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            atomic_per_zone: true,
-            // The check and the rename are ours; another writer in between is not seen.
-            server_side_guard: false,
-        }
     }
 
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
