@@ -466,7 +466,7 @@ pub fn init_from_dns(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::{Capabilities, ProviderError};
+    use crate::provider::ProviderError;
     use std::sync::{Arc, Mutex};
 
     /// A store that holds nothing, records the zones it is asked to change, and refuses the
@@ -479,13 +479,6 @@ mod tests {
     impl Provider for Refusing {
         fn kind(&self) -> &'static str {
             "test"
-        }
-
-        fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                atomic_per_zone: true,
-                server_side_guard: true,
-            }
         }
 
         fn read(

@@ -28,6 +28,9 @@ pub enum Error {
     PlanFile(#[from] PlanFileError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// A TSIG key that cannot be made (`keygen`: unknown or refused algorithm, bad name).
+    #[error("TSIG key: {0}")]
+    Key(#[from] crate::dns::tsig::TsigError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot read {}: {source}", path.display())]

@@ -312,7 +312,8 @@ fn large_plan(kind: Kind) {
     assert_eq!(plan.changes.len(), 2001);
     let zone_name = Fqdn::parse("contoso.com").unwrap();
     let changes: Vec<_> = plan.changes_for(&zone_name).cloned().collect();
-    let minimum = update::batches(&zone_name, &changes, update::MAX_MESSAGE - 606)
+    let edits = provider::rfc2136::edits(&changes).unwrap();
+    let minimum = update::batches(&zone_name, &edits, update::MAX_MESSAGE - 606)
         .unwrap()
         .len();
     assert!(minimum >= 2, "the plan must exceed one message");

@@ -3,21 +3,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use xmppdns::dns::tsig::{Algorithm, TsigError, TsigKey};
+use xmppdns::dns::tsig::{Algorithm, TsigKey};
 use xmppdns::error::exit;
-use xmppdns::provider::ProviderError;
 use xmppdns::Error;
 
 use crate::cli::KeygenArgs;
 
 pub(crate) fn keygen(args: KeygenArgs) -> Result<u8, Error> {
-    let key_error = |e: TsigError| {
-        Error::Provider(ProviderError::Key {
-            message: e.to_string(),
-        })
-    };
-    let algorithm = Algorithm::from_name(&args.algorithm).map_err(key_error)?;
-    let key = TsigKey::generate(&args.name, algorithm).map_err(key_error)?;
+    let algorithm = Algorithm::from_name(&args.algorithm)?;
+    let key = TsigKey::generate(&args.name, algorithm)?;
     match args.out {
         None => print!("{}", key.to_bind_file()),
         Some(path) => write_private(&path, &key.to_bind_file())

@@ -8,12 +8,12 @@
 //! code and contention without adding speed on a loopback or LAN path.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::dns::transport::{read_framed, write_framed};
 use crate::dns::wire::{self, Reader, WireError};
 use crate::dns::DnsError;
 use crate::records::{Fqdn, Rdata, Srv};
@@ -291,6 +291,15 @@ pub fn parse_response(message: &[u8], question: &Question) -> Result<Response, W
     })
 }
 
+/// What became of one attempt to send a question.
+enum Sent {
+    InFlight,
+    /// The send buffer is full: try again later.
+    BufferFull,
+    /// It could not be sent and is finished with the reason.
+    Finished,
+}
+
 struct Flight {
     index: usize,
     attempt: u32,
@@ -508,80 +517,94 @@ impl<'a> Engine<'a> {
             if self.results[index].is_some() {
                 continue;
             }
-            let question = &self.questions[index];
-            if self.dead.contains(&question.server) {
-                let server = question.server;
-                self.stats.unanswered += 1;
-                self.finish(
-                    index,
-                    Err(DnsError::NoAnswer {
-                        server,
-                        attempts: 0,
-                        waited: Duration::ZERO,
-                        last: format!(
-                            "{server} left {DEAD_AFTER} questions in a row unanswered; not asked"
-                        ),
-                    }),
-                );
+            let server = self.questions[index].server;
+            if self.dead.contains(&server) {
+                self.give_up_unasked(index, server);
                 continue;
             }
-            let mut id = self.ids.next();
-            while self.flights.contains_key(&id) || self.late.contains_key(&id) {
-                id = self.ids.next();
-            }
-            let bytes = match encode_query(id, question) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    self.finish(index, Err(DnsError::Malformed(e.to_string())));
-                    continue;
-                }
-            };
-            let family = if question.server.is_ipv4() {
-                &self.v4
-            } else {
-                &self.v6
-            };
-            let socket = match family {
-                Family::Ready(socket) => socket,
-                Family::Unavailable(reason) => {
-                    let (server, reason) = (question.server, reason.clone());
-                    self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
-                    continue;
-                }
-                Family::Unused => unreachable!("a family is set up for every question's server"),
-            };
-            let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
-            match socket.send_to(&bytes, question.server) {
-                Ok(_) => {
-                    self.stats.sent += 1;
-                    if attempt > 1 {
-                        self.stats.retries += 1;
-                    }
-                    self.flights.insert(
-                        id,
-                        Flight {
-                            index,
-                            attempt,
-                            deadline: Instant::now() + timeout,
-                        },
-                    );
-                }
+            if let Sent::BufferFull = self.send(index, attempt) {
                 // A full send buffer is a lost packet like any other: retried on schedule.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.queue.push_back((index, attempt));
-                    return;
+                self.queue.push_back((index, attempt));
+                return;
+            }
+        }
+    }
+
+    /// Fails a question to a server taken as down, without asking it.
+    fn give_up_unasked(&mut self, index: usize, server: SocketAddr) {
+        self.stats.unanswered += 1;
+        self.finish(
+            index,
+            Err(DnsError::NoAnswer {
+                server,
+                attempts: 0,
+                waited: Duration::ZERO,
+                last: format!(
+                    "{server} left {DEAD_AFTER} questions in a row unanswered; not asked"
+                ),
+            }),
+        );
+    }
+
+    /// An ID that is neither in flight nor still awaited from an earlier attempt.
+    fn unused_id(&mut self) -> u16 {
+        let mut id = self.ids.next();
+        while self.flights.contains_key(&id) || self.late.contains_key(&id) {
+            id = self.ids.next();
+        }
+        id
+    }
+
+    /// Sends one attempt of question `index` and puts it in flight. A question that cannot
+    /// be sent at all is finished with the reason.
+    fn send(&mut self, index: usize, attempt: u32) -> Sent {
+        let question = &self.questions[index];
+        let server = question.server;
+        let id = self.unused_id();
+        let bytes = match encode_query(id, question) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.finish(index, Err(DnsError::Malformed(e.to_string())));
+                return Sent::Finished;
+            }
+        };
+        let family = if server.is_ipv4() { &self.v4 } else { &self.v6 };
+        let result = match family {
+            Family::Ready(socket) => socket.send_to(&bytes, server),
+            Family::Unavailable(reason) => {
+                let reason = reason.clone();
+                self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
+                return Sent::Finished;
+            }
+            Family::Unused => unreachable!("a family is set up for every question's server"),
+        };
+        match result {
+            Ok(_) => {
+                self.stats.sent += 1;
+                if attempt > 1 {
+                    self.stats.retries += 1;
                 }
-                // No route to the server's network (an IPv6 server seen from an IPv4-only
-                // host): this question cannot be asked, which says nothing about the server.
-                Err(source) if family_unavailable(&source) => {
-                    let server = question.server;
-                    let reason = source.to_string();
-                    self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
-                }
-                Err(source) => {
-                    let server = question.server;
-                    self.finish(index, Err(DnsError::Io { server, source }));
-                }
+                let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
+                let deadline = Instant::now() + timeout;
+                let flight = Flight {
+                    index,
+                    attempt,
+                    deadline,
+                };
+                self.flights.insert(id, flight);
+                Sent::InFlight
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Sent::BufferFull,
+            // No route to the server's network (an IPv6 server seen from an IPv4-only
+            // host): this question cannot be asked, which says nothing about the server.
+            Err(source) if family_unavailable(&source) => {
+                let reason = source.to_string();
+                self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
+                Sent::Finished
+            }
+            Err(source) => {
+                self.finish(index, Err(DnsError::Io { server, source }));
+                Sent::Finished
             }
         }
     }
@@ -701,14 +724,8 @@ pub fn tcp_query(question: &Question, id: u16, timeout: Duration) -> Result<Resp
     let mut stream = TcpStream::connect_timeout(&server, timeout).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let mut framed = Vec::with_capacity(bytes.len() + 2);
-    framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-    framed.extend_from_slice(&bytes);
-    stream.write_all(&framed).map_err(io)?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).map_err(io)?;
-    let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut reply).map_err(io)?;
+    write_framed(&mut stream, &bytes).map_err(io)?;
+    let reply = read_framed(&mut stream).map_err(io)?;
     if wire::id(&reply) != Some(id) {
         return Err(DnsError::Malformed(format!(
             "{server}: TCP reply with another ID"

@@ -95,7 +95,6 @@ pub fn axfr(
             let reply = crate::dns::transport::Reply {
                 bytes: bytes.to_vec(),
                 verdict: verdict.clone(),
-                attempt: 1,
             };
             check_reply(transport.server, key, &reply)?;
         } else if rcode(bytes) != 0 {

@@ -31,9 +31,6 @@ pub struct Transport {
 pub struct Reply {
     pub bytes: Vec<u8>,
     pub verdict: Verdict,
-    /// Which attempt it answered (1-based): a reply to a retry of an UPDATE may report a
-    /// failed prerequisite because the first attempt was applied.
-    pub attempt: u32,
 }
 
 /// The response code in a reply's header (RFC 1035 / 2136 names).
@@ -97,11 +94,7 @@ impl Transport {
             match result {
                 Ok(bytes) => {
                     let verdict = self.verify(key, &signed, &bytes)?;
-                    return Ok(Reply {
-                        bytes,
-                        verdict,
-                        attempt,
-                    });
+                    return Ok(Reply { bytes, verdict });
                 }
                 Err(e) if e.is_timeout() => {
                     tracing::debug!(
@@ -247,7 +240,9 @@ impl Transport {
     }
 }
 
-fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+/// Writes one DNS message over a stream with its two-byte length in front (RFC 1035 §4.2.2),
+/// in one write so it goes out as one segment when it fits.
+pub fn write_framed(stream: &mut impl Write, message: &[u8]) -> std::io::Result<()> {
     let len = u16::try_from(message.len()).map_err(|_| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "message over 65535 bytes")
     })?;
@@ -257,7 +252,8 @@ fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
     stream.write_all(&framed)
 }
 
-fn read_framed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// Reads one length-prefixed DNS message from a stream.
+pub fn read_framed(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len)?;
     let mut message = vec![0u8; u16::from_be_bytes(len) as usize];

@@ -7,63 +7,61 @@ use hickory_proto::rr::{DNSClass, RecordType as HType};
 
 use crate::dns::DnsError;
 use crate::dns::{convert, wire};
-use crate::plan::{Action, Change};
-use crate::records::Fqdn;
+use crate::records::{Fqdn, RecordSet, RecordType};
 
 /// The largest DNS message over TCP.
 pub const MAX_MESSAGE: usize = 65_535;
 
-/// Encodes one UPDATE for `zone` carrying `changes`, unsigned.
+/// One RRset change as an UPDATE carries it, borrowed from wherever the caller keeps its
+/// changes (the wire layer knows RRsets, not plans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrsetEdit<'a> {
+    pub name: &'a Fqdn,
+    pub rtype: RecordType,
+    /// What the server must still hold for the change to apply; `None`: the RRset must not
+    /// exist.
+    pub before: Option<&'a RecordSet>,
+    /// What to install; `None`: the RRset is deleted.
+    pub after: Option<&'a RecordSet>,
+}
+
+/// Encodes one UPDATE for `zone` carrying `edits`, unsigned.
 ///
-/// Prerequisites (RFC 2136 §2.4) make the message a compare-and-swap: an update or delete
-/// requires "RRset exists (value dependent)" with exactly the records that were read; a create
-/// requires "RRset does not exist". If any fails, the server applies nothing of the message.
+/// Prerequisites (RFC 2136 §2.4) make the message a compare-and-swap: an edit with a `before`
+/// requires "RRset exists (value dependent)" with exactly the records that were read; one
+/// without requires "RRset does not exist". If any fails, the server applies nothing of the
+/// message.
 /// (Prerequisites compare data, not TTLs: a TTL-only change made by someone else is not seen.)
 ///
 /// Changes that do not fit in 65,535 bytes are an error, never a silently shortened message.
-pub fn message(zone: &Fqdn, changes: &[Change], id: u16) -> Result<Vec<u8>, DnsError> {
-    encode(zone, changes, id)?.ok_or_else(|| {
+pub fn message(zone: &Fqdn, edits: &[RrsetEdit<'_>], id: u16) -> Result<Vec<u8>, DnsError> {
+    encode(zone, edits, id)?.ok_or_else(|| {
         DnsError::Malformed(format!(
             "{} change(s) do not fit in one UPDATE message of {MAX_MESSAGE} bytes",
-            changes.len()
+            edits.len()
         ))
     })
 }
 
 /// The encoded message, or `None` when it does not fit in 65,535 bytes (hickory then drops
 /// the records that did not fit and sets TC: such a message must never be sent).
-fn encode(zone: &Fqdn, changes: &[Change], id: u16) -> Result<Option<Vec<u8>>, DnsError> {
+fn encode(zone: &Fqdn, edits: &[RrsetEdit<'_>], id: u16) -> Result<Option<Vec<u8>>, DnsError> {
     let mut m = Message::new();
     m.set_id(id)
         .set_message_type(MessageType::Query)
         .set_op_code(OpCode::Update);
     m.add_query(Query::query(convert::name(zone)?, HType::SOA));
-    for change in changes {
-        match (&change.before, change.action) {
-            (Some(before), Action::Update | Action::Delete) => {
+    for edit in edits {
+        match edit.before {
+            Some(before) => {
                 m.add_answers(convert::records(before, 0)?);
+                m.add_name_server(convert::empty(edit.name, edit.rtype, DNSClass::ANY)?);
             }
-            (None, Action::Create) => {
-                m.add_answer(convert::empty(&change.name, change.rtype, DNSClass::NONE)?);
-            }
-            _ => {
-                return Err(DnsError::Malformed(format!(
-                    "{} {}: a {} needs {} `before`",
-                    change.name,
-                    change.rtype,
-                    change.action.as_str(),
-                    if change.action == Action::Create {
-                        "no"
-                    } else {
-                        "a"
-                    }
-                )))
+            None => {
+                m.add_answer(convert::empty(edit.name, edit.rtype, DNSClass::NONE)?);
             }
         }
-        if change.action != Action::Create {
-            m.add_name_server(convert::empty(&change.name, change.rtype, DNSClass::ANY)?);
-        }
-        if let Some(after) = &change.after {
+        if let Some(after) = edit.after {
             m.add_name_servers(convert::records(after, after.ttl)?);
         }
     }
@@ -73,7 +71,7 @@ fn encode(zone: &Fqdn, changes: &[Change], id: u16) -> Result<Option<Vec<u8>>, D
     Ok((!wire::truncated(&bytes)).then_some(bytes))
 }
 
-/// Splits `changes` into consecutive runs that each fit in `max_bytes` as one message,
+/// Splits `edits` into consecutive runs that each fit in `max_bytes` as one message,
 /// using as few messages as possible: encoded size only grows with the run, so taking the
 /// longest run that fits each time is optimal for order-preserving splits.
 ///
@@ -84,42 +82,42 @@ fn encode(zone: &Fqdn, changes: &[Change], id: u16) -> Result<Option<Vec<u8>>, D
 /// is right, a few more when it is off.
 pub fn batches(
     zone: &Fqdn,
-    changes: &[Change],
+    edits: &[RrsetEdit<'_>],
     max_bytes: usize,
 ) -> Result<Vec<Range<usize>>, DnsError> {
-    Ok(batches_encoded(zone, changes, max_bytes)?
+    Ok(batches_encoded(zone, edits, max_bytes)?
         .into_iter()
         .map(|(run, _)| run)
         .collect())
 }
 
-/// A run of changes and its encoded UPDATE (ID 0; see [`with_id`]).
+/// A run of edits and its encoded UPDATE (ID 0; see [`with_id`]).
 pub type EncodedRun = (Range<usize>, Vec<u8>);
 
 /// [`batches`], each run with its encoded message, which the search has already built:
 /// sending it costs no second encoding.
 pub fn batches_encoded(
     zone: &Fqdn,
-    changes: &[Change],
+    edits: &[RrsetEdit<'_>],
     max_bytes: usize,
 ) -> Result<Vec<EncodedRun>, DnsError> {
     // The message for start..end when it fits.
     let fitting = |start: usize, end: usize| -> Result<Option<Vec<u8>>, DnsError> {
-        Ok(encode(zone, &changes[start..end], 0)?.filter(|m| m.len() <= max_bytes))
+        Ok(encode(zone, &edits[start..end], 0)?.filter(|m| m.len() <= max_bytes))
     };
-    let mut guess = first_guess(zone, changes, max_bytes)?;
+    let mut guess = first_guess(zone, edits, max_bytes)?;
     let mut out = Vec::new();
     let mut start = 0;
-    while start < changes.len() {
+    while start < edits.len() {
         let Some(mut kept) = fitting(start, start + 1)? else {
-            let c = &changes[start];
+            let c = &edits[start];
             return Err(DnsError::Malformed(format!(
                 "the change of {} {} alone does not fit in one UPDATE message",
                 c.name, c.rtype
             )));
         };
         // start..low fits (its message is `kept`); no run longer than start..high does.
-        let (mut low, mut high) = (start + 1, changes.len());
+        let (mut low, mut high) = (start + 1, edits.len());
         let probe = (start + guess).min(high);
         if probe > low {
             if let Some(m) = fitting(start, probe)? {
@@ -177,11 +175,11 @@ pub fn with_id(mut message: Vec<u8>, id: u16) -> Vec<u8> {
     message
 }
 
-/// How many changes a first message may hold: the size of up to 32 of them, scaled up.
-fn first_guess(zone: &Fqdn, changes: &[Change], max_bytes: usize) -> Result<usize, DnsError> {
-    let sample = changes.len().min(32);
+/// How many edits a first message may hold: the size of up to 32 of them, scaled up.
+fn first_guess(zone: &Fqdn, edits: &[RrsetEdit<'_>], max_bytes: usize) -> Result<usize, DnsError> {
+    let sample = edits.len().min(32);
     let empty = message(zone, &[], 0)?.len();
-    Ok(match encode(zone, &changes[..sample], 0)? {
+    Ok(match encode(zone, &edits[..sample], 0)? {
         Some(m) if m.len() > empty => {
             (max_bytes.saturating_sub(empty) * sample / (m.len() - empty)).max(1)
         }
@@ -192,14 +190,14 @@ fn first_guess(zone: &Fqdn, changes: &[Change], max_bytes: usize) -> Result<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{Rdata, RecordSet, RecordType};
+    use crate::records::Rdata;
 
-    fn srv_change(i: usize) -> Change {
-        srv_change_of(i, 3)
+    fn srv_set(i: usize) -> RecordSet {
+        srv_set_of(i, 3)
     }
 
-    /// A create of `_xmpp-server._tcp.sipNNNNN.contoso.com` SRV with `pools` records.
-    fn srv_change_of(i: usize, pools: usize) -> Change {
+    /// `_xmpp-server._tcp.sipNNNNN.contoso.com` SRV with `pools` records.
+    fn srv_set_of(i: usize, pools: usize) -> RecordSet {
         let name = Fqdn::parse(&format!("_xmpp-server._tcp.sip{i:05}.contoso.com")).unwrap();
         let records = (1..=pools)
             .map(|p| {
@@ -210,20 +208,28 @@ mod tests {
                 .unwrap()
             })
             .collect();
-        Change {
-            zone: Fqdn::parse("contoso.com").unwrap(),
-            action: Action::Create,
-            name: name.clone(),
-            rtype: RecordType::Srv,
+        RecordSet::new(name, RecordType::Srv, 3600, records).unwrap()
+    }
+
+    /// The creation of `set`.
+    fn create(set: &RecordSet) -> RrsetEdit<'_> {
+        RrsetEdit {
+            name: &set.name,
+            rtype: set.rtype,
             before: None,
-            after: Some(RecordSet::new(name, RecordType::Srv, 3600, records).unwrap()),
+            after: Some(set),
         }
+    }
+
+    fn creates(sets: &[RecordSet]) -> Vec<RrsetEdit<'_>> {
+        sets.iter().map(create).collect()
     }
 
     #[test]
     fn batches_are_maximal_runs_that_fit() {
         let zone = Fqdn::parse("contoso.com").unwrap();
-        let changes: Vec<Change> = (0..2000).map(srv_change).collect();
+        let sets: Vec<RecordSet> = (0..2000).map(srv_set).collect();
+        let changes = creates(&sets);
         let limit = MAX_MESSAGE - 606;
         let runs = batches(&zone, &changes, limit).unwrap();
         assert!(
@@ -251,7 +257,7 @@ mod tests {
 
     /// The longest run from each start by plain bisection over the whole rest: the reference
     /// the guessing search must agree with.
-    fn bisected(zone: &Fqdn, changes: &[Change], limit: usize) -> Vec<Range<usize>> {
+    fn bisected(zone: &Fqdn, changes: &[RrsetEdit<'_>], limit: usize) -> Vec<Range<usize>> {
         let fits = |r: Range<usize>| {
             encode(zone, &changes[r], 0)
                 .unwrap()
@@ -285,10 +291,8 @@ mod tests {
             .chain((0..200).map(|_| 9))
             .chain((0..400).map(|_| 1))
             .chain((0..300).map(|i| 1 + (i * 7) % 9));
-        let changes: Vec<Change> = sizes
-            .enumerate()
-            .map(|(i, n)| srv_change_of(i, n))
-            .collect();
+        let sets: Vec<RecordSet> = sizes.enumerate().map(|(i, n)| srv_set_of(i, n)).collect();
+        let changes = creates(&sets);
         let limit = 20_000;
         let runs = batches(&zone, &changes, limit).unwrap();
         assert!(runs.len() > 5, "{runs:?}");
@@ -305,7 +309,8 @@ mod tests {
     #[test]
     fn changes_beyond_64_kib_are_refused_not_truncated() {
         let zone = Fqdn::parse("contoso.com").unwrap();
-        let changes: Vec<Change> = (0..2000).map(srv_change).collect();
+        let sets: Vec<RecordSet> = (0..2000).map(srv_set).collect();
+        let changes = creates(&sets);
         // hickory would drop what does not fit and set TC: a partial UPDATE.
         let err = message(&zone, &changes, 1).unwrap_err().to_string();
         assert!(err.contains("do not fit in one UPDATE message"), "{err}");
@@ -313,10 +318,10 @@ mod tests {
     }
 
     #[test]
-    fn prerequisites_match_the_action() {
+    fn prerequisites_match_the_guard() {
         let zone = Fqdn::parse("contoso.com").unwrap();
-        let create = srv_change(1);
-        let bytes = message(&zone, std::slice::from_ref(&create), 1).unwrap();
+        let set = srv_set(1);
+        let bytes = message(&zone, &[create(&set)], 1).unwrap();
         let m = Message::from_vec(&bytes).unwrap();
         assert_eq!(
             m.answers().len(),
@@ -326,10 +331,11 @@ mod tests {
         assert_eq!(m.answers()[0].dns_class(), DNSClass::NONE);
         assert_eq!(m.name_servers().len(), 3, "three records added");
 
-        let mut update = srv_change(1);
-        update.action = Action::Update;
-        update.before = create.after.clone();
-        let bytes = message(&zone, std::slice::from_ref(&update), 1).unwrap();
+        let update = RrsetEdit {
+            before: Some(&set),
+            ..create(&set)
+        };
+        let bytes = message(&zone, &[update], 1).unwrap();
         let m = Message::from_vec(&bytes).unwrap();
         assert_eq!(
             m.answers().len(),
@@ -347,8 +353,13 @@ mod tests {
         );
         assert_eq!(m.name_servers().len(), 4);
 
-        let mut bad = srv_change(1);
-        bad.action = Action::Delete;
-        assert!(message(&zone, &[bad], 1).is_err());
+        let delete = RrsetEdit {
+            after: None,
+            ..update
+        };
+        let bytes = message(&zone, &[delete], 1).unwrap();
+        let m = Message::from_vec(&bytes).unwrap();
+        assert_eq!(m.answers().len(), 3);
+        assert_eq!(m.name_servers().len(), 1, "only the delete of the RRset");
     }
 }

@@ -6,21 +6,10 @@ pub mod rfc2136;
 pub mod zonefile;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use crate::plan::{Change, Drift, ZoneState};
 use crate::records::{Fqdn, RrKey};
 use crate::topology::{ProviderConfig, Topology};
-
-/// What an adapter can promise; shown to users and used by the apply engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// All changes of one zone land together or not at all.
-    pub atomic_per_zone: bool,
-    /// The store itself refuses a change whose `before` no longer holds (no window between
-    /// our check and the write).
-    pub server_side_guard: bool,
-}
 
 /// What one `apply` of one zone did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,46 +20,30 @@ pub struct Applied {
     pub detail: String,
 }
 
+/// An adapter's own error, carried behind the common surface for its words.
+pub type AdapterError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What the apply engine sees of a provider's failure: one of a few kinds, each carrying the
+/// adapter's own error (which says it in the adapter's words). The kinds are closed: a new
+/// adapter maps its errors onto them and adds none here.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    #[error("zone {zone}: no zone file is configured for it")]
-    NoZoneFile { zone: Fqdn },
-    #[error("cannot read zone file {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write zone file {}: {source}; the previous file is unchanged", path.display())]
-    WriteFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("zone file {} does not parse: {message}", path.display())]
-    ParseFile { path: PathBuf, message: String },
-    #[error("zone file {}: {message}", path.display())]
-    BadZone { path: PathBuf, message: String },
-    #[error("zone file {}: rewriting it would not keep every record as it was ({message}); nothing was written", path.display())]
-    NotFaithful { path: PathBuf, message: String },
-    #[error("TSIG key: {message}")]
-    Key { message: String },
-    #[error("zone {zone}: {source}{}", if *total > 1 { format!(" ({done} of {total} UPDATE messages had been applied before this one; each message is all-or-nothing)") } else { String::new() })]
-    Dns {
-        zone: Fqdn,
-        source: Box<crate::dns::DnsError>,
-        done: usize,
-        total: usize,
-    },
-    #[error("PowerDNS API key: {message}")]
-    ApiKey { message: String },
-    #[error("zone {zone}: {source}{}", if *unchanged { "; nothing was changed in this zone" } else { "" })]
-    Api {
-        zone: Fqdn,
-        source: Box<powerdns::ApiError>,
-        /// Known for certain: the zone was not changed (the PATCH was refused or never sent).
-        unchanged: bool,
-    },
+    /// The store no longer holds what the plan was computed from, so it refused and nothing
+    /// was changed in this zone: the user plans again (exit 3).
     #[error("zone {zone}: {} managed RRset(s) changed since they were read; nothing was changed in this zone:\n{}", drift.len(), describe_drift(drift))]
     Stale { zone: Fqdn, drift: Vec<Drift> },
+    /// The store refused the request, or holds something the adapter will not rewrite.
+    #[error(transparent)]
+    Rejected(AdapterError),
+    /// A write may or may not have landed, and reading again did not settle it.
+    #[error(transparent)]
+    Ambiguous(AdapterError),
+    /// The store could not be reached, read or written.
+    #[error(transparent)]
+    Transport(AdapterError),
+    /// The adapter's settings or credentials are unusable.
+    #[error(transparent)]
+    Config(AdapterError),
 }
 
 impl ProviderError {
@@ -78,6 +51,17 @@ impl ProviderError {
     /// from: the user re-plans; nothing was changed.
     pub fn is_stale(&self) -> bool {
         matches!(self, ProviderError::Stale { .. })
+    }
+
+    /// The adapter's own error, to downcast (`None` for `Stale`).
+    pub fn adapter_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            ProviderError::Rejected(e)
+            | ProviderError::Ambiguous(e)
+            | ProviderError::Transport(e)
+            | ProviderError::Config(e) => Some(e.as_ref()),
+            ProviderError::Stale { .. } => None,
+        }
     }
 }
 
@@ -109,13 +93,13 @@ pub trait Provider {
     /// Short name, as in the topology (`zonefile`, `rfc2136`, `powerdns`).
     fn kind(&self) -> &'static str;
 
-    fn capabilities(&self) -> Capabilities;
-
     /// The current RRsets of `keys` in `zone` (absent keys are simply missing).
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError>;
 
     /// Applies the changes of one zone. Each change's `before` is a guard: if the store no
     /// longer holds it, the adapter refuses with [`ProviderError::Stale`] and changes nothing.
+    /// How much of a zone lands together, and whether the store or the adapter checks the
+    /// guard, differs by adapter (its module says); a failure says what landed.
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError>;
 }
 

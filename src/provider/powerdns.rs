@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use ureq::http::{HeaderValue, Response};
 
 use crate::plan::{Change, Drift, ZoneState};
-use crate::provider::{Applied, Capabilities, Provider, ProviderError};
+use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, Rdata, RecordSet, RecordType, RrKey};
 use crate::topology::{ApiKeySource, PowerDnsConfig};
 
@@ -35,14 +35,14 @@ pub struct ApiKey(HeaderValue);
 
 impl ApiKey {
     /// Checks that the key can travel in an HTTP header, without ever echoing it.
-    pub fn new(key: &str) -> Result<Self, ProviderError> {
+    pub fn new(key: &str) -> Result<Self, PowerDnsError> {
         let key = key.trim();
         if key.is_empty() {
-            return Err(ProviderError::ApiKey {
+            return Err(PowerDnsError::ApiKey {
                 message: "the key is empty".into(),
             });
         }
-        let mut value = HeaderValue::from_str(key).map_err(|_| ProviderError::ApiKey {
+        let mut value = HeaderValue::from_str(key).map_err(|_| PowerDnsError::ApiKey {
             message: "the key holds characters that cannot be sent in an HTTP header (control characters or non-ASCII)".into(),
         })?;
         // Marks it for the http crate's own Debug output and for HPACK, should either see it.
@@ -51,9 +51,9 @@ impl ApiKey {
     }
 
     /// Loads the key from where the topology says it is.
-    pub fn load(source: &ApiKeySource) -> Result<Self, ProviderError> {
+    pub fn load(source: &ApiKeySource) -> Result<Self, PowerDnsError> {
         let text = match source {
-            ApiKeySource::Env(var) => std::env::var(var).map_err(|e| ProviderError::ApiKey {
+            ApiKeySource::Env(var) => std::env::var(var).map_err(|e| PowerDnsError::ApiKey {
                 message: match e {
                     std::env::VarError::NotPresent => format!(
                         "environment variable {var} is not set (it should hold the key set as `api-key` in pdns.conf)"
@@ -64,17 +64,17 @@ impl ApiKey {
                 },
             })?,
             ApiKeySource::File(path) => {
-                std::fs::read_to_string(path).map_err(|e| ProviderError::ApiKey {
+                std::fs::read_to_string(path).map_err(|e| PowerDnsError::ApiKey {
                     message: format!("cannot read key file {}: {e}", path.display()),
                 })?
             }
         };
         ApiKey::new(&text).map_err(|e| match (e, source) {
-            (ProviderError::ApiKey { message }, ApiKeySource::Env(var)) => ProviderError::ApiKey {
+            (PowerDnsError::ApiKey { message }, ApiKeySource::Env(var)) => PowerDnsError::ApiKey {
                 message: format!("environment variable {var}: {message}"),
             },
-            (ProviderError::ApiKey { message }, ApiKeySource::File(path)) => {
-                ProviderError::ApiKey {
+            (PowerDnsError::ApiKey { message }, ApiKeySource::File(path)) => {
+                PowerDnsError::ApiKey {
                     message: format!("key file {}: {message}", path.display()),
                 }
             }
@@ -156,6 +156,42 @@ impl ApiError {
     }
 }
 
+/// What can go wrong with the PowerDNS provider.
+#[derive(Debug, thiserror::Error)]
+pub enum PowerDnsError {
+    #[error("PowerDNS API key: {message}")]
+    ApiKey { message: String },
+    #[error("zone {zone}: {source}{}", if *unchanged { "; nothing was changed in this zone" } else { "" })]
+    Api {
+        zone: Fqdn,
+        source: Box<ApiError>,
+        /// Known for certain: the zone was not changed (the PATCH was refused or never sent).
+        unchanged: bool,
+    },
+}
+
+impl From<PowerDnsError> for ProviderError {
+    fn from(error: PowerDnsError) -> Self {
+        let kind = match &error {
+            PowerDnsError::ApiKey { .. } => ProviderError::Config,
+            PowerDnsError::Api { source, .. } => match **source {
+                ApiError::Unauthorized { .. } | ApiError::ZoneNotFound { .. } => {
+                    ProviderError::Config
+                }
+                ApiError::Rejected { .. } | ApiError::BadRequest { .. } => ProviderError::Rejected,
+                ApiError::OutcomeUnknown { .. } => ProviderError::Ambiguous,
+                ApiError::ServerError { .. }
+                | ApiError::Unexpected { .. }
+                | ApiError::Refused { .. }
+                | ApiError::Timeout { .. }
+                | ApiError::Transport { .. }
+                | ApiError::BadAnswer { .. } => ProviderError::Transport,
+            },
+        };
+        kind(Box::new(error))
+    }
+}
+
 /// The zone document, reduced to what is read (serde ignores the other fields). Both fields
 /// are required: a 200 answer without them (a proxy's page, say) must not read as an empty zone.
 #[derive(Deserialize)]
@@ -224,7 +260,7 @@ impl PowerDnsProvider {
     /// Loads the key; no request is made until the first read. `proxy_from_env`: use the
     /// proxy the environment names (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`), else
     /// always connect to `api_url` directly.
-    pub fn new(config: &PowerDnsConfig, proxy_from_env: bool) -> Result<Self, ProviderError> {
+    pub fn new(config: &PowerDnsConfig, proxy_from_env: bool) -> Result<Self, PowerDnsError> {
         let key = ApiKey::load(&config.api_key)?;
         let proxy = if proxy_from_env {
             ureq::Proxy::try_from_env()
@@ -425,8 +461,84 @@ impl PowerDnsProvider {
         }
     }
 
-    fn error(zone: &Fqdn, source: ApiError, unchanged: bool) -> ProviderError {
-        ProviderError::Api {
+    /// Sends the PATCH and makes sure of its outcome; returns what the detail adds when it
+    /// was applied (the new serial, or how the outcome was learned).
+    fn patch_settled(
+        &self,
+        zone: &Fqdn,
+        changes: &[Change],
+        keys: &BTreeSet<RrKey>,
+        body: &Value,
+    ) -> Result<String, PowerDnsError> {
+        match self.patch(zone, body) {
+            Ok(serial) => Ok(serial
+                .map(|serial| format!(", new serial {serial}"))
+                .unwrap_or_default()),
+            Err(e) if e.refused() || e.not_sent() => Err(Self::error(zone, e, true)),
+            Err(e) => self.settle(zone, changes, keys, e),
+        }
+    }
+
+    /// No answer, or one that does not say PowerDNS refused it (a 5xx from a proxy that gave
+    /// up waiting, say): the PATCH may or may not have been committed. It is one transaction,
+    /// so the zone holds either every `before` or every `after`: reading it again tells which.
+    fn settle(
+        &self,
+        zone: &Fqdn,
+        changes: &[Change],
+        keys: &BTreeSet<RrKey>,
+        error: ApiError,
+    ) -> Result<String, PowerDnsError> {
+        let cause = error.to_string();
+        let now = self.fetch(zone, keys).map_err(|reread| {
+            Self::error(
+                zone,
+                ApiError::OutcomeUnknown {
+                    cause: cause.clone(),
+                    reread: reread.to_string(),
+                },
+                false,
+            )
+        })?;
+        let holds = |want: fn(&Change) -> Option<&RecordSet>| {
+            changes.iter().all(|c| now.served.get(&c.key()) == want(c))
+        };
+        if holds(|c| c.after.as_ref()) {
+            Ok(format!(
+                "; the PATCH got no usable answer ({cause}) but reading the zone again shows it applied"
+            ))
+        } else if holds(|c| c.before.as_ref()) {
+            Err(Self::error(zone, error, true))
+        } else {
+            Err(Self::error(
+                zone,
+                ApiError::OutcomeUnknown {
+                    cause,
+                    reread:
+                        "the zone matches neither the plan's before nor its after (another writer?)"
+                            .into(),
+                },
+                false,
+            ))
+        }
+    }
+
+    /// Asks for a NOTIFY after a committed PATCH; what the detail adds. A failed request only
+    /// delays secondaries until their next SOA refresh, so it is a warning, not a failed apply.
+    fn notify_note(&self, zone: &Fqdn) -> String {
+        match self.send_notify(zone) {
+            Ok(()) => "; NOTIFY queued".to_string(),
+            Err(e) => {
+                tracing::warn!(
+                    "zone {zone}: applied, but the NOTIFY request failed: {e}; secondaries will see the change at their next SOA refresh"
+                );
+                format!("; warning: NOTIFY request failed: {e}")
+            }
+        }
+    }
+
+    fn error(zone: &Fqdn, source: ApiError, unchanged: bool) -> PowerDnsError {
+        PowerDnsError::Api {
             zone: zone.clone(),
             source: Box::new(source),
             unchanged,
@@ -568,13 +680,6 @@ impl Provider for PowerDnsProvider {
         "powerdns"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            atomic_per_zone: true,
-            server_side_guard: false,
-        }
-    }
-
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
         let snapshot = self
             .fetch(zone, keys)
@@ -620,63 +725,10 @@ impl Provider for PowerDnsProvider {
             self.api_url,
             self.server_id
         );
-        match self.patch(zone, &body) {
-            Ok(serial) => {
-                if let Some(serial) = serial {
-                    detail.push_str(&format!(", new serial {serial}"));
-                }
-            }
-            Err(e) if e.refused() || e.not_sent() => return Err(Self::error(zone, e, true)),
-            Err(e) => {
-                // No answer, or one that does not say PowerDNS refused it (a 5xx from a proxy
-                // that gave up waiting, say): the PATCH may or may not have been committed. It
-                // is one transaction, so the zone holds either every `before` or every `after`.
-                let cause = e.to_string();
-                let now = self.fetch(zone, &keys).map_err(|reread| {
-                    Self::error(
-                        zone,
-                        ApiError::OutcomeUnknown {
-                            cause: cause.clone(),
-                            reread: reread.to_string(),
-                        },
-                        false,
-                    )
-                })?;
-                let holds = |want: fn(&Change) -> Option<&RecordSet>| {
-                    changes.iter().all(|c| now.served.get(&c.key()) == want(c))
-                };
-                if holds(|c| c.after.as_ref()) {
-                    detail.push_str(&format!(
-                        "; the PATCH got no usable answer ({cause}) but reading the zone again shows it applied"
-                    ));
-                } else if holds(|c| c.before.as_ref()) {
-                    return Err(Self::error(zone, e, true));
-                } else {
-                    return Err(Self::error(
-                        zone,
-                        ApiError::OutcomeUnknown {
-                            cause,
-                            reread: "the zone matches neither the plan's before nor its after (another writer?)".into(),
-                        },
-                        false,
-                    ));
-                }
-            }
-        }
+        detail.push_str(&self.patch_settled(zone, changes, &keys, &body)?);
         tracing::info!("{zone}: {detail}");
-
         if self.notify {
-            // The PATCH is committed; a failed NOTIFY request only delays secondaries until
-            // their next SOA refresh, so it is a warning, not a failed apply.
-            match self.send_notify(zone) {
-                Ok(()) => detail.push_str("; NOTIFY queued"),
-                Err(e) => {
-                    tracing::warn!(
-                        "zone {zone}: applied, but the NOTIFY request failed: {e}; secondaries will see the change at their next SOA refresh"
-                    );
-                    detail.push_str(&format!("; warning: NOTIFY request failed: {e}"));
-                }
-            }
+            detail.push_str(&self.notify_note(zone));
         }
         Ok(Applied {
             zone: zone.clone(),
@@ -882,5 +934,45 @@ mod tests {
         let direct = PowerDnsProvider::new(&config, false);
         let _ = std::fs::remove_file(&dir);
         assert!(direct.unwrap().agent.config().proxy().is_none());
+    }
+
+    #[test]
+    fn api_errors_map_to_the_engine_kinds_with_the_same_words() {
+        let zone = name("contoso.com");
+        let request = "PATCH http://127.0.0.1:1/x".to_string();
+        let refused = ProviderError::from(PowerDnsProvider::error(
+            &zone,
+            ApiError::Rejected {
+                request: request.clone(),
+                message: "bad content".into(),
+            },
+            true,
+        ));
+        assert!(matches!(refused, ProviderError::Rejected(_)), "{refused:?}");
+        assert_eq!(
+            refused.to_string(),
+            "zone contoso.com.: PATCH http://127.0.0.1:1/x: PowerDNS rejected the change (HTTP 422): bad content; nothing was changed in this zone"
+        );
+        let unknown = ProviderError::from(PowerDnsProvider::error(
+            &zone,
+            ApiError::OutcomeUnknown {
+                cause: "timeout".into(),
+                reread: "refused".into(),
+            },
+            false,
+        ));
+        assert!(matches!(unknown, ProviderError::Ambiguous(_)));
+        let down = ProviderError::from(PowerDnsProvider::error(
+            &zone,
+            ApiError::Refused {
+                request,
+                base: "http://127.0.0.1:1".into(),
+            },
+            true,
+        ));
+        assert!(matches!(down, ProviderError::Transport(_)));
+        let key = ProviderError::from(ApiKey::new("").unwrap_err());
+        assert!(matches!(key, ProviderError::Config(_)));
+        assert_eq!(key.to_string(), "PowerDNS API key: the key is empty");
     }
 }

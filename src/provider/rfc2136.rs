@@ -2,18 +2,20 @@
 //!
 //! Reads with a signed AXFR (falling back to signed queries for exactly the managed names when
 //! the transfer is refused); applies each zone in as few UPDATE messages as fit in 64 KiB,
-//! every message guarded by prerequisites so the server itself refuses stale changes.
+//! every message guarded by prerequisites so the server itself refuses stale changes. Each
+//! message is all-or-nothing; a zone that needs several is not, and its errors say how many
+//! had been applied.
 
 use std::collections::BTreeSet;
 
 use crate::clock::Clock;
 use crate::dns::transfer;
 use crate::dns::transport::Transport;
-use crate::dns::tsig::TsigKey;
-use crate::dns::update::{self, MAX_MESSAGE};
+use crate::dns::tsig::{TsigError, TsigKey};
+use crate::dns::update::{self, RrsetEdit, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
-use crate::plan::{Change, Drift, ZoneState};
-use crate::provider::{Applied, Capabilities, Provider, ProviderError};
+use crate::plan::{Action, Change, Drift, ZoneState};
+use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RrKey};
 use crate::topology::{KeySource, Rfc2136Config};
 
@@ -37,17 +39,54 @@ pub struct Rfc2136Provider {
     pub last_read: Option<ReadPath>,
 }
 
+/// What can go wrong with the rfc2136 provider.
+#[derive(Debug, thiserror::Error)]
+pub enum Rfc2136Error {
+    #[error("TSIG key: {message}")]
+    Key { message: String },
+    #[error("zone {zone}: {source}{}", if *total > 1 { format!(" ({done} of {total} UPDATE messages had been applied before this one; each message is all-or-nothing)") } else { String::new() })]
+    Dns {
+        zone: Fqdn,
+        source: Box<DnsError>,
+        done: usize,
+        total: usize,
+    },
+}
+
+impl From<Rfc2136Error> for ProviderError {
+    fn from(error: Rfc2136Error) -> Self {
+        let kind = match &error {
+            Rfc2136Error::Key { .. } => ProviderError::Config,
+            Rfc2136Error::Dns { source, .. } => match **source {
+                DnsError::Io { .. }
+                | DnsError::Timeout { .. }
+                | DnsError::NoAnswer { .. }
+                | DnsError::FamilyUnavailable { .. } => ProviderError::Transport,
+                DnsError::Tsig(TsigError::UnsupportedAlgorithm { .. } | TsigError::BadKey(_)) => {
+                    ProviderError::Config
+                }
+                // A reply that cannot be trusted, to a message that may have been applied.
+                DnsError::Tsig(_) | DnsError::UnsignedSuccess { .. } => ProviderError::Ambiguous,
+                DnsError::TsigRejected { .. } | DnsError::Rcode { .. } | DnsError::Malformed(_) => {
+                    ProviderError::Rejected
+                }
+            },
+        };
+        kind(Box::new(error))
+    }
+}
+
 /// Loads a key from where the topology says it is.
-pub fn load_key(source: &KeySource) -> Result<TsigKey, ProviderError> {
+pub fn load_key(source: &KeySource) -> Result<TsigKey, Rfc2136Error> {
     let key = match source {
         KeySource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ProviderError::Key {
+            let text = std::fs::read_to_string(path).map_err(|e| Rfc2136Error::Key {
                 message: format!("cannot read key file {}: {e}", path.display()),
             })?;
             TsigKey::from_bind_file(&text)
         }
         KeySource::Env(var) => {
-            let spec = std::env::var(var).map_err(|_| ProviderError::Key {
+            let spec = std::env::var(var).map_err(|_| Rfc2136Error::Key {
                 message: format!(
                     "environment variable {var} is not set (expected ALGORITHM:NAME:BASE64SECRET)"
                 ),
@@ -55,13 +94,41 @@ pub fn load_key(source: &KeySource) -> Result<TsigKey, ProviderError> {
             TsigKey::from_spec(&spec)
         }
     };
-    key.map_err(|e| ProviderError::Key {
+    key.map_err(|e| Rfc2136Error::Key {
         message: e.to_string(),
     })
 }
 
+/// The wire's view of plan changes (the RRset each must still find, the one it installs),
+/// in order. A change whose action does not fit its `before` (a hand-edited saved plan) is
+/// refused here, before anything is sent.
+pub fn edits(changes: &[Change]) -> Result<Vec<RrsetEdit<'_>>, DnsError> {
+    changes
+        .iter()
+        .map(|change| match (&change.before, change.action) {
+            (Some(_), Action::Update | Action::Delete) | (None, Action::Create) => Ok(RrsetEdit {
+                name: &change.name,
+                rtype: change.rtype,
+                before: change.before.as_ref(),
+                after: change.after.as_ref(),
+            }),
+            _ => Err(DnsError::Malformed(format!(
+                "{} {}: a {} needs {} `before`",
+                change.name,
+                change.rtype,
+                change.action.as_str(),
+                if change.action == Action::Create {
+                    "no"
+                } else {
+                    "a"
+                }
+            ))),
+        })
+        .collect()
+}
+
 impl Rfc2136Provider {
-    pub fn new(config: &Rfc2136Config, clock: Clock) -> Result<Self, ProviderError> {
+    pub fn new(config: &Rfc2136Config, clock: Clock) -> Result<Self, Rfc2136Error> {
         let update_key = config.key.as_ref().map(load_key).transpose()?;
         let transfer_key = match &config.transfer_key {
             Some(source) => Some(load_key(source)?),
@@ -83,12 +150,13 @@ impl Rfc2136Provider {
     }
 
     fn dns_error(zone: &Fqdn, source: DnsError, done: usize, total: usize) -> ProviderError {
-        ProviderError::Dns {
+        Rfc2136Error::Dns {
             zone: zone.clone(),
             source: Box::new(source),
             done,
             total,
         }
+        .into()
     }
 
     /// Re-reads what a message changed, to learn the outcome when the reply did not say
@@ -130,14 +198,6 @@ impl Provider for Rfc2136Provider {
         "rfc2136"
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            // One UPDATE message is atomic; a zone that needs several is not.
-            atomic_per_zone: false,
-            server_side_guard: true,
-        }
-    }
-
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
         match transfer::axfr(&self.transfer, self.transfer_key.as_ref(), zone, keys) {
             Ok(data) => {
@@ -170,7 +230,8 @@ impl Provider for Rfc2136Provider {
     }
 
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
-        let batches = update::batches_encoded(zone, changes, MAX_MESSAGE - TSIG_ROOM)
+        let batches = edits(changes)
+            .and_then(|edits| update::batches_encoded(zone, &edits, MAX_MESSAGE - TSIG_ROOM))
             .map_err(|e| Self::dns_error(zone, e, 0, 0))?;
         let total = batches.len();
         let mut notes = Vec::new();
@@ -227,5 +288,90 @@ impl Provider for Rfc2136Provider {
             changes: changes.len(),
             detail,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{Rdata, RecordSet, RecordType};
+
+    #[test]
+    fn a_change_whose_action_does_not_fit_its_guard_is_refused() {
+        let name = Fqdn::parse("xmpp.contoso.com").unwrap();
+        let set = RecordSet::new(
+            name.clone(),
+            RecordType::A,
+            300,
+            vec![Rdata::A("192.0.2.10".parse().unwrap())],
+        )
+        .unwrap();
+        let change = |action, before: Option<&RecordSet>| Change {
+            zone: Fqdn::parse("contoso.com").unwrap(),
+            action,
+            name: name.clone(),
+            rtype: RecordType::A,
+            before: before.cloned(),
+            after: Some(set.clone()),
+        };
+        let good = [
+            change(Action::Create, None),
+            change(Action::Update, Some(&set)),
+        ];
+        let edits = edits(&good).unwrap();
+        assert_eq!(edits[0].before, None);
+        assert_eq!(edits[1].before, Some(&set));
+        let err = super::edits(&[change(Action::Delete, None)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed DNS data: xmpp.contoso.com. A: a delete needs a `before`"
+        );
+        let err = super::edits(&[change(Action::Create, Some(&set))]).unwrap_err();
+        assert!(
+            err.to_string().ends_with("a create needs no `before`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dns_errors_map_to_the_engine_kinds_with_the_same_words() {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let server = "127.0.0.1:53".parse().unwrap();
+        let of = |source, done, total| Rfc2136Provider::dns_error(&zone, source, done, total);
+        let lost = of(
+            DnsError::NoAnswer {
+                server,
+                attempts: 2,
+                waited: std::time::Duration::from_secs(3),
+                last: "no answer in time".into(),
+            },
+            1,
+            3,
+        );
+        assert!(matches!(lost, ProviderError::Transport(_)), "{lost:?}");
+        assert!(lost.to_string().ends_with(
+            "(1 of 3 UPDATE messages had been applied before this one; each message is all-or-nothing)"
+        ));
+        let refused = of(
+            DnsError::Rcode {
+                server,
+                rcode: 5,
+                signed: true,
+            },
+            0,
+            1,
+        );
+        assert!(matches!(refused, ProviderError::Rejected(_)));
+        assert!(refused
+            .to_string()
+            .starts_with("zone contoso.com.: 127.0.0.1:53 answered REFUSED"));
+        let untrusted = of(DnsError::UnsignedSuccess { server }, 0, 1);
+        assert!(matches!(untrusted, ProviderError::Ambiguous(_)));
+        let key: ProviderError = Rfc2136Error::Key {
+            message: "no such file".into(),
+        }
+        .into();
+        assert!(matches!(key, ProviderError::Config(_)));
+        assert_eq!(key.to_string(), "TSIG key: no such file");
     }
 }

@@ -4,7 +4,8 @@
 //! sorted, names relative to the origin, comments not kept) and then proves the result
 //! faithful: the new text is parsed again and every record that was not meant to change must
 //! come back byte-for-byte on the wire, or nothing is written. The write is atomic (temporary
-//! file + rename) and the previous file is kept as `<file>.bak`.
+//! file + rename) and the previous file is kept as `<file>.bak`. The compare-and-swap check and
+//! the rename are both ours: another writer between them is not seen.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -19,8 +20,46 @@ use hickory_proto::serialize::txt::Parser;
 
 use crate::dns::convert::{self, hickory_type, our_type};
 use crate::plan::{Change, Drift, ZoneState};
-use crate::provider::{Applied, Capabilities, Provider, ProviderError};
+use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RecordSet, RecordType, RrKey};
+
+/// What can go wrong with a zone file.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneFileError {
+    #[error("zone {zone}: no zone file is configured for it")]
+    NoZoneFile { zone: Fqdn },
+    #[error("cannot read zone file {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write zone file {}: {source}; the previous file is unchanged", path.display())]
+    WriteFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("zone file {} does not parse: {message}", path.display())]
+    ParseFile { path: PathBuf, message: String },
+    #[error("zone file {}: {message}", path.display())]
+    BadZone { path: PathBuf, message: String },
+    #[error("zone file {}: rewriting it would not keep every record as it was ({message}); nothing was written", path.display())]
+    NotFaithful { path: PathBuf, message: String },
+}
+
+impl From<ZoneFileError> for ProviderError {
+    fn from(error: ZoneFileError) -> Self {
+        let kind = match error {
+            ZoneFileError::NoZoneFile { .. } => ProviderError::Config,
+            ZoneFileError::ReadFile { .. } | ZoneFileError::WriteFile { .. } => {
+                ProviderError::Transport
+            }
+            ZoneFileError::ParseFile { .. }
+            | ZoneFileError::BadZone { .. }
+            | ZoneFileError::NotFaithful { .. } => ProviderError::Rejected,
+        };
+        kind(Box::new(error))
+    }
+}
 
 pub struct ZoneFileProvider {
     files: BTreeMap<Fqdn, PathBuf>,
@@ -45,20 +84,20 @@ impl ZoneFileProvider {
         ZoneFileProvider { files, today }
     }
 
-    fn path(&self, zone: &Fqdn) -> Result<&Path, ProviderError> {
+    fn path(&self, zone: &Fqdn) -> Result<&Path, ZoneFileError> {
         self.files
             .get(zone)
             .map(PathBuf::as_path)
-            .ok_or_else(|| ProviderError::NoZoneFile { zone: zone.clone() })
+            .ok_or_else(|| ZoneFileError::NoZoneFile { zone: zone.clone() })
     }
 
-    fn load(&self, zone: &Fqdn) -> Result<LoadedZone, ProviderError> {
+    fn load(&self, zone: &Fqdn) -> Result<LoadedZone, ZoneFileError> {
         let path = self.path(zone)?;
-        let text = fs::read_to_string(path).map_err(|source| ProviderError::ReadFile {
+        let text = fs::read_to_string(path).map_err(|source| ZoneFileError::ReadFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let origin = Name::from_ascii(zone.as_str()).map_err(|e| ProviderError::BadZone {
+        let origin = Name::from_ascii(zone.as_str()).map_err(|e| ZoneFileError::BadZone {
             path: path.to_path_buf(),
             message: format!("zone name {zone}: {e}"),
         })?;
@@ -77,14 +116,14 @@ fn parse_zone(
     text: &str,
     path: &Path,
     origin: &Name,
-) -> Result<BTreeMap<HRrKey, HRecordSet>, ProviderError> {
+) -> Result<BTreeMap<HRrKey, HRecordSet>, ZoneFileError> {
     let (_, sets) = Parser::new(
         normalise_ttls(text),
         Some(path.to_path_buf()),
         Some(origin.clone()),
     )
     .parse()
-    .map_err(|e| ProviderError::ParseFile {
+    .map_err(|e| ZoneFileError::ParseFile {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -313,17 +352,28 @@ struct Line {
     text: String,
 }
 
+impl Line {
+    /// A record of the file as it is (or the new SOA), in presentation format.
+    fn of_record(record: &Record, origin_text: &str) -> Self {
+        Line {
+            soa_first: u8::from(record.record_type() != HRecordType::SOA),
+            name: record.name().clone(),
+            rtype: record.record_type().into(),
+            text: format!(
+                "{}\t{}\t{}\t{}\t{}",
+                owner_text(&record.name().to_ascii(), origin_text),
+                record.ttl(),
+                record.dns_class(),
+                record.record_type(),
+                rdata_text(record.data())
+            ),
+        }
+    }
+}
+
 impl Provider for ZoneFileProvider {
     fn kind(&self) -> &'static str {
         "zonefile"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            atomic_per_zone: true,
-            // The check and the rename are ours; another writer in between is not seen.
-            server_side_guard: false,
-        }
     }
 
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
@@ -345,29 +395,83 @@ impl Provider for ZoneFileProvider {
 
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
         let loaded = self.load(zone)?;
-        let path = &loaded.path;
-        let bad = |message: String| ProviderError::BadZone {
-            path: path.clone(),
-            message,
-        };
+        loaded.check_rewritable()?;
 
-        if let Some(line) = loaded.misread_line {
-            return Err(bad(format!(
+        // Compare-and-swap: every change's `before` must still be what the file holds.
+        let drift = loaded.drift(changes);
+        if !drift.is_empty() {
+            return Err(ProviderError::Stale {
+                zone: zone.clone(),
+                drift,
+            });
+        }
+        loaded.check_cnames(changes)?;
+
+        let changed: BTreeSet<(Fqdn, HRecordType)> = changes
+            .iter()
+            .map(|c| (c.name.clone(), hickory_type(c.rtype)))
+            .collect();
+        let mut rewrite = loaded.keep_unchanged(&changed, self.today)?;
+        rewrite.lines.extend(loaded.changed_lines(changes)?);
+        let (old_serial, new_serial) = rewrite.serial;
+        let text = loaded.text(zone, rewrite.lines);
+
+        verify(&text, &loaded, changes, &changed, rewrite.kept, new_serial)?;
+        let path = &loaded.path;
+        write_atomically(path, &text).map_err(|source| ZoneFileError::WriteFile {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Applied {
+            zone: zone.clone(),
+            changes: changes.len(),
+            detail: format!(
+                "{} written, serial {old_serial} -> {new_serial}",
+                path.display()
+            ),
+        })
+    }
+}
+
+/// The new file's lines for what stays, and what proves them kept.
+struct Rewrite {
+    lines: Vec<Line>,
+    /// Every kept record (all but the SOA) on the wire, to compare with the new text's.
+    kept: Vec<Vec<u8>>,
+    /// The SOA serial, before and after.
+    serial: (u32, u32),
+}
+
+impl LoadedZone {
+    fn bad(&self, message: String) -> ZoneFileError {
+        ZoneFileError::BadZone {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// Refuses a file that uses a layout hickory misreads: rewriting it could change it.
+    fn check_rewritable(&self) -> Result<(), ZoneFileError> {
+        match self.misread_line {
+            None => Ok(()),
+            Some(line) => Err(self.bad(format!(
                 "line {line} writes a record in a layout that hickory 0.25's zone-file reader misreads \
                  (a quoted string inside parentheses, as DKIM keys often are, or a backslash escape outside \
                  quotes), so rewriting the file could change it; nothing was written. Put that record's \
                  quoted strings on one line without parentheses, or manage this zone with the rfc2136 provider"
-            )));
+            ))),
         }
+    }
 
-        // Compare-and-swap: every change's `before` must still be what the file holds.
+    /// The changes whose `before` is not what the file holds now.
+    fn drift(&self, changes: &[Change]) -> Vec<Drift> {
         let mut current: BTreeMap<RrKey, RecordSet> = BTreeMap::new();
-        for set in loaded.sets.values() {
+        for set in self.sets.values() {
             if let Some(converted) = to_record_set(set) {
                 current.insert(converted.key(), converted);
             }
         }
-        let drift: Vec<Drift> = changes
+        changes
             .iter()
             .filter_map(|c| {
                 let key = c.key();
@@ -378,82 +482,83 @@ impl Provider for ZoneFileProvider {
                     found: found.cloned(),
                 })
             })
-            .collect();
-        if !drift.is_empty() {
-            return Err(ProviderError::Stale {
-                zone: zone.clone(),
-                drift,
-            });
-        }
+            .collect()
+    }
 
-        let changed: BTreeSet<(Fqdn, HRecordType)> = changes
-            .iter()
-            .map(|c| (c.name.clone(), hickory_type(c.rtype)))
-            .collect();
+    /// A name with a CNAME holds nothing else (RFC 1034 §3.6.2): refuse to add to one.
+    fn check_cnames(&self, changes: &[Change]) -> Result<(), ZoneFileError> {
         for change in changes.iter().filter(|c| c.after.is_some()) {
-            let cname = (change.name.clone(), HRecordType::CNAME);
             if change.rtype != RecordType::Cname
-                && loaded
+                && self
                     .sets
                     .values()
-                    .any(|s| s.record_type() == HRecordType::CNAME && fqdn(s.name()) == cname.0)
+                    .any(|s| s.record_type() == HRecordType::CNAME && fqdn(s.name()) == change.name)
             {
-                return Err(bad(format!(
+                return Err(self.bad(format!(
                     "{} has a CNAME, so it cannot also hold {} records (RFC 1034 §3.6.2); remove the CNAME first",
                     change.name, change.rtype
                 )));
             }
         }
+        Ok(())
+    }
 
-        let origin_text = loaded.origin.to_ascii().to_ascii_lowercase();
+    /// The lines of every RRset not in `changed`, the SOA with its next serial.
+    fn keep_unchanged(
+        &self,
+        changed: &BTreeSet<(Fqdn, HRecordType)>,
+        today: u32,
+    ) -> Result<Rewrite, ZoneFileError> {
+        let origin_text = self.origin_text();
         let mut lines: Vec<Line> = Vec::new();
         let mut kept: Vec<Vec<u8>> = Vec::new();
         let mut serial = None;
-        for set in loaded.sets.values() {
-            let key = (fqdn(set.name()), set.record_type());
-            if changed.contains(&key) {
+        for set in self.sets.values() {
+            if changed.contains(&(fqdn(set.name()), set.record_type())) {
                 continue;
             }
             for record in set.records_without_rrsigs() {
                 let record = if let RData::SOA(soa) = record.data() {
-                    let new = next_serial(soa.serial(), self.today);
+                    let new = next_serial(soa.serial(), today);
                     serial = Some((soa.serial(), new));
-                    let data = SOA::new(
-                        soa.mname().clone(),
-                        soa.rname().clone(),
-                        new,
-                        soa.refresh(),
-                        soa.retry(),
-                        soa.expire(),
-                        soa.minimum(),
-                    );
-                    let ttl = loaded.soa_ttl.unwrap_or(soa.minimum());
-                    Record::from_rdata(record.name().clone(), ttl, RData::SOA(data))
+                    self.next_soa(record, soa, new)
                 } else {
-                    kept.push(wire(record, path)?);
+                    kept.push(wire(record, &self.path)?);
                     record.clone()
                 };
-                lines.push(Line {
-                    soa_first: u8::from(record.record_type() != HRecordType::SOA),
-                    name: record.name().clone(),
-                    rtype: record.record_type().into(),
-                    text: format!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        owner_text(&record.name().to_ascii(), &origin_text),
-                        record.ttl(),
-                        record.dns_class(),
-                        record.record_type(),
-                        rdata_text(record.data())
-                    ),
-                });
+                lines.push(Line::of_record(&record, &origin_text));
             }
         }
-        let Some((old_serial, new_serial)) = serial else {
-            return Err(bad("the zone has no SOA record".into()));
-        };
+        let serial = serial.ok_or_else(|| self.bad("the zone has no SOA record".into()))?;
+        Ok(Rewrite {
+            lines,
+            kept,
+            serial,
+        })
+    }
+
+    /// The SOA record with serial `new`, at the TTL the file gives it (see [`soa_ttl`]).
+    fn next_soa(&self, record: &Record, soa: &SOA, new: u32) -> Record {
+        let data = SOA::new(
+            soa.mname().clone(),
+            soa.rname().clone(),
+            new,
+            soa.refresh(),
+            soa.retry(),
+            soa.expire(),
+            soa.minimum(),
+        );
+        let ttl = self.soa_ttl.unwrap_or(soa.minimum());
+        Record::from_rdata(record.name().clone(), ttl, RData::SOA(data))
+    }
+
+    /// The lines of the RRsets the changes install.
+    fn changed_lines(&self, changes: &[Change]) -> Result<Vec<Line>, ZoneFileError> {
+        let origin_text = self.origin_text();
+        let mut lines = Vec::new();
         for set in changes.iter().filter_map(|c| c.after.as_ref()) {
             let name = Name::from_ascii(set.name.as_str())
-                .map_err(|e| bad(format!("{}: {e}", set.name)))?;
+                .map_err(|e| self.bad(format!("{}: {e}", set.name)))?;
             for rdata in set.records() {
                 lines.push(Line {
                     soa_first: 1,
@@ -469,39 +574,36 @@ impl Provider for ZoneFileProvider {
                 });
             }
         }
-        lines.sort_by(|a, b| (a.soa_first, &a.name, a.rtype).cmp(&(b.soa_first, &b.name, b.rtype)));
+        Ok(lines)
+    }
 
+    fn origin_text(&self) -> String {
+        self.origin.to_ascii().to_ascii_lowercase()
+    }
+
+    /// The whole new file: a header naming the backup, `$ORIGIN`, then the lines sorted (SOA
+    /// first, then by name and type).
+    fn text(&self, zone: &Fqdn, mut lines: Vec<Line>) -> String {
+        lines.sort_by(|a, b| (a.soa_first, &a.name, a.rtype).cmp(&(b.soa_first, &b.name, b.rtype)));
         let mut text = format!(
             "; Zone {zone} written by xmppdns {}. Previous version: {}.bak\n$ORIGIN {}\n",
             env!("CARGO_PKG_VERSION"),
-            path.file_name()
+            self.path
+                .file_name()
                 .map(|f| f.to_string_lossy())
                 .unwrap_or_default(),
-            loaded.origin.to_ascii()
+            self.origin.to_ascii()
         );
         for line in &lines {
             text.push_str(&line.text);
             text.push('\n');
         }
-
-        verify(&text, &loaded, changes, &changed, kept, new_serial)?;
-        write_atomically(path, &text).map_err(|source| ProviderError::WriteFile {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Applied {
-            zone: zone.clone(),
-            changes: changes.len(),
-            detail: format!(
-                "{} written, serial {old_serial} -> {new_serial}",
-                path.display()
-            ),
-        })
+        text
     }
 }
 
-fn wire(record: &Record, path: &Path) -> Result<Vec<u8>, ProviderError> {
-    record.to_bytes().map_err(|e| ProviderError::NotFaithful {
+fn wire(record: &Record, path: &Path) -> Result<Vec<u8>, ZoneFileError> {
+    record.to_bytes().map_err(|e| ZoneFileError::NotFaithful {
         path: path.to_path_buf(),
         message: format!("{} {}: {e}", record.name(), record.record_type()),
     })
@@ -516,9 +618,9 @@ fn verify(
     changed: &BTreeSet<(Fqdn, HRecordType)>,
     mut kept: Vec<Vec<u8>>,
     new_serial: u32,
-) -> Result<(), ProviderError> {
+) -> Result<(), ZoneFileError> {
     let path = &loaded.path;
-    let unfaithful = |message: String| ProviderError::NotFaithful {
+    let unfaithful = |message: String| ZoneFileError::NotFaithful {
         path: path.clone(),
         message,
     };
@@ -774,5 +876,19 @@ xmpp 300 IN A 192.0.2.10
         };
         let err = provider.apply(&zone, &[change]).unwrap_err();
         assert!(err.to_string().contains("has a CNAME"), "{err}");
+    }
+
+    #[test]
+    fn errors_reach_the_engine_as_their_kind_with_the_same_words() {
+        let (_dir, mut provider, _zone) = setup();
+        let other = Fqdn::parse("fabrikam.com").unwrap();
+        let err = provider.read(&other, &BTreeSet::new()).unwrap_err();
+        assert!(matches!(err, ProviderError::Config(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "zone fabrikam.com.: no zone file is configured for it"
+        );
+        let own = err.adapter_error().unwrap().downcast_ref::<ZoneFileError>();
+        assert!(matches!(own, Some(ZoneFileError::NoZoneFile { .. })));
     }
 }
