@@ -85,6 +85,20 @@ fn every_problem_of_every_section_in_order() {
             .extend(key.as_object().unwrap().clone());
         cases.push((format!("powerdns-empty-key-{i}"), broken(provider)));
     }
+    // Malformed provider settings: serde's words and position.
+    for provider in [
+        json!({"kind": "powerdns", "api_url": "http://h", "api_key_env": "K", "api_key": "x"}),
+        json!({"kind": "powerdns", "api_key_env": "K"}),
+        json!({"kind": "rfc2136", "server": 53}),
+        json!({"kind": "rfc2136", "server": "192.0.2.1", "keyfile": "k"}),
+        json!({"kind": "zonefile", "files": []}),
+        json!({"kind": "route53"}),
+        json!({"server": "192.0.2.1"}),
+    ] {
+        let mut v = broken(provider.clone());
+        v["zones"] = json!(["contoso.com"]);
+        cases.push((format!("provider {provider}"), v));
+    }
     // The API URL checks, one URL at a time, on an otherwise good topology.
     for url in [
         "http://h:99999",
