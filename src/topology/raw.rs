@@ -69,43 +69,57 @@ pub(super) struct RawXmpps {
     pub(super) port: Option<u64>,
 }
 
+/// `provider`, by its `kind`; each kind's settings are a struct of their own so that each
+/// has its own validator.
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub(super) enum RawProvider {
-    Zonefile {
-        #[serde(default)]
-        directory: Option<String>,
-        #[serde(default)]
-        files: BTreeMap<String, String>,
-    },
-    Rfc2136 {
-        server: String,
-        #[serde(default)]
-        key_file: Option<String>,
-        #[serde(default)]
-        key_env: Option<String>,
-        #[serde(default)]
-        transfer_server: Option<String>,
-        #[serde(default)]
-        transfer_key_file: Option<String>,
-        #[serde(default)]
-        transfer_key_env: Option<String>,
-        #[serde(default)]
-        timeout_ms: Option<u64>,
-        #[serde(default)]
-        attempts: Option<u64>,
-    },
-    Powerdns {
-        api_url: String,
-        #[serde(default)]
-        server_id: Option<String>,
-        #[serde(default)]
-        api_key_env: Option<String>,
-        #[serde(default)]
-        api_key_file: Option<String>,
-        #[serde(default)]
-        timeout_ms: Option<u64>,
-        #[serde(default)]
-        notify: bool,
-    },
+    Zonefile(RawZonefile),
+    Rfc2136(RawRfc2136),
+    Powerdns(RawPowerdns),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZonefile {
+    #[serde(default)]
+    pub(super) directory: Option<String>,
+    #[serde(default)]
+    pub(super) files: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRfc2136 {
+    pub(super) server: String,
+    #[serde(default)]
+    pub(super) key_file: Option<String>,
+    #[serde(default)]
+    pub(super) key_env: Option<String>,
+    #[serde(default)]
+    pub(super) transfer_server: Option<String>,
+    #[serde(default)]
+    pub(super) transfer_key_file: Option<String>,
+    #[serde(default)]
+    pub(super) transfer_key_env: Option<String>,
+    #[serde(default)]
+    pub(super) timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) attempts: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPowerdns {
+    pub(super) api_url: String,
+    #[serde(default)]
+    pub(super) server_id: Option<String>,
+    #[serde(default)]
+    pub(super) api_key_env: Option<String>,
+    #[serde(default)]
+    pub(super) api_key_file: Option<String>,
+    #[serde(default)]
+    pub(super) timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) notify: bool,
 }

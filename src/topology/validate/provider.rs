@@ -11,7 +11,7 @@ use super::nameservers::parse_server;
 use super::Problems;
 use crate::records::Fqdn;
 use crate::topology::provider::{DEFAULT_RFC2136_ATTEMPTS, DEFAULT_RFC2136_TIMEOUT_MS};
-use crate::topology::raw::RawProvider;
+use crate::topology::raw::{RawPowerdns, RawProvider, RawRfc2136, RawZonefile};
 use crate::topology::{
     ApiKeySource, KeySource, PowerDnsConfig, ProviderConfig, Rfc2136Config,
     DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS,
@@ -28,82 +28,79 @@ pub(super) fn validate(
         None => ProviderConfig::ZoneFile {
             files: default_zone_files(zones, base, None),
         },
-        Some(RawProvider::Zonefile { directory, files }) => {
-            zonefile(directory.as_deref(), files, zones, base, problems)
-        }
-        Some(RawProvider::Rfc2136 {
-            server,
-            key_file,
-            key_env,
-            transfer_server,
-            transfer_key_file,
-            transfer_key_env,
-            timeout_ms,
-            attempts,
-        }) => {
-            let server = parse_server(problems, "provider.server", &server);
-            let transfer_server = transfer_server
-                .and_then(|t| parse_server(problems, "provider.transfer_server", &t));
-            let key = key_source(problems, "provider.key_file", base, key_file, key_env);
-            let transfer_key = key_source(
-                problems,
-                "provider.transfer_key_file",
-                base,
-                transfer_key_file,
-                transfer_key_env,
-            );
-            let timeout = timeout_ms
-                .and_then(|t| problems.ranged("provider.timeout_ms", t, 10, 600_000))
-                .unwrap_or(DEFAULT_RFC2136_TIMEOUT_MS);
-            let attempts = attempts
-                .and_then(|a| problems.ranged("provider.attempts", a, 1, 10))
-                .map_or(DEFAULT_RFC2136_ATTEMPTS, |a| a as u32);
-            ProviderConfig::Rfc2136(Rfc2136Config {
-                server: server.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53))),
-                key,
-                transfer_server,
-                transfer_key,
-                timeout: Duration::from_millis(timeout),
-                attempts,
-            })
-        }
-        Some(RawProvider::Powerdns {
-            api_url,
-            server_id,
-            api_key_env,
-            api_key_file,
-            timeout_ms,
-            notify,
-        }) => {
-            let api_url = parse_api_url(problems, "provider.api_url", &api_url);
-            let server_id = powerdns_server_id(server_id, problems);
-            let api_key = api_key_source(api_key_env, api_key_file, base, problems);
-            let timeout = timeout_ms
-                .and_then(|t| problems.ranged("provider.timeout_ms", t, 10, 600_000))
-                .unwrap_or(DEFAULT_POWERDNS_TIMEOUT_MS);
-            // Placeholders only stand in when a problem was recorded (the topology is then
-            // rejected as a whole).
-            ProviderConfig::PowerDns(PowerDnsConfig {
-                api_url: api_url.unwrap_or_default(),
-                server_id,
-                api_key: api_key.unwrap_or_else(|| ApiKeySource::Env(String::new())),
-                timeout: Duration::from_millis(timeout),
-                notify,
-            })
-        }
+        Some(RawProvider::Zonefile(raw)) => zonefile(raw, zones, base, problems),
+        Some(RawProvider::Rfc2136(raw)) => ProviderConfig::Rfc2136(rfc2136(raw, base, problems)),
+        Some(RawProvider::Powerdns(raw)) => ProviderConfig::PowerDns(powerdns(raw, base, problems)),
+    }
+}
+
+/// The update server, the transfer server when separate, their keys, timeout and tries.
+fn rfc2136(raw: RawRfc2136, base: &Path, problems: &mut Problems) -> Rfc2136Config {
+    let server = parse_server(problems, "provider.server", &raw.server);
+    let transfer_server = raw
+        .transfer_server
+        .and_then(|t| parse_server(problems, "provider.transfer_server", &t));
+    let key = key_source(
+        problems,
+        "provider.key_file",
+        base,
+        raw.key_file,
+        raw.key_env,
+    );
+    let transfer_key = key_source(
+        problems,
+        "provider.transfer_key_file",
+        base,
+        raw.transfer_key_file,
+        raw.transfer_key_env,
+    );
+    let timeout = raw
+        .timeout_ms
+        .and_then(|t| problems.ranged("provider.timeout_ms", t, 10, 600_000))
+        .unwrap_or(DEFAULT_RFC2136_TIMEOUT_MS);
+    let attempts = raw
+        .attempts
+        .and_then(|a| problems.ranged("provider.attempts", a, 1, 10))
+        .map_or(DEFAULT_RFC2136_ATTEMPTS, |a| a as u32);
+    Rfc2136Config {
+        server: server.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53))),
+        key,
+        transfer_server,
+        transfer_key,
+        timeout: Duration::from_millis(timeout),
+        attempts,
+    }
+}
+
+/// The API's base URL, server id, key source and timeout.
+fn powerdns(raw: RawPowerdns, base: &Path, problems: &mut Problems) -> PowerDnsConfig {
+    let api_url = parse_api_url(problems, "provider.api_url", &raw.api_url);
+    let server_id = powerdns_server_id(raw.server_id, problems);
+    let api_key = api_key_source(raw.api_key_env, raw.api_key_file, base, problems);
+    let timeout = raw
+        .timeout_ms
+        .and_then(|t| problems.ranged("provider.timeout_ms", t, 10, 600_000))
+        .unwrap_or(DEFAULT_POWERDNS_TIMEOUT_MS);
+    // Placeholders only stand in when a problem was recorded (the topology is then rejected
+    // as a whole).
+    PowerDnsConfig {
+        api_url: api_url.unwrap_or_default(),
+        server_id,
+        api_key: api_key.unwrap_or_else(|| ApiKeySource::Env(String::new())),
+        timeout: Duration::from_millis(timeout),
+        notify: raw.notify,
     }
 }
 
 /// One file per zone: `<directory>/<zone>.zone` unless `files` names another.
 fn zonefile(
-    directory: Option<&str>,
-    files: BTreeMap<String, String>,
+    raw: RawZonefile,
     zones: &[Fqdn],
     base: &Path,
     problems: &mut Problems,
 ) -> ProviderConfig {
-    let mut map = default_zone_files(zones, base, directory);
-    for (zone_text, file) in files {
+    let mut map = default_zone_files(zones, base, raw.directory.as_deref());
+    for (zone_text, file) in raw.files {
         let at = format!("provider.files.{zone_text}");
         if let Some(zone) = problems.name(at.clone(), &zone_text) {
             if !zones.contains(&zone) {
