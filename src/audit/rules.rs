@@ -1075,7 +1075,7 @@ fn federation_answer<'s>(
 }
 
 /// The pool that has `address`, if any.
-fn pool_with<'t>(topology: &'t Topology, address: IpAddr) -> Option<&'t crate::topology::Pool> {
+fn pool_with(topology: &Topology, address: IpAddr) -> Option<&crate::topology::Pool> {
     topology.pools.iter().find(|p| {
         p.ipv4.iter().any(|ip| IpAddr::from(*ip) == address)
             || p.ipv6.iter().any(|ip| IpAddr::from(*ip) == address)
