@@ -1,10 +1,9 @@
 //! The input model: what the user has (zones, SIP domains, Edge pools, provider), parsed from
 //! JSON and validated with every problem reported at once, each with its JSON path.
-
 //!
-//! - [`raw`]: the serde schema, field for field what the file may hold;
+//! - `raw`: the serde schema, field for field what the file may hold;
 //! - `validate`: one validator per section, each recording its problems with JSON paths;
-//! - [`provider`]: the provider configurations (zone files, RFC 2136, PowerDNS).
+//! - `provider`: the provider configurations (zone files, RFC 2136, PowerDNS).
 //!
 //! It parses and validates, and does no I/O beyond reading the file, no logging and no
 //! networking: callers log [`Topology::warnings`] themselves.
