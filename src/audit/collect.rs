@@ -409,6 +409,32 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
     read_serials(&mut snapshot, &request.servers, settings, progress);
 
     // Round 2: the SRV RRsets (and any extra keys).
+    read_srv_records(&mut snapshot, request, progress);
+
+    // Targets in zones not met yet (a pool FQDN in the provider's own zone): find their
+    // servers too, so that their addresses are read where they are authoritative.
+    let outside = targets_outside_known_zones(&snapshot, &request.domains);
+    if !outside.is_empty() {
+        find_zones(&mut snapshot, &outside, &request.servers, settings);
+        // A target whose zone is not found stays asked of its domain's servers (they will
+        // say REFUSED and the rules report "not checked"), but is not an audited name.
+        for target in &outside {
+            snapshot.zone_of.remove(target);
+        }
+        read_serials(&mut snapshot, &request.servers, settings, progress);
+    }
+
+    // Round 3: what the SRV records point at, and the fallbacks when there are none.
+    read_srv_targets(&mut snapshot, request, progress);
+    snapshot
+}
+
+/// Round 2: both SRV RRsets of every domain whose zone is known, and the extra keys.
+fn read_srv_records(
+    snapshot: &mut Snapshot,
+    request: &Request,
+    progress: &mut dyn FnMut(Progress),
+) {
     let mut round = Round::default();
     for domain in &request.domains {
         let Some(Ok(zone)) = snapshot.zone_of.get(domain) else {
@@ -424,12 +450,13 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
             round.ask(&servers, &key.name, qtype_of(key.rtype));
         }
     }
-    round.run(&mut snapshot, settings, progress, "reading SRV records");
+    round.run(snapshot, &request.settings, progress, "reading SRV records");
+}
 
-    // Targets in zones not met yet (a pool FQDN in the provider's own zone): find their
-    // servers too, so that their addresses are read where they are authoritative.
+/// The real SRV targets (not `.`, not IP literals) in no zone read so far, sorted.
+fn targets_outside_known_zones(snapshot: &Snapshot, domains: &[Fqdn]) -> Vec<Fqdn> {
     let mut outside: BTreeSet<Fqdn> = BTreeSet::new();
-    for domain in &request.domains {
+    for domain in domains {
         for owner in [xmpp_owner(domain), xmpps_owner(domain)] {
             if let Some(response) = snapshot.answer(&owner, QueryType::Srv) {
                 for (_, srv) in srv_records(response, &owner) {
@@ -444,18 +471,17 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
             }
         }
     }
-    if !outside.is_empty() {
-        let outside: Vec<Fqdn> = outside.into_iter().collect();
-        find_zones(&mut snapshot, &outside, &request.servers, settings);
-        // A target whose zone is not found stays asked of its domain's servers (they will
-        // say REFUSED and the rules report "not checked"), but is not an audited name.
-        for target in &outside {
-            snapshot.zone_of.remove(target);
-        }
-        read_serials(&mut snapshot, &request.servers, settings, progress);
-    }
+    outside.into_iter().collect()
+}
 
-    // Round 3: what the SRV records point at, and the fallbacks when there are none.
+/// Round 3: the addresses and TLSA of every SRV target, asked where the target is
+/// authoritative; for a domain without `_xmpp-server._tcp` records, its own addresses (what
+/// peers fall back to) and the misplaced owners of rule 10.
+fn read_srv_targets(
+    snapshot: &mut Snapshot,
+    request: &Request,
+    progress: &mut dyn FnMut(Progress),
+) {
     let mut round = Round::default();
     for domain in &request.domains {
         let Some(Ok(zone)) = snapshot.zone_of.get(domain).cloned() else {
@@ -491,8 +517,7 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
             }
         }
     }
-    round.run(&mut snapshot, settings, progress, "reading SRV targets");
-    snapshot
+    round.run(snapshot, &request.settings, progress, "reading SRV targets");
 }
 
 #[cfg(test)]

@@ -9,11 +9,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use crate::audit::collect::{self, is_ip_literal, srv_records, xmpp_owner, Request, Servers};
+use crate::audit::collect::{
+    self, is_ip_literal, srv_records, xmpp_owner, Request, Servers, Snapshot,
+};
 use crate::audit::{AuditError, Progress};
 use crate::dns::batch::{BatchSettings, QueryType, RecordData};
-use crate::records::{Fqdn, Rdata, RecordType, RrKey};
-use crate::topology::{DEFAULT_FEDERATION_TTL, DEFAULT_TTL, XMPP_SERVER_PORT};
+use crate::records::{Fqdn, Rdata, RecordType, RrKey, Srv};
+use crate::topology::{
+    DEFAULT_FEDERATION_TTL, DEFAULT_PRIORITY_STEP, DEFAULT_TTL, XMPP_SERVER_PORT,
+};
 
 /// What to infer from.
 #[derive(Debug, Clone)]
@@ -119,189 +123,32 @@ pub fn from_dns(
         .federation
         .clone()
         .unwrap_or_else(|| first.prepend("xmpp"));
-    let request = Request {
-        domains: options.domains.clone(),
-        servers: options.servers.clone(),
-        extra_zones: vec![federation.clone()],
-        extra_keys: [RecordType::A, RecordType::Aaaa]
-            .into_iter()
-            .map(|t| RrKey::new(federation.clone(), t))
-            .collect(),
-        settings: options.settings,
-    };
-    let snapshot = collect::collect(&request, progress);
+    let snapshot = collect::collect(&request(options, &federation), progress);
     let mut notes = Vec::new();
 
-    let mut zones: Vec<Fqdn> = Vec::new();
-    let mut srv_ttls = Vec::new();
-    let mut ports = Vec::new();
-    let mut weights = Vec::new();
-    // Per target: the best (lowest) rank it has in any domain, and how often it leads.
-    let mut best_rank: BTreeMap<Fqdn, (usize, u16)> = BTreeMap::new();
-    let mut leads: BTreeMap<Fqdn, usize> = BTreeMap::new();
-    let mut steps = Vec::new();
+    let mut survey = SrvSurvey::default();
     for domain in &options.domains {
-        let zone = match snapshot.zone_of.get(domain) {
-            Some(Ok(zone)) => zone.clone(),
-            Some(Err(reason)) => {
-                return Err(AuditError::Init(format!(
-                    "the zone of {domain} could not be found: {reason}"
-                )))
-            }
-            None => return Err(AuditError::Init(format!("{domain} was not read"))),
-        };
-        if !zones.contains(&zone) {
-            zones.push(zone.clone());
-        }
-        let owner = xmpp_owner(domain);
-        let Some(response) = snapshot.answer(&owner, QueryType::Srv) else {
-            return Err(AuditError::Init(format!(
-                "no authoritative server answered for {owner} SRV"
-            )));
-        };
-        let mut records: Vec<(u32, crate::records::Srv)> = srv_records(response, &owner)
-            .filter(|(_, s)| s.target.as_str() != "." && !is_ip_literal(&s.target))
-            .map(|(ttl, s)| (ttl, s.clone()))
-            .collect();
-        if records.is_empty() {
-            notes.push(format!(
-                "{domain} has no usable _xmpp-server._tcp record; `xmppdns plan` will create it"
-            ));
-            continue;
-        }
-        records.sort_by(|a, b| a.1.cmp(&b.1));
-        *leads.entry(records[0].1.target.clone()).or_default() += 1;
-        for (rank, (ttl, srv)) in records.iter().enumerate() {
-            srv_ttls.push(*ttl);
-            ports.push(srv.port);
-            weights.push(srv.weight);
-            let entry = best_rank
-                .entry(srv.target.clone())
-                .or_insert((rank, srv.priority));
-            *entry = (*entry).min((rank, srv.priority));
-            if rank == 0 {
-                steps.push(srv.priority);
-            }
-        }
+        survey.add_domain(domain, &snapshot, &mut notes)?;
     }
-    if best_rank.is_empty() {
+    if survey.best_rank.is_empty() {
         return Err(AuditError::Init(
             "no SRV target found in any domain: nothing to infer pools from".into(),
         ));
     }
-
-    let mut targets: Vec<(&Fqdn, (usize, u16))> = best_rank.iter().map(|(t, r)| (t, *r)).collect();
-    targets.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
-    let active_target = leads
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(t, _)| t.clone())
-        .expect("some domain has records");
-
-    let addresses = |name: &Fqdn, qtype: QueryType| -> Vec<String> {
-        snapshot
-            .answer(name, qtype)
-            .map(|r| {
-                let mut ips: Vec<IpAddr> = r
-                    .answers
-                    .iter()
-                    .filter(|rec| &rec.name == name)
-                    .filter_map(|rec| match &rec.data {
-                        RecordData::Known(Rdata::A(ip)) => Some(IpAddr::from(*ip)),
-                        RecordData::Known(Rdata::Aaaa(ip)) => Some(IpAddr::from(*ip)),
-                        _ => None,
-                    })
-                    .collect();
-                ips.sort();
-                ips.iter().map(ToString::to_string).collect()
-            })
-            .unwrap_or_default()
-    };
-
-    let mut taken = BTreeSet::new();
-    let mut pools = Vec::new();
-    let mut active_pool = String::new();
-    // The active pool first, then the others in priority order (preference 1, 2, ...).
-    let ordered: Vec<&Fqdn> = std::iter::once(&active_target)
-        .chain(
-            targets
-                .iter()
-                .map(|(t, _)| *t)
-                .filter(|t| **t != active_target),
-        )
-        .collect();
-    for (i, target) in ordered.iter().enumerate() {
-        let name = pool_name(target, &taken);
-        taken.insert(name.clone());
-        let ipv4 = addresses(target, QueryType::A);
-        let ipv6 = addresses(target, QueryType::Aaaa);
-        if ipv4.is_empty() && ipv6.is_empty() {
-            notes.push(format!(
-                "{target} has no address records; add the pool's addresses to `{name}`"
-            ));
-        }
-        if *target == &active_target {
-            active_pool = name.clone();
-        }
-        if !zones.iter().any(|z| target.is_within(z)) {
-            notes.push(format!(
-                "{target} is outside the listed zones; its address records are not managed"
-            ));
-        }
-        pools.push(PoolJson {
-            name,
-            site: format!("Site{}", i + 1),
-            fqdn: target.bare().to_string(),
-            ipv4,
-            ipv6,
-            servers: Vec::new(),
-            preference: i as u32,
-        });
-    }
+    let (pools, active_pool) = survey.pools(&snapshot, &mut notes);
     notes.push(
         "sites are placeholders (Site1, Site2, ...) and `servers` is empty: DNS does not tell them; fill them in for the failover runbook".into(),
     );
+    let mut zones = survey.zones;
+    let federation_ttl = federation_record(&snapshot, &federation, &mut zones, &mut notes)?;
 
-    // Federation record: its zone must be one of the zones.
-    match snapshot.zone_of.get(&federation) {
-        Some(Ok(zone)) => {
-            if !zones.contains(zone) {
-                zones.push(zone.clone());
-            }
-        }
-        _ => {
-            return Err(AuditError::Init(format!(
-            "the zone of the federation record {federation} could not be found; give --federation"
-        )))
-        }
-    }
-    let federation_ttl = snapshot.answer(&federation, QueryType::A).and_then(|r| {
-        r.answers
-            .iter()
-            .filter(|rec| rec.name == federation && rec.rtype == QueryType::A.code())
-            .map(|rec| rec.ttl)
-            .min()
-    });
-    if federation_ttl.is_none() {
-        notes.push(format!(
-            "{federation} has no A record yet; `xmppdns plan` will create it for the active pool (give --federation if the record has another name)"
-        ));
-    }
-
-    let step = most_common(&steps, crate::topology::DEFAULT_PRIORITY_STEP);
+    let step = most_common(&survey.steps, DEFAULT_PRIORITY_STEP);
     let step = if step == 0 {
-        crate::topology::DEFAULT_PRIORITY_STEP
+        DEFAULT_PRIORITY_STEP
     } else {
         step
     };
-    let server = match &options.servers {
-        Servers::Given(servers) => servers[0],
-        Servers::Discover { .. } => snapshot
-            .servers
-            .get(&zones[0])
-            .and_then(|s| s.first().copied())
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53))),
-    };
+    let server = provider_server(&options.servers, &snapshot, &zones);
     notes.push(format!(
         "provider: RFC 2136 to {server} without a key (reads work where queries are allowed); add key_file before `apply`"
     ));
@@ -320,10 +167,10 @@ pub fn from_dns(
                 ttl: federation_ttl.unwrap_or(DEFAULT_FEDERATION_TTL),
             },
             pools,
-            ttl: most_common(&srv_ttls, DEFAULT_TTL),
+            ttl: most_common(&survey.srv_ttls, DEFAULT_TTL),
             srv: SrvJson {
-                port: most_common(&ports, XMPP_SERVER_PORT),
-                weight: most_common(&weights, 0),
+                port: most_common(&survey.ports, XMPP_SERVER_PORT),
+                weight: most_common(&survey.weights, 0),
                 priority_step: step,
             },
             provider: ProviderJson {
@@ -333,6 +180,218 @@ pub fn from_dns(
         },
         notes,
     })
+}
+
+/// The domains' SRV RRsets, plus the federation record's zone and A/AAAA records.
+fn request(options: &InitOptions, federation: &Fqdn) -> Request {
+    Request {
+        domains: options.domains.clone(),
+        servers: options.servers.clone(),
+        extra_zones: vec![federation.clone()],
+        extra_keys: [RecordType::A, RecordType::Aaaa]
+            .into_iter()
+            .map(|t| RrKey::new(federation.clone(), t))
+            .collect(),
+        settings: options.settings,
+    }
+}
+
+/// What the domains' SRV records say, gathered domain by domain.
+#[derive(Default)]
+struct SrvSurvey {
+    /// The domains' zones, in the order met.
+    zones: Vec<Fqdn>,
+    srv_ttls: Vec<u32>,
+    ports: Vec<u16>,
+    weights: Vec<u16>,
+    /// Per target: the best (lowest) rank it has in any domain, and how often it leads.
+    best_rank: BTreeMap<Fqdn, (usize, u16)>,
+    leads: BTreeMap<Fqdn, usize>,
+    /// The priority of each domain's leading record (the step between pools, usually).
+    steps: Vec<u16>,
+}
+
+impl SrvSurvey {
+    /// Adds one domain's usable records (real targets, not `.` nor IP literals); a domain
+    /// without any gets a note.
+    fn add_domain(
+        &mut self,
+        domain: &Fqdn,
+        snapshot: &Snapshot,
+        notes: &mut Vec<String>,
+    ) -> Result<(), AuditError> {
+        let zone = match snapshot.zone_of.get(domain) {
+            Some(Ok(zone)) => zone.clone(),
+            Some(Err(reason)) => {
+                return Err(AuditError::Init(format!(
+                    "the zone of {domain} could not be found: {reason}"
+                )))
+            }
+            None => return Err(AuditError::Init(format!("{domain} was not read"))),
+        };
+        if !self.zones.contains(&zone) {
+            self.zones.push(zone.clone());
+        }
+        let owner = xmpp_owner(domain);
+        let Some(response) = snapshot.answer(&owner, QueryType::Srv) else {
+            return Err(AuditError::Init(format!(
+                "no authoritative server answered for {owner} SRV"
+            )));
+        };
+        let mut records: Vec<(u32, Srv)> = srv_records(response, &owner)
+            .filter(|(_, s)| s.target.as_str() != "." && !is_ip_literal(&s.target))
+            .map(|(ttl, s)| (ttl, s.clone()))
+            .collect();
+        if records.is_empty() {
+            notes.push(format!(
+                "{domain} has no usable _xmpp-server._tcp record; `xmppdns plan` will create it"
+            ));
+            return Ok(());
+        }
+        records.sort_by(|a, b| a.1.cmp(&b.1));
+        *self.leads.entry(records[0].1.target.clone()).or_default() += 1;
+        for (rank, (ttl, srv)) in records.iter().enumerate() {
+            self.srv_ttls.push(*ttl);
+            self.ports.push(srv.port);
+            self.weights.push(srv.weight);
+            let entry = self
+                .best_rank
+                .entry(srv.target.clone())
+                .or_insert((rank, srv.priority));
+            *entry = (*entry).min((rank, srv.priority));
+            if rank == 0 {
+                self.steps.push(srv.priority);
+            }
+        }
+        Ok(())
+    }
+
+    /// The target that leads the most domains (the smallest name among equals).
+    fn active_target(&self) -> Fqdn {
+        self.leads
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(t, _)| t.clone())
+            .expect("some domain has records")
+    }
+
+    /// One pool per target: the active pool first, then the others in priority order
+    /// (preference 1, 2, ...), with what the targets resolve to; and the active pool's name.
+    fn pools(&self, snapshot: &Snapshot, notes: &mut Vec<String>) -> (Vec<PoolJson>, String) {
+        let mut targets: Vec<(&Fqdn, (usize, u16))> =
+            self.best_rank.iter().map(|(t, r)| (t, *r)).collect();
+        targets.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(b.0)));
+        let active_target = self.active_target();
+        let ordered: Vec<&Fqdn> = std::iter::once(&active_target)
+            .chain(
+                targets
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .filter(|t| **t != active_target),
+            )
+            .collect();
+        let mut taken = BTreeSet::new();
+        let mut pools = Vec::new();
+        let mut active_pool = String::new();
+        for (i, target) in ordered.iter().enumerate() {
+            let name = pool_name(target, &taken);
+            taken.insert(name.clone());
+            let ipv4 = addresses(snapshot, target, QueryType::A);
+            let ipv6 = addresses(snapshot, target, QueryType::Aaaa);
+            if ipv4.is_empty() && ipv6.is_empty() {
+                notes.push(format!(
+                    "{target} has no address records; add the pool's addresses to `{name}`"
+                ));
+            }
+            if *target == &active_target {
+                active_pool = name.clone();
+            }
+            if !self.zones.iter().any(|z| target.is_within(z)) {
+                notes.push(format!(
+                    "{target} is outside the listed zones; its address records are not managed"
+                ));
+            }
+            pools.push(PoolJson {
+                name,
+                site: format!("Site{}", i + 1),
+                fqdn: target.bare().to_string(),
+                ipv4,
+                ipv6,
+                servers: Vec::new(),
+                preference: i as u32,
+            });
+        }
+        (pools, active_pool)
+    }
+}
+
+/// The addresses of `qtype` that `name` resolves to, sorted, as text.
+fn addresses(snapshot: &Snapshot, name: &Fqdn, qtype: QueryType) -> Vec<String> {
+    snapshot
+        .answer(name, qtype)
+        .map(|r| {
+            let mut ips: Vec<IpAddr> = r
+                .answers
+                .iter()
+                .filter(|rec| &rec.name == name)
+                .filter_map(|rec| match &rec.data {
+                    RecordData::Known(Rdata::A(ip)) => Some(IpAddr::from(*ip)),
+                    RecordData::Known(Rdata::Aaaa(ip)) => Some(IpAddr::from(*ip)),
+                    _ => None,
+                })
+                .collect();
+            ips.sort();
+            ips.iter().map(ToString::to_string).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The federation record: its zone joins `zones` (it must be found), and the TTL of its A
+/// record when it has one (a note otherwise).
+fn federation_record(
+    snapshot: &Snapshot,
+    federation: &Fqdn,
+    zones: &mut Vec<Fqdn>,
+    notes: &mut Vec<String>,
+) -> Result<Option<u32>, AuditError> {
+    match snapshot.zone_of.get(federation) {
+        Some(Ok(zone)) => {
+            if !zones.contains(zone) {
+                zones.push(zone.clone());
+            }
+        }
+        _ => {
+            return Err(AuditError::Init(format!(
+            "the zone of the federation record {federation} could not be found; give --federation"
+        )))
+        }
+    }
+    let federation_ttl = snapshot.answer(federation, QueryType::A).and_then(|r| {
+        r.answers
+            .iter()
+            .filter(|rec| &rec.name == federation && rec.rtype == QueryType::A.code())
+            .map(|rec| rec.ttl)
+            .min()
+    });
+    if federation_ttl.is_none() {
+        notes.push(format!(
+            "{federation} has no A record yet; `xmppdns plan` will create it for the active pool (give --federation if the record has another name)"
+        ));
+    }
+    Ok(federation_ttl)
+}
+
+/// The server the RFC 2136 provider writes to: the first given one, else the first
+/// authoritative server found for the first zone.
+fn provider_server(servers: &Servers, snapshot: &Snapshot, zones: &[Fqdn]) -> SocketAddr {
+    match servers {
+        Servers::Given(servers) => servers[0],
+        Servers::Discover { .. } => snapshot
+            .servers
+            .get(&zones[0])
+            .and_then(|s| s.first().copied())
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53))),
+    }
 }
 
 #[cfg(test)]

@@ -155,25 +155,7 @@ pub fn run(
     if domains.is_empty() {
         return Err(AuditError::NoDomains);
     }
-    let (extra_zones, extra_keys) = match options.topology {
-        Some(topology) => {
-            let desired = crate::plan::desired(topology);
-            let keys: std::collections::BTreeSet<RrKey> = desired
-                .zones
-                .values()
-                .flat_map(|z| z.managed.iter().cloned())
-                .collect();
-            (topology.zones.clone(), keys)
-        }
-        None => (Vec::new(), Default::default()),
-    };
-    let request = collect::Request {
-        domains: domains.clone(),
-        servers: options.servers.clone(),
-        extra_zones,
-        extra_keys,
-        settings: options.settings,
-    };
+    let request = request(options, &domains);
     let snapshot = collect::collect(&request, progress);
     let checking = Instant::now();
     let names = rules::check(&snapshot, &domains, options.topology);
@@ -196,34 +178,63 @@ pub fn run(
         },
     };
     if let Some(timeout) = options.probe {
-        let targets = rules::probe_targets(&report.names, &snapshot);
-        let asked: Vec<(SocketAddr, String)> = targets
-            .iter()
-            .map(|(_, _, address, domain)| (*address, domain.bare().to_string()))
-            .collect();
-        let results = probe::probe_all(&asked, timeout);
-        let outcomes: Vec<ProbeOutcome> = targets
-            .iter()
-            .zip(&results)
-            .map(|((target, port, address, _), result)| ProbeOutcome {
-                target: target.clone(),
-                port: *port,
-                address: *address,
-                xmpp: result.is_xmpp(),
-                detail: result.detail.clone(),
-            })
-            .collect();
-        rules::probe_findings(&mut report.names, &outcomes);
-        report.probes = Some(
-            targets
-                .into_iter()
-                .zip(results)
-                .map(|((target, _, _, to), result)| TargetProbe { target, to, result })
-                .collect(),
-        );
+        run_probes(&mut report, &snapshot, timeout);
     }
     report.recount();
     Ok((report, snapshot))
+}
+
+/// What to read: the audited domains, and with a topology its zones and every RRset its plan
+/// manages (for drift).
+fn request(options: &Options<'_>, domains: &[Fqdn]) -> collect::Request {
+    let (extra_zones, extra_keys) = match options.topology {
+        Some(topology) => {
+            let desired = crate::plan::desired(topology);
+            let keys: std::collections::BTreeSet<RrKey> = desired
+                .zones
+                .values()
+                .flat_map(|z| z.managed.iter().cloned())
+                .collect();
+            (topology.zones.clone(), keys)
+        }
+        None => (Vec::new(), Default::default()),
+    };
+    collect::Request {
+        domains: domains.to_vec(),
+        servers: options.servers.clone(),
+        extra_zones,
+        extra_keys,
+        settings: options.settings,
+    }
+}
+
+/// `--probe`: an XMPP stream on every target address (rule 9), its findings and the probes.
+fn run_probes(report: &mut Report, snapshot: &Snapshot, timeout: Duration) {
+    let targets = rules::probe_targets(&report.names, snapshot);
+    let asked: Vec<(SocketAddr, String)> = targets
+        .iter()
+        .map(|(_, _, address, domain)| (*address, domain.bare().to_string()))
+        .collect();
+    let results = probe::probe_all(&asked, timeout);
+    let outcomes: Vec<ProbeOutcome> = targets
+        .iter()
+        .zip(&results)
+        .map(|((target, port, address, _), result)| ProbeOutcome {
+            target: target.clone(),
+            port: *port,
+            address: *address,
+            xmpp: result.is_xmpp(),
+            detail: result.detail.clone(),
+        })
+        .collect();
+    rules::probe_findings(&mut report.names, &outcomes);
+    report.probes = Some(
+        targets
+            .into_iter()
+            .zip(results)
+            .map(|((target, _, _, to), result)| TargetProbe { target, to, result })
+            .collect(),
+    );
 }
 
 fn duration_ms(d: Duration) -> u64 {

@@ -345,13 +345,39 @@ fn check_domain(snapshot: &Snapshot, domain: &Fqdn, expected: Option<&Expected<'
         .unwrap_or(XMPP_SERVER_PORT);
 
     let owner = xmpp_owner(domain);
-    if unreachable(&mut f, snapshot, &owner, QueryType::Srv) {
+    let Some(records) = read_srv(&mut f, snapshot, &owner) else {
         report.findings = f.list;
         return report;
+    };
+    report.srv = Some(observed_srv(&records));
+
+    let check = DomainCheck {
+        snapshot,
+        domain,
+        zone: &zone,
+        owner,
+        expected,
+    };
+    if records.is_empty() {
+        no_srv(&mut f, snapshot, domain, &zone, &check.owner);
+    } else {
+        with_srv(&mut f, &mut report, &check, &records, port);
     }
-    compare_servers(&mut f, snapshot, &owner, QueryType::Srv);
+    xmpps(&mut f, snapshot, domain);
+    sort_findings(&mut f.list);
+    report.findings = f.list;
+    report
+}
+
+/// The `_xmpp-server._tcp` records at `owner`, sorted (servers rotate RRset order, the report
+/// must not); `None`, with a finding, when no server answered usably.
+fn read_srv(f: &mut Findings<'_>, snapshot: &Snapshot, owner: &Fqdn) -> Option<Vec<(u32, Srv)>> {
+    if unreachable(f, snapshot, owner, QueryType::Srv) {
+        return None;
+    }
+    compare_servers(f, snapshot, owner, QueryType::Srv);
     let response = snapshot
-        .answer(&owner, QueryType::Srv)
+        .answer(owner, QueryType::Srv)
         .expect("checked above");
     if response.rcode != 0 && response.rcode != 3 {
         f.add(
@@ -361,45 +387,36 @@ fn check_domain(snapshot: &Snapshot, domain: &Fqdn, expected: Option<&Expected<'
             format!("the server answered {}", rcode_name(response.rcode)),
             "check that the server is authoritative for the zone",
         );
-        report.findings = f.list;
-        return report;
+        return None;
     }
-    // Sorted: servers rotate RRset order, the report must not.
-    let mut records: Vec<(u32, Srv)> = srv_records(response, &owner)
+    let mut records: Vec<(u32, Srv)> = srv_records(response, owner)
         .map(|(ttl, s)| (ttl, s.clone()))
         .collect();
     records.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-    report.srv = Some(
-        records
-            .iter()
-            .map(|(ttl, s)| ObservedSrv {
-                priority: s.priority,
-                weight: s.weight,
-                port: s.port,
-                target: s.target.clone(),
-                ttl: *ttl,
-            })
-            .collect(),
-    );
+    Some(records)
+}
 
-    if records.is_empty() {
-        no_srv(&mut f, snapshot, domain, &zone, &owner);
-    } else {
-        with_srv(
-            &mut f,
-            &mut report,
-            snapshot,
-            domain,
-            &zone,
-            &records,
-            port,
-            expected,
-        );
-    }
-    xmpps(&mut f, snapshot, domain);
-    sort_findings(&mut f.list);
-    report.findings = f.list;
-    report
+fn observed_srv(records: &[(u32, Srv)]) -> Vec<ObservedSrv> {
+    records
+        .iter()
+        .map(|(ttl, s)| ObservedSrv {
+            priority: s.priority,
+            weight: s.weight,
+            port: s.port,
+            target: s.target.clone(),
+            ttl: *ttl,
+        })
+        .collect()
+}
+
+/// One SIP domain under audit, for the rules about its SRV records and their targets.
+struct DomainCheck<'a> {
+    snapshot: &'a Snapshot,
+    domain: &'a Fqdn,
+    zone: &'a Fqdn,
+    /// `_xmpp-server._tcp.<domain>`.
+    owner: Fqdn,
+    expected: Option<&'a Expected<'a>>,
 }
 
 /// Rules 1, 10 and 12: no `_xmpp-server._tcp` record at all.
@@ -446,19 +463,66 @@ fn no_srv(f: &mut Findings<'_>, snapshot: &Snapshot, domain: &Fqdn, zone: &Fqdn,
 }
 
 /// Rules 2-8, 11, 13, 15 and 16 for a domain that has `_xmpp-server._tcp` records.
-#[allow(clippy::too_many_arguments)]
 fn with_srv(
     f: &mut Findings<'_>,
     report: &mut NameReport,
-    snapshot: &Snapshot,
-    domain: &Fqdn,
-    zone: &Fqdn,
+    check: &DomainCheck<'_>,
     records: &[(u32, Srv)],
     port: u16,
-    expected: Option<&Expected<'_>>,
 ) {
-    let owner = xmpp_owner(domain);
-    let is_dot = |s: &Srv| s.target.as_str() == ".";
+    let owner = &check.owner;
+    if dot_targets(f, check, records) {
+        return;
+    }
+    let real: Vec<&Srv> = records
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| !is_dot(s))
+        .collect();
+    wrong_ports(f, owner, &real, port);
+
+    // Rule 6: distinct priorities; with a topology, one record per pool.
+    let by_priority = shared_priorities(f, owner, &real);
+    targets_listed_twice(f, owner, &real);
+
+    // The leading target and, with a topology, rules 6, 7 and 8.
+    let leading: Vec<&Srv> = by_priority.values().next().cloned().unwrap_or_default();
+    if leading.len() == 1 {
+        report.leading_target = Some(leading[0].target.clone());
+    }
+    if let Some(expected) = check.expected {
+        report.leading_pool = report
+            .leading_target
+            .as_ref()
+            .and_then(|t| expected.pool_of(t))
+            .map(|p| p.name.clone());
+        one_record_per_pool(f, owner, &real, expected);
+        leader(f, owner, &leading, expected);
+    }
+
+    // Rules 5, 8, 13, 15 and 16 per target.
+    let targets: BTreeSet<&Fqdn> = real.iter().map(|s| &s.target).collect();
+    for target in targets {
+        check_target(f, check, target);
+    }
+}
+
+fn is_dot(srv: &Srv) -> bool {
+    srv.target.as_str() == "."
+}
+
+/// `OWNER SRV PRIORITY WEIGHT PORT TARGET`, how findings name one record.
+fn srv_record(owner: &Fqdn, srv: &Srv) -> String {
+    format!(
+        "{owner} SRV {} {} {} {}",
+        srv.priority, srv.weight, srv.port, srv.target
+    )
+}
+
+/// Rules 3 and 4: records with target `.`; true when every record has it (federation is
+/// switched off, and nothing else is worth checking).
+fn dot_targets(f: &mut Findings<'_>, check: &DomainCheck<'_>, records: &[(u32, Srv)]) -> bool {
+    let (owner, domain) = (&check.owner, check.domain);
     let dots = records.iter().filter(|(_, s)| is_dot(s)).count();
     // No real target at all (one `.` record, or several): federation is switched off.
     if dots > 0 && dots == records.len() {
@@ -474,7 +538,7 @@ fn with_srv(
             format!("{which} target `.`: {domain} says XMPP federation is decidedly not available, so remote servers stop trying"),
             "replace it with one record per Edge pool pointing at the access-edge FQDN on port 5269",
         );
-        return;
+        return true;
     }
     if dots > 0 {
         f.add(
@@ -485,21 +549,17 @@ fn with_srv(
             "delete the `.` record",
         );
     }
-    let real: Vec<&Srv> = records
-        .iter()
-        .map(|(_, s)| s)
-        .filter(|s| !is_dot(s))
-        .collect();
+    false
+}
 
-    for srv in &real {
+/// Rule 2: every record on the expected port.
+fn wrong_ports(f: &mut Findings<'_>, owner: &Fqdn, real: &[&Srv], port: u16) {
+    for srv in real {
         if srv.port != port {
             f.add(
                 "2",
                 Severity::Error,
-                format!(
-                    "{owner} SRV {} {} {} {}",
-                    srv.priority, srv.weight, srv.port, srv.target
-                ),
+                srv_record(owner, srv),
                 format!(
                     "port {} instead of {port}: the Edge pool's XMPP federation listens on {port}",
                     srv.port
@@ -508,10 +568,17 @@ fn with_srv(
             );
         }
     }
+}
 
-    // Rule 6: distinct priorities; with a topology, one record per pool.
+/// Rules 6 (a priority shared by several records) and 11 (weight on a record alone at its
+/// priority); the records by priority, lowest first.
+fn shared_priorities<'s>(
+    f: &mut Findings<'_>,
+    owner: &Fqdn,
+    real: &[&'s Srv],
+) -> BTreeMap<u16, Vec<&'s Srv>> {
     let mut by_priority: BTreeMap<u16, Vec<&Srv>> = BTreeMap::new();
-    for srv in &real {
+    for srv in real {
         by_priority.entry(srv.priority).or_default().push(srv);
     }
     for (priority, group) in &by_priority {
@@ -528,15 +595,19 @@ fn with_srv(
             f.add(
                 "11",
                 Severity::Info,
-                format!("{owner} SRV {} {} {} {}", group[0].priority, group[0].weight, group[0].port, group[0].target),
+                srv_record(owner, group[0]),
                 format!("weight {} on the only record of priority {priority}: weight only shares load within a priority", group[0].weight),
                 "use weight 0 (RFC 2782)",
             );
         }
     }
+    by_priority
+}
 
+/// Rule 6: each target in one record.
+fn targets_listed_twice(f: &mut Findings<'_>, owner: &Fqdn, real: &[&Srv]) {
     let mut by_target: BTreeMap<&Fqdn, Vec<u16>> = BTreeMap::new();
-    for srv in &real {
+    for srv in real {
         by_target.entry(&srv.target).or_default().push(srv.priority);
     }
     for (target, priorities) in by_target.iter().filter(|(_, p)| p.len() > 1) {
@@ -548,117 +619,99 @@ fn with_srv(
             format!("keep one record for {target}"),
         );
     }
+}
 
-    // The leading target and, with a topology, rules 6, 7 and 8.
-    let leading: Vec<&Srv> = by_priority.values().next().cloned().unwrap_or_default();
-    if leading.len() == 1 {
-        report.leading_target = Some(leading[0].target.clone());
-    }
-    if let Some(expected) = expected {
-        let topology = expected.topology;
-        let active = topology.active_pool();
-        report.leading_pool = report
-            .leading_target
-            .as_ref()
-            .and_then(|t| expected.pool_of(t))
-            .map(|p| p.name.clone());
-        for pool in &topology.pools {
-            if !real.iter().any(|s| s.target == pool.fqdn) {
-                f.add(
-                    "6",
-                    Severity::Error,
-                    format!("{owner} SRV"),
-                    format!("no record for pool {} ({}): it cannot take over federation without a DNS edit", pool.name, pool.fqdn),
-                    "add one SRV record per Edge pool (xmppdns apply)",
-                );
-            }
-        }
-        for srv in &real {
-            if expected.pool_of(&srv.target).is_none() && !is_ip_literal(&srv.target) {
-                f.add(
-                    "6",
-                    Severity::Error,
-                    format!(
-                        "{owner} SRV {} {} {} {}",
-                        srv.priority, srv.weight, srv.port, srv.target
-                    ),
-                    format!(
-                        "{} is not the access-edge FQDN of any pool in the topology",
-                        srv.target
-                    ),
-                    "point the record at a pool's FQDN or delete it (xmppdns apply)",
-                );
-            }
-        }
-        // Normally the active pool leads; `srv_leader` (failover --no-promote) names another.
-        let leader = &topology.pools[topology.leader];
-        let leads_as_planned = leading.len() == 1 && leading[0].target == leader.fqdn;
-        if leads_as_planned && topology.leader != topology.active {
+/// Rule 6 with a topology: a record for every pool, and none for a target outside it.
+fn one_record_per_pool(f: &mut Findings<'_>, owner: &Fqdn, real: &[&Srv], expected: &Expected<'_>) {
+    for pool in &expected.topology.pools {
+        if !real.iter().any(|s| s.target == pool.fqdn) {
             f.add(
-                "7",
-                Severity::Warning,
-                format!("{owner} SRV"),
-                format!("the lowest priority number points to {} ({}) as `srv_leader` says, while the federation record points to the active pool {}", leader.fqdn, leader.name, active.name),
-                format!("once {} is confirmed, `xmppdns failover --to {}` promotes its SRV records", active.name, active.name),
-            );
-        }
-        if !leads_as_planned && !leading.is_empty() && topology.leader != topology.active {
-            f.add(
-                "7",
+                "6",
                 Severity::Error,
                 format!("{owner} SRV"),
                 format!(
-                    "the lowest priority number ({}) points to {}, but `srv_leader` is {} ({})",
-                    leading[0].priority,
-                    join(
-                        &leading
-                            .iter()
-                            .map(|s| s.target.to_string())
-                            .collect::<Vec<_>>()
-                    ),
-                    leader.name,
-                    leader.fqdn
+                    "no record for pool {} ({}): it cannot take over federation without a DNS edit",
+                    pool.name, pool.fqdn
                 ),
-                format!(
-                    "give {} the lowest priority number (xmppdns apply)",
-                    leader.fqdn
-                ),
-            );
-        } else if !leads_as_planned && !leading.is_empty() {
-            let leaders: Vec<String> = leading
-                .iter()
-                .map(|s| match expected.pool_of(&s.target) {
-                    Some(p) => format!("{} ({})", s.target, p.name),
-                    None => s.target.to_string(),
-                })
-                .collect();
-            f.add(
-                "7",
-                Severity::Error,
-                format!("{owner} SRV"),
-                format!("the lowest priority number ({}) points to {}, but the active federation route is {} ({})", leading[0].priority, join(&leaders), active.name, active.fqdn),
-                format!("give {} the lowest priority number (xmppdns apply)", active.fqdn),
+                "add one SRV record per Edge pool (xmppdns apply)",
             );
         }
     }
+    for srv in real {
+        if expected.pool_of(&srv.target).is_none() && !is_ip_literal(&srv.target) {
+            f.add(
+                "6",
+                Severity::Error,
+                srv_record(owner, srv),
+                format!(
+                    "{} is not the access-edge FQDN of any pool in the topology",
+                    srv.target
+                ),
+                "point the record at a pool's FQDN or delete it (xmppdns apply)",
+            );
+        }
+    }
+}
 
-    // Rules 5, 8, 13, 15 and 16 per target.
-    let targets: BTreeSet<&Fqdn> = real.iter().map(|s| &s.target).collect();
-    for target in targets {
-        check_target(f, snapshot, domain, zone, target, expected);
+/// Rule 7: the lowest priority number leads to the active pool, or to `srv_leader` when the
+/// topology names one (failover --no-promote; then a warning that the two routes differ).
+fn leader(f: &mut Findings<'_>, owner: &Fqdn, leading: &[&Srv], expected: &Expected<'_>) {
+    let topology = expected.topology;
+    let active = topology.active_pool();
+    // Normally the active pool leads; `srv_leader` (failover --no-promote) names another.
+    let leader = &topology.pools[topology.leader];
+    let leads_as_planned = leading.len() == 1 && leading[0].target == leader.fqdn;
+    if leads_as_planned && topology.leader != topology.active {
+        f.add(
+            "7",
+            Severity::Warning,
+            format!("{owner} SRV"),
+            format!("the lowest priority number points to {} ({}) as `srv_leader` says, while the federation record points to the active pool {}", leader.fqdn, leader.name, active.name),
+            format!("once {} is confirmed, `xmppdns failover --to {}` promotes its SRV records", active.name, active.name),
+        );
+    }
+    if leads_as_planned || leading.is_empty() {
+        return;
+    }
+    if topology.leader != topology.active {
+        let targets: Vec<String> = leading.iter().map(|s| s.target.to_string()).collect();
+        f.add(
+            "7",
+            Severity::Error,
+            format!("{owner} SRV"),
+            format!(
+                "the lowest priority number ({}) points to {}, but `srv_leader` is {} ({})",
+                leading[0].priority,
+                join(&targets),
+                leader.name,
+                leader.fqdn
+            ),
+            format!(
+                "give {} the lowest priority number (xmppdns apply)",
+                leader.fqdn
+            ),
+        );
+    } else {
+        let leaders: Vec<String> = leading
+            .iter()
+            .map(|s| match expected.pool_of(&s.target) {
+                Some(p) => format!("{} ({})", s.target, p.name),
+                None => s.target.to_string(),
+            })
+            .collect();
+        f.add(
+            "7",
+            Severity::Error,
+            format!("{owner} SRV"),
+            format!("the lowest priority number ({}) points to {}, but the active federation route is {} ({})", leading[0].priority, join(&leaders), active.name, active.fqdn),
+            format!("give {} the lowest priority number (xmppdns apply)", active.fqdn),
+        );
     }
 }
 
 /// Rules 5, 8, 13, 15, 16 for one SRV target.
-fn check_target(
-    f: &mut Findings<'_>,
-    snapshot: &Snapshot,
-    domain: &Fqdn,
-    zone: &Fqdn,
-    target: &Fqdn,
-    expected: Option<&Expected<'_>>,
-) {
-    let owner = xmpp_owner(domain);
+fn check_target(f: &mut Findings<'_>, check: &DomainCheck<'_>, target: &Fqdn) {
+    let (owner, domain, zone) = (&check.owner, check.domain, check.zone);
     if is_ip_literal(target) {
         f.add(
             "5",
@@ -669,7 +722,7 @@ fn check_target(
         );
         return;
     }
-    if !target.is_within(zone) && !expected.is_some_and(|e| e.in_topology_zone(target)) {
+    if !target.is_within(zone) && !check.expected.is_some_and(|e| e.in_topology_zone(target)) {
         f.add(
             "13",
             Severity::Warning,
@@ -678,6 +731,25 @@ fn check_target(
             format!("use a target inside {zone}, or make sure whoever runs {target}'s zone keeps it pointing at the Edge pool"),
         );
     }
+    let Some((v4, v6)) = target_addresses(f, check.snapshot, target) else {
+        return;
+    };
+    if let Some(pool) = check.expected.and_then(|e| e.pool_of(target)) {
+        if !v4.is_empty() || !v6.is_empty() {
+            pool_addresses(f, target, pool, &v4, &v6);
+        }
+    }
+    tlsa(f, check.snapshot, target);
+}
+
+/// Rules 5 and 16 for a target's addresses: the servers agree, and the target has A/AAAA
+/// records of its own (no CNAME). `None` when they could not be judged (no answer, an alias,
+/// servers outside the target's zone), after saying why.
+fn target_addresses(
+    f: &mut Findings<'_>,
+    snapshot: &Snapshot,
+    target: &Fqdn,
+) -> Option<(Vec<IpAddr>, Vec<IpAddr>)> {
     for qtype in [QueryType::A, QueryType::Aaaa] {
         compare_servers(f, snapshot, target, qtype);
     }
@@ -691,22 +763,10 @@ fn check_target(
             format!("the addresses of {target} could not be read: no server answered"),
             "check that the target's zone is served and reachable",
         );
-        return;
+        return None;
     }
-    let chain = a
-        .into_iter()
-        .chain(aaaa)
-        .map(|r| cname_chain(r, target))
-        .find(|c| !c.is_empty());
-    if let Some(chain) = chain {
-        f.add(
-            "5",
-            Severity::Error,
-            format!("{target} CNAME"),
-            format!("the target {target} is an alias (CNAME -> {}); SRV targets must not be aliases (RFC 2782) and some peers will not follow it", chain.iter().map(ToString::to_string).collect::<Vec<_>>().join(" -> ")),
-            format!("point the SRV record at {} directly, or replace the CNAME with A/AAAA records", chain.last().expect("non-empty")),
-        );
-        return;
+    if is_alias(f, target, a, aaaa) {
+        return None;
     }
     let refused = [a, aaaa]
         .into_iter()
@@ -721,7 +781,7 @@ fn check_target(
             format!("the addresses of {target} were not checked: the audited servers answered {code} (it is outside their zones)"),
             format!("audit {target}'s zone too (add its servers with --nameserver)"),
         );
-        return;
+        return None;
     }
     let v4: Vec<IpAddr> = a.map(|r| addresses(r, target)).unwrap_or_default();
     let v6: Vec<IpAddr> = aaaa.map(|r| addresses(r, target)).unwrap_or_default();
@@ -736,45 +796,79 @@ fn check_target(
             format!("add {target} A <access-edge external address>"),
         );
     }
-    if let Some(expected) = expected {
-        if let Some(pool) = expected.pool_of(target) {
-            let want4: Vec<IpAddr> = sorted(pool.ipv4.iter().map(|ip| IpAddr::from(*ip)));
-            let want6: Vec<IpAddr> = sorted(pool.ipv6.iter().map(|ip| IpAddr::from(*ip)));
-            if !v4.is_empty() || !v6.is_empty() {
-                if !want4.is_empty() && v4 != want4 {
-                    f.add(
-                        "8",
-                        Severity::Error,
-                        format!("{target} A"),
-                        format!(
-                            "{target} resolves to {}, but pool {}'s access-edge address is {}",
-                            or_none(&v4),
-                            pool.name,
-                            join(&want4)
-                        ),
-                        format!(
-                            "set {target} A to {} (xmppdns apply, with manage_target_addresses)",
-                            join(&want4)
-                        ),
-                    );
-                }
-                if !want6.is_empty() && v6 != want6 {
-                    f.add(
-                        "8",
-                        Severity::Error,
-                        format!("{target} AAAA"),
-                        format!(
-                            "{target} resolves to {}, but pool {}'s access-edge IPv6 address is {}",
-                            or_none(&v6),
-                            pool.name,
-                            join(&want6)
-                        ),
-                        format!("set {target} AAAA to {}", join(&want6)),
-                    );
-                }
-            }
-        }
+    Some((v4, v6))
+}
+
+/// Rule 5: the target is a CNAME (reported with its chain); true when it is.
+fn is_alias(
+    f: &mut Findings<'_>,
+    target: &Fqdn,
+    a: Option<&Response>,
+    aaaa: Option<&Response>,
+) -> bool {
+    let chain = a
+        .into_iter()
+        .chain(aaaa)
+        .map(|r| cname_chain(r, target))
+        .find(|c| !c.is_empty());
+    let Some(chain) = chain else {
+        return false;
+    };
+    f.add(
+        "5",
+        Severity::Error,
+        format!("{target} CNAME"),
+        format!("the target {target} is an alias (CNAME -> {}); SRV targets must not be aliases (RFC 2782) and some peers will not follow it", chain.iter().map(ToString::to_string).collect::<Vec<_>>().join(" -> ")),
+        format!("point the SRV record at {} directly, or replace the CNAME with A/AAAA records", chain.last().expect("non-empty")),
+    );
+    true
+}
+
+/// Rule 8 for a target: it resolves to its pool's addresses (each family the pool has).
+fn pool_addresses(
+    f: &mut Findings<'_>,
+    target: &Fqdn,
+    pool: &crate::topology::Pool,
+    v4: &[IpAddr],
+    v6: &[IpAddr],
+) {
+    let want4: Vec<IpAddr> = sorted(pool.ipv4.iter().map(|ip| IpAddr::from(*ip)));
+    let want6: Vec<IpAddr> = sorted(pool.ipv6.iter().map(|ip| IpAddr::from(*ip)));
+    if !want4.is_empty() && v4 != want4 {
+        f.add(
+            "8",
+            Severity::Error,
+            format!("{target} A"),
+            format!(
+                "{target} resolves to {}, but pool {}'s access-edge address is {}",
+                or_none(v4),
+                pool.name,
+                join(&want4)
+            ),
+            format!(
+                "set {target} A to {} (xmppdns apply, with manage_target_addresses)",
+                join(&want4)
+            ),
+        );
     }
+    if !want6.is_empty() && v6 != want6 {
+        f.add(
+            "8",
+            Severity::Error,
+            format!("{target} AAAA"),
+            format!(
+                "{target} resolves to {}, but pool {}'s access-edge IPv6 address is {}",
+                or_none(v6),
+                pool.name,
+                join(&want6)
+            ),
+            format!("set {target} AAAA to {}", join(&want6)),
+        );
+    }
+}
+
+/// Rule 15: TLSA records at `_5269._tcp.<target>`, to keep in step with the pool.
+fn tlsa(f: &mut Findings<'_>, snapshot: &Snapshot, target: &Fqdn) {
     let tlsa_owner = target.prepend("_5269._tcp");
     if let Some(r) = snapshot.answer(&tlsa_owner, QueryType::Tlsa) {
         let n = r.answers.iter().filter(|rec| rec.rtype == 52).count();
@@ -924,44 +1018,12 @@ fn check_federation(snapshot: &Snapshot, topology: &Topology) -> NameReport {
             sorted(active.ipv6.iter().map(|ip| IpAddr::from(*ip))),
         ),
     ] {
-        if unreachable(&mut f, snapshot, name, qtype) {
+        let Some(response) = federation_answer(&mut f, snapshot, name, qtype) else {
             continue;
-        }
-        compare_servers(&mut f, snapshot, name, qtype);
-        let response = snapshot.answer(name, qtype).expect("checked");
-        if response.rcode != 0 && response.rcode != 3 {
-            f.add(
-                "reach",
-                Severity::Error,
-                format!("{name} {qtype}"),
-                format!("the server answered {}", rcode_name(response.rcode)),
-                "check that the server is authoritative for the federation record's zone",
-            );
-            continue;
-        }
+        };
         let have = addresses(response, name);
         if have != want && !(want.is_empty() && have.is_empty()) {
-            let owners: Vec<String> = topology
-                .pools
-                .iter()
-                .filter(|p| {
-                    p.ipv4.iter().any(|ip| have.contains(&IpAddr::from(*ip)))
-                        || p.ipv6.iter().any(|ip| have.contains(&IpAddr::from(*ip)))
-                })
-                .map(|p| p.name.clone())
-                .collect();
-            let whose = if owners.is_empty() {
-                String::new()
-            } else {
-                format!(" (pool {})", owners.join(", "))
-            };
-            f.add(
-                "8",
-                Severity::Error,
-                format!("{name} {qtype}"),
-                format!("the federation {qtype} record points to {}{whose}, but the active pool {} has {}", or_none(&have), active.name, or_none(&want)),
-                format!("set {name} {qtype} to {} (xmppdns apply)", or_none(&want)),
-            );
+            federation_points_elsewhere(&mut f, topology, qtype, &have, &want);
         }
         let ttl = response
             .answers
@@ -970,27 +1032,7 @@ fn check_federation(snapshot: &Snapshot, topology: &Topology) -> NameReport {
             .map(|r| r.ttl)
             .min();
         let observed = report.addresses.get_or_insert_with(Vec::new);
-        for record in response.answers.iter().filter(|r| &r.name == name) {
-            let address = match &record.data {
-                RecordData::Known(Rdata::A(ip)) => IpAddr::from(*ip),
-                RecordData::Known(Rdata::Aaaa(ip)) => IpAddr::from(*ip),
-                _ => continue,
-            };
-            let pool = topology
-                .pools
-                .iter()
-                .find(|p| {
-                    p.ipv4.iter().any(|ip| IpAddr::from(*ip) == address)
-                        || p.ipv6.iter().any(|ip| IpAddr::from(*ip) == address)
-                })
-                .map(|p| p.name.clone());
-            observed.push(ObservedAddress {
-                address,
-                ttl: record.ttl,
-                pool,
-            });
-        }
-        observed.sort_by_key(|a| a.address);
+        observe_addresses(observed, response, topology);
         if let Some(ttl) = ttl.filter(|t| *t > FEDERATION_TTL_WARNING) {
             f.add(
                 "17",
@@ -1004,6 +1046,101 @@ fn check_federation(snapshot: &Snapshot, topology: &Topology) -> NameReport {
     sort_findings(&mut f.list);
     report.findings = f.list;
     report
+}
+
+/// The federation record's answer for `qtype`; `None`, with a finding, when no server
+/// answered usably.
+fn federation_answer<'s>(
+    f: &mut Findings<'_>,
+    snapshot: &'s Snapshot,
+    name: &Fqdn,
+    qtype: QueryType,
+) -> Option<&'s Response> {
+    if unreachable(f, snapshot, name, qtype) {
+        return None;
+    }
+    compare_servers(f, snapshot, name, qtype);
+    let response = snapshot.answer(name, qtype).expect("checked");
+    if response.rcode != 0 && response.rcode != 3 {
+        f.add(
+            "reach",
+            Severity::Error,
+            format!("{name} {qtype}"),
+            format!("the server answered {}", rcode_name(response.rcode)),
+            "check that the server is authoritative for the federation record's zone",
+        );
+        return None;
+    }
+    Some(response)
+}
+
+/// The pool that has `address`, if any.
+fn pool_with(topology: &Topology, address: IpAddr) -> Option<&crate::topology::Pool> {
+    topology.pools.iter().find(|p| {
+        p.ipv4.iter().any(|ip| IpAddr::from(*ip) == address)
+            || p.ipv6.iter().any(|ip| IpAddr::from(*ip) == address)
+    })
+}
+
+/// Rule 8 for the federation record: it has addresses other than the active pool's.
+fn federation_points_elsewhere(
+    f: &mut Findings<'_>,
+    topology: &Topology,
+    qtype: QueryType,
+    have: &[IpAddr],
+    want: &[IpAddr],
+) {
+    let name = &topology.federation.name;
+    let active = topology.active_pool();
+    let owners: Vec<String> = topology
+        .pools
+        .iter()
+        .filter(|p| {
+            p.ipv4.iter().any(|ip| have.contains(&IpAddr::from(*ip)))
+                || p.ipv6.iter().any(|ip| have.contains(&IpAddr::from(*ip)))
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    let whose = if owners.is_empty() {
+        String::new()
+    } else {
+        format!(" (pool {})", owners.join(", "))
+    };
+    f.add(
+        "8",
+        Severity::Error,
+        format!("{name} {qtype}"),
+        format!(
+            "the federation {qtype} record points to {}{whose}, but the active pool {} has {}",
+            or_none(have),
+            active.name,
+            or_none(want)
+        ),
+        format!("set {name} {qtype} to {} (xmppdns apply)", or_none(want)),
+    );
+}
+
+/// Adds the federation record's addresses in `response` to `observed` (sorted by address),
+/// each with the pool that has it.
+fn observe_addresses(
+    observed: &mut Vec<ObservedAddress>,
+    response: &Response,
+    topology: &Topology,
+) {
+    let name = &topology.federation.name;
+    for record in response.answers.iter().filter(|r| &r.name == name) {
+        let address = match &record.data {
+            RecordData::Known(Rdata::A(ip)) => IpAddr::from(*ip),
+            RecordData::Known(Rdata::Aaaa(ip)) => IpAddr::from(*ip),
+            _ => continue,
+        };
+        observed.push(ObservedAddress {
+            address,
+            ttl: record.ttl,
+            pool: pool_with(topology, address).map(|p| p.name.clone()),
+        });
+    }
+    observed.sort_by_key(|a| a.address);
 }
 
 fn human(seconds: u32) -> String {

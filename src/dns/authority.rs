@@ -165,23 +165,48 @@ pub fn discover(
     BatchStats,
 ) {
     let (zones, mut stats) = zones_of(names, resolver, true, settings);
-    let ask = |name: &Fqdn, qtype| Question {
-        server: resolver,
-        name: name.clone(),
-        qtype,
-        recursion_desired: true,
-    };
-
     let distinct: BTreeSet<Fqdn> = zones
         .iter()
         .filter_map(|z| z.as_ref().ok())
         .cloned()
         .collect();
-    let ns_questions: Vec<Question> = distinct.iter().map(|z| ask(z, QueryType::Ns)).collect();
-    let (ns_replies, ns_stats) = batch::resolve_all(&ns_questions, settings, &mut |_| {});
+    let ns_names = name_servers_of(&distinct, resolver, settings, &mut stats);
+    let hosts: BTreeSet<Fqdn> = ns_names.values().flatten().cloned().collect();
+    let addresses = addresses_of(&hosts, resolver, port, settings, &mut stats);
+
+    let mut found = BTreeMap::new();
+    for (name, zone) in names.iter().zip(zones) {
+        let result = zone.and_then(|zone| authority(zone, &ns_names, &addresses, resolver));
+        found.insert(name.clone(), result);
+    }
+    (found, stats)
+}
+
+/// A recursive question to `resolver`.
+fn recursive(resolver: SocketAddr, name: &Fqdn, qtype: QueryType) -> Question {
+    Question {
+        server: resolver,
+        name: name.clone(),
+        qtype,
+        recursion_desired: true,
+    }
+}
+
+/// The NS RRset of each zone (names sorted, each once; empty when it could not be read).
+fn name_servers_of(
+    zones: &BTreeSet<Fqdn>,
+    resolver: SocketAddr,
+    settings: &BatchSettings,
+    stats: &mut BatchStats,
+) -> BTreeMap<Fqdn, Vec<Fqdn>> {
+    let questions: Vec<Question> = zones
+        .iter()
+        .map(|z| recursive(resolver, z, QueryType::Ns))
+        .collect();
+    let (replies, ns_stats) = batch::resolve_all(&questions, settings, &mut |_| {});
     stats.add(&ns_stats);
     let mut ns_names: BTreeMap<Fqdn, Vec<Fqdn>> = BTreeMap::new();
-    for (zone, reply) in distinct.iter().zip(ns_replies) {
+    for (zone, reply) in zones.iter().zip(replies) {
         let names = reply
             .map(|r| {
                 r.answers
@@ -195,17 +220,30 @@ pub fn discover(
             .unwrap_or_default();
         ns_names.insert(zone.clone(), names.into_iter().collect());
     }
+    ns_names
+}
 
-    let hosts: BTreeSet<Fqdn> = ns_names.values().flatten().cloned().collect();
-    let address_questions: Vec<Question> = hosts
+/// The A and AAAA addresses of each host, on `port`.
+fn addresses_of(
+    hosts: &BTreeSet<Fqdn>,
+    resolver: SocketAddr,
+    port: u16,
+    settings: &BatchSettings,
+    stats: &mut BatchStats,
+) -> BTreeMap<Fqdn, Vec<SocketAddr>> {
+    let questions: Vec<Question> = hosts
         .iter()
-        .flat_map(|h| [ask(h, QueryType::A), ask(h, QueryType::Aaaa)])
+        .flat_map(|h| {
+            [
+                recursive(resolver, h, QueryType::A),
+                recursive(resolver, h, QueryType::Aaaa),
+            ]
+        })
         .collect();
-    let (address_replies, address_stats) =
-        batch::resolve_all(&address_questions, settings, &mut |_| {});
+    let (replies, address_stats) = batch::resolve_all(&questions, settings, &mut |_| {});
     stats.add(&address_stats);
     let mut addresses: BTreeMap<Fqdn, Vec<SocketAddr>> = BTreeMap::new();
-    for (question, reply) in address_questions.iter().zip(address_replies) {
+    for (question, reply) in questions.iter().zip(replies) {
         let Ok(reply) = reply else { continue };
         for record in &reply.answers {
             let ip: IpAddr = match &record.data {
@@ -219,39 +257,42 @@ pub fn discover(
                 .push(SocketAddr::new(ip, port));
         }
     }
+    addresses
+}
 
-    let mut found = BTreeMap::new();
-    for (name, zone) in names.iter().zip(zones) {
-        let result = zone.and_then(|zone| {
-            let hosts = ns_names.get(&zone).cloned().unwrap_or_default();
-            if hosts.is_empty() {
-                return Err(AuthorityError::NoNameServers {
-                    server: resolver,
-                    zone,
-                });
-            }
-            let name_servers: Vec<NameServer> = hosts
-                .iter()
-                .map(|h| NameServer {
-                    name: h.clone(),
-                    addresses: addresses.get(h).cloned().unwrap_or_default(),
-                })
-                .collect();
-            if name_servers.iter().all(|ns| ns.addresses.is_empty()) {
-                return Err(AuthorityError::NoAddresses {
-                    names: hosts
-                        .iter()
-                        .map(Fqdn::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    zone,
-                });
-            }
-            Ok(Authority { zone, name_servers })
+/// The authority of `zone` from what was found: it needs name servers, and an address for
+/// at least one of them.
+fn authority(
+    zone: Fqdn,
+    ns_names: &BTreeMap<Fqdn, Vec<Fqdn>>,
+    addresses: &BTreeMap<Fqdn, Vec<SocketAddr>>,
+    resolver: SocketAddr,
+) -> Result<Authority, AuthorityError> {
+    let hosts = ns_names.get(&zone).cloned().unwrap_or_default();
+    if hosts.is_empty() {
+        return Err(AuthorityError::NoNameServers {
+            server: resolver,
+            zone,
         });
-        found.insert(name.clone(), result);
     }
-    (found, stats)
+    let name_servers: Vec<NameServer> = hosts
+        .iter()
+        .map(|h| NameServer {
+            name: h.clone(),
+            addresses: addresses.get(h).cloned().unwrap_or_default(),
+        })
+        .collect();
+    if name_servers.iter().all(|ns| ns.addresses.is_empty()) {
+        return Err(AuthorityError::NoAddresses {
+            names: hosts
+                .iter()
+                .map(Fqdn::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            zone,
+        });
+    }
+    Ok(Authority { zone, name_servers })
 }
 
 #[cfg(test)]

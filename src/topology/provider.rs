@@ -1,0 +1,83 @@
+//! The provider configurations a topology names: where the records live and how to reach them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::records::Fqdn;
+
+/// Where the records live and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderConfig {
+    /// BIND-format zone files, one per zone.
+    ZoneFile { files: BTreeMap<Fqdn, PathBuf> },
+    /// RFC 2136 dynamic updates (TSIG-signed) to a primary server.
+    Rfc2136(Rfc2136Config),
+    /// The PowerDNS Authoritative HTTP API.
+    PowerDns(PowerDnsConfig),
+}
+
+/// Where a TSIG key comes from. The secret itself never sits in the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A BIND key file (`tsig-keygen` / `xmppdns keygen` output).
+    File(PathBuf),
+    /// An environment variable holding `ALGORITHM:NAME:BASE64SECRET`.
+    Env(String),
+}
+
+/// Default bound on one RFC 2136 exchange (an update or one transfer message).
+pub(super) const DEFAULT_RFC2136_TIMEOUT_MS: u64 = 2_000;
+/// Default number of tries of one RFC 2136 exchange.
+pub(super) const DEFAULT_RFC2136_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rfc2136Config {
+    /// The primary that takes updates.
+    pub server: SocketAddr,
+    pub key: Option<KeySource>,
+    /// Where to read zones with AXFR, when not the update server (many setups separate them).
+    pub transfer_server: Option<SocketAddr>,
+    pub transfer_key: Option<KeySource>,
+    pub timeout: Duration,
+    pub attempts: u32,
+}
+
+/// Where the PowerDNS API key comes from. The key itself never sits in the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// An environment variable holding the key (pdns.conf's `api-key`).
+    Env(String),
+    /// A file holding the key (surrounding whitespace, such as the final newline, is ignored).
+    File(PathBuf),
+}
+
+/// Default PowerDNS server id: the only one a PowerDNS Authoritative server has.
+pub const DEFAULT_POWERDNS_SERVER_ID: &str = "localhost";
+/// Default bound on one PowerDNS API call, start to end (reading a large zone included).
+pub const DEFAULT_POWERDNS_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerDnsConfig {
+    /// The webserver's base URL, `http(s)://HOST:PORT[/prefix]`, without a trailing slash or
+    /// `/api/v1` (the provider appends that).
+    pub api_url: String,
+    /// The `{server_id}` of `/api/v1/servers/{server_id}/...`.
+    pub server_id: String,
+    pub api_key: ApiKeySource,
+    /// Bound on each API call.
+    pub timeout: Duration,
+    /// Ask PowerDNS to send NOTIFY to the zone's secondaries after each apply.
+    pub notify: bool,
+}
+
+impl ProviderConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderConfig::ZoneFile { .. } => "zonefile",
+            ProviderConfig::Rfc2136(_) => "rfc2136",
+            ProviderConfig::PowerDns(_) => "powerdns",
+        }
+    }
+}

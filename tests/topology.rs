@@ -1,0 +1,194 @@
+//! Pins the whole problem list of topologies with many problems at once: every message, its
+//! JSON path and its place in the list. Written before `topology` was split by section, so it
+//! proves the split kept the order.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use xmppdns::topology::{Topology, TopologyError};
+
+/// Something wrong in every section, several things in some, and sections that depend on
+/// each other (zones → domains, pools → active pool → federation, srv → xmpps).
+fn broken(provider: Value) -> Value {
+    json!({
+        "zones": ["contoso.com", "contoso.com", "bad..zone"],
+        "sip_domains": ["contoso.com", "contoso.com", "northwind.com", "10.0.0.1"],
+        "active_pool": "Missing",
+        "srv_leader": "Nowhere",
+        "federation": {"name": "edgepool1.contoso.com", "ttl": 4_000_000_000u64},
+        "ttl": 2_147_483_648u64,
+        "manage_target_addresses": true,
+        "srv": {"port": 0, "weight": 70000, "priority_step": 30000},
+        "xmpps": {"publish": true, "port": 5269},
+        "nameservers": ["192.0.2.53", "not-an-address", "[2001:db8::53]:5353"],
+        "pools": [
+            {"name": "EdgePool1", "site": "Site1", "fqdn": "edgepool1.contoso.com",
+             "ipv4": ["192.0.2.10", "2001:db8::1"], "preference": 3},
+            {"name": "edgepool1", "site": " ", "fqdn": "edgepool1.contoso.com",
+             "ipv6": ["192.0.2.11", "zz"], "servers": ["ok.contoso.com", "bad..server"],
+             "preference": 3},
+            {"name": "", "site": "Site3", "fqdn": "edge.partner.net", "preference": 70000},
+            {"name": "P4", "site": "Site4", "fqdn": "192.0.2.99", "ipv4": ["192.0.2.300"]}
+        ],
+        "provider": provider
+    })
+}
+
+/// Every case, its problems one a line in order, compared with
+/// `fixtures/golden/topology-problems.txt` (regenerate with `UPDATE_GOLDEN=1`).
+#[test]
+fn every_problem_of_every_section_in_order() {
+    let mut cases: Vec<(String, Value)> = vec![
+        (
+            "zonefile".into(),
+            broken(json!({
+                "kind": "zonefile", "directory": "zones",
+                "files": {"contoso.com": "c.zone", "other.com": "o.zone", "bad..x": "b.zone"}
+            })),
+        ),
+        ("rfc2136".into(), {
+            let mut v = broken(json!({
+                "kind": "rfc2136", "server": "primary", "key_file": "k", "key_env": "K",
+                "transfer_server": "[2001:db8::1", "transfer_key_file": "t",
+                "transfer_key_env": "T", "timeout_ms": 1, "attempts": 20
+            }));
+            v["xmpps"] = json!({"publish": true});
+            v["srv"] = json!({"port": 70000, "priority_step": 0});
+            v
+        }),
+        ("powerdns".into(), {
+            let mut v = broken(json!({
+                "kind": "powerdns", "api_url": "ftp://h", "server_id": "a b",
+                "api_key_env": "K", "api_key_file": "k", "timeout_ms": 700000
+            }));
+            v["srv"] = json!({"port": 5270, "weight": 1});
+            v["xmpps"] = json!({"publish": true, "port": 5270});
+            v["zones"] = json!([]);
+            v["sip_domains"] = json!([]);
+            v["pools"] = json!([]);
+            v
+        }),
+        ("powerdns-keys".into(), {
+            let mut v = broken(json!({"kind": "powerdns", "api_url": "http://h", "server_id": ""}));
+            v["xmpps"] = json!({"publish": false, "port": 0});
+            v
+        }),
+    ];
+    for (i, key) in [json!({"api_key_env": " "}), json!({"api_key_file": ""})]
+        .into_iter()
+        .enumerate()
+    {
+        let mut provider = json!({"kind": "powerdns", "api_url": "http://h"});
+        provider
+            .as_object_mut()
+            .unwrap()
+            .extend(key.as_object().unwrap().clone());
+        cases.push((format!("powerdns-empty-key-{i}"), broken(provider)));
+    }
+    // Malformed provider settings: serde's words and position.
+    for provider in [
+        json!({"kind": "powerdns", "api_url": "http://h", "api_key_env": "K", "api_key": "x"}),
+        json!({"kind": "powerdns", "api_key_env": "K"}),
+        json!({"kind": "rfc2136", "server": 53}),
+        json!({"kind": "rfc2136", "server": "192.0.2.1", "keyfile": "k"}),
+        json!({"kind": "zonefile", "files": []}),
+        json!({"kind": "route53"}),
+        json!({"server": "192.0.2.1"}),
+    ] {
+        let mut v = broken(provider.clone());
+        v["zones"] = json!(["contoso.com"]);
+        cases.push((format!("provider {provider}"), v));
+    }
+    // The API URL checks, one URL at a time, on an otherwise good topology.
+    for url in [
+        "http://h:99999",
+        "http://h:0",
+        "http://h:",
+        "http://h:8081?x=1",
+        "http://h:8081/p#frag",
+        "http://h#frag",
+        "http://h/p?q#f",
+        "http://",
+        "https:///x",
+        "127.0.0.1:8081",
+        "ftp://h",
+        "http://h h",
+        "http://h/pa th",
+        "http://h/p?q r",
+        "http://[::1:8081",
+        "http://::1]:8081",
+        "http://[::1]]",
+        "http://a:1:2",
+        "http://?x",
+        "http://#x",
+        "http://:8081",
+        "http://h%41",
+        "http://[fe80::1%25eth0]:8081",
+        "http://h/%zz",
+        "http://hé/",
+        "http://h/é",
+        "http://h<",
+        "http://h/<",
+        "http://h/{}\"",
+        "http://h/a\\b",
+        "http://h?a\\b",
+        "http://[::1]:8081/x/api/v1/",
+        "http://h:8081/api/v1",
+        "HTTPS://H:8081//",
+        "  http://h  ",
+        "http://a:b:c:d:e:f:g:h:i:j",
+        "http://[a:b:c:d:e:f:g:h:i:j]:1",
+        "http://h:65536",
+        "http://h:-1",
+        "http://h:+80",
+        "http://[::1]",
+        "http://[::1]x:80",
+    ] {
+        cases.push((
+            format!("api_url {url:?}"),
+            json!({
+                "zones": ["contoso.com"], "sip_domains": ["contoso.com"],
+                "active_pool": "P1", "federation": {"name": "xmpp.contoso.com"},
+                "pools": [{"name": "P1", "site": "S1", "fqdn": "p1.contoso.com",
+                           "ipv4": ["192.0.2.1"]}],
+                "provider": {"kind": "powerdns", "api_url": url, "api_key_env": "K"}
+            }),
+        ));
+    }
+    let mut text = String::new();
+    for (name, value) in &cases {
+        text.push_str(&format!("== {name}\n"));
+        match Topology::from_json(&value.to_string(), Path::new("/t/topology.json")) {
+            Ok(t) => text.push_str(&format!("ok: {:?}\n", t.provider)),
+            Err(TopologyError::Invalid { problems, .. }) => {
+                for p in problems {
+                    text.push_str(&format!("{p}\n"));
+                }
+            }
+            Err(other) => text.push_str(&format!("error: {other}\n")),
+        }
+    }
+    golden("topology-problems.txt", &text);
+}
+
+#[track_caller]
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read golden file {}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test topology",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "problems differ from {}; if intended, regenerate with UPDATE_GOLDEN=1 cargo test --test topology\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
