@@ -20,6 +20,16 @@ fn read_text(path: &Path) -> Result<String, Error> {
     })
 }
 
+/// Loads and validates a topology, and logs what it allows but warns about (validation itself
+/// does not log: the topology is a low layer).
+pub fn load_topology(path: &Path) -> Result<Topology, Error> {
+    let topology = Topology::load(path)?;
+    for warning in topology.warnings() {
+        tracing::warn!("{warning}");
+    }
+    Ok(topology)
+}
+
 /// Reads the managed keys of every zone of the desired state.
 pub fn read_current(
     provider: &mut dyn Provider,
@@ -130,7 +140,7 @@ pub fn prepare_apply(
     let text = read_text(path)?;
     let (topology, plan, provider, source) = if plan::is_plan_file(&text) {
         let (file, saved) = PlanFile::parse(&text, &path.display().to_string())?;
-        let topology = Topology::load(&PathBuf::from(&file.topology))?;
+        let topology = load_topology(&PathBuf::from(&file.topology))?;
         let mut provider = provider::open(&topology, env)?;
         let mut drift = Vec::new();
         for observed in &saved.observed {
@@ -284,7 +294,7 @@ pub fn prepare_rollback(
     env: &Environment,
     force: bool,
 ) -> Result<Vec<RollbackStep>, Error> {
-    let topology = Topology::load(topology_path)?;
+    let topology = load_topology(topology_path)?;
     let entries = open_journal(journal_path, &topology)?.rollback_targets(id)?;
     let mut steps = Vec::new();
     for entry in entries {
@@ -420,11 +430,7 @@ pub fn audit(
     request: &AuditRequest,
     progress: &mut dyn FnMut(audit::Progress),
 ) -> Result<audit::Report, Error> {
-    let topology = request
-        .topology
-        .as_deref()
-        .map(Topology::load)
-        .transpose()?;
+    let topology = request.topology.as_deref().map(load_topology).transpose()?;
     let options = audit::Options {
         domains: parse_domains(&request.domains)?,
         servers: audit_servers(&request.nameservers)?,

@@ -192,3 +192,35 @@ fn golden(name: &str, actual: &str) {
         path.display()
     );
 }
+
+/// A port other than 5269 is allowed (labs) but said: the topology returns it as a warning and
+/// the command logs it on stderr, where the user sees it without `-v`.
+#[test]
+fn a_port_other_than_5269_is_a_warning_on_stderr() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut topology: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("contoso.json")).unwrap())
+            .unwrap();
+    topology["srv"]["port"] = json!(5270);
+    topology["provider"]["directory"] = json!(fixtures.join("zones"));
+    let path = dir.path().join("topology.json");
+    std::fs::write(&path, topology.to_string()).unwrap();
+    let loaded = Topology::load(&path).expect("a valid topology");
+    let warnings: Vec<String> = loaded.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("srv.port"), "{warnings:?}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xmppdns"))
+        .args(["plan", path.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run xmppdns");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains(&warnings[0]),
+        "the warning on stderr: {stderr}"
+    );
+}

@@ -3,14 +3,13 @@
 use xmppdns::error::exit;
 use xmppdns::plan::render::{self, Look};
 use xmppdns::provider::{self, Environment};
-use xmppdns::topology::Topology;
 use xmppdns::{app, Error};
 
 use super::write_output;
 use crate::cli::{Format, PlanArgs};
 
 pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
-    let topology = Topology::load(&args.topology)?;
+    let topology = app::load_topology(&args.topology)?;
     let mut provider = provider::open(&topology, &Environment::system())?;
     let plan = app::plan(&topology, provider.as_mut())?;
     let file = app::plan_file(&plan, &topology, provider.kind());

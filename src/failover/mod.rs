@@ -73,7 +73,7 @@ pub fn prepare(
     env: &Environment,
     command: &'static str,
 ) -> Result<PreparedFailover, Error> {
-    let topology = Topology::load(path)?;
+    let topology = crate::app::load_topology(path)?;
     let from = topology.active_pool().name.clone();
     let to = match &options.to {
         Some(to) => to.clone(),
