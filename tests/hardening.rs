@@ -169,3 +169,116 @@ fn an_unsigned_message_injected_inside_a_signed_transfer_is_caught_by_the_next_m
     let (relay, sent) = injecting_relay(&bind, forged_message);
     assert_refused_without_the_forgery(plan_through(relay.addr(), &key), &sent);
 }
+
+fn udp_transport(server: SocketAddr, timeout: Duration) -> Transport {
+    Transport {
+        server,
+        timeout,
+        attempts: 1,
+        clock: system_clock(),
+    }
+}
+
+fn ours(key: &ServerKey) -> TsigKey {
+    TsigKey::from_bind_file(&key.bind_conf()).unwrap()
+}
+
+fn federation_srv() -> Fqdn {
+    Fqdn::parse("_xmpp-server._tcp.contoso.com").unwrap()
+}
+
+/// Where the first answer's SRV priority sits in a reply to one question (the owner is a
+/// 2-byte pointer to the question; then type, class, TTL, RDLENGTH).
+fn first_priority(reply: &[u8]) -> usize {
+    support::relay::question_end(reply) + 12
+}
+
+/// `genuine` with its first SRV's priority changed and its TSIG left as it was.
+fn with_changed_priority(genuine: &[u8]) -> Vec<u8> {
+    let mut forged = genuine.to_vec();
+    let at = first_priority(&forged);
+    forged[at..at + 2].copy_from_slice(&0u16.to_be_bytes());
+    forged
+}
+
+/// `genuine` with its first SRV's priority changed, signed again (chained to the query's MAC,
+/// as a server does) with another key.
+fn signed_by_another_key(query: &[u8], genuine: &[u8]) -> Vec<u8> {
+    let other = TsigKey::new("other-key", Algorithm::HmacSha256, Secret::new(vec![7; 32])).unwrap();
+    let record = tsig::find(genuine).unwrap().unwrap();
+    let bare = with_changed_priority(&tsig::strip(genuine, &record));
+    let request_mac = tsig::find(query).unwrap().unwrap().mac;
+    tsig::sign_chained(&other, bare, now(), Some(&request_mac))
+        .unwrap()
+        .bytes
+}
+
+/// `genuine` asking another question (one letter of the owner changed), MAC untouched.
+fn for_another_question(genuine: &[u8]) -> Vec<u8> {
+    let mut forged = genuine.to_vec();
+    forged[13] = b'y'; // "_xmpp-server" -> "_ympp-server"
+    forged
+}
+
+/// Each forgery arrives first, then BIND's genuine reply: the tool takes the genuine one.
+#[test]
+fn forged_udp_replies_are_discarded_and_the_genuine_one_is_taken() {
+    type Forge = fn(&[u8], &[u8]) -> Vec<u8>;
+    let forgeries: [(&str, Forge); 5] = [
+        ("unsigned NOERROR", |query, _| bare_reply(query, 0)),
+        ("bad MAC", |_, genuine| with_changed_priority(genuine)),
+        ("another key", signed_by_another_key),
+        ("another question", |_, genuine| {
+            for_another_question(genuine)
+        }),
+        ("unsigned BADSIG", |query, _| {
+            let mut forged = bare_reply(query, 9);
+            push_unsigned_tsig_error(&mut forged, "test-key", "hmac-sha256", now(), tsig::BADSIG);
+            forged
+        }),
+    ];
+    let key = ServerKey::test_key();
+    let bind = Bind::primary(&[("contoso.com", &zone())], &key);
+    for (what, forge) in forgeries {
+        let relay = UdpRelay::start(bind.addr(), move |query, genuine| {
+            vec![forge(query, &genuine), genuine]
+        });
+        let transport = udp_transport(relay.addr(), Duration::from_secs(5));
+        let set = query_rrset(
+            &transport,
+            Some(&ours(&key)),
+            &federation_srv(),
+            RecordType::Srv,
+        )
+        .unwrap_or_else(|e| panic!("{what}: the forgery ended the exchange: {e}"))
+        .unwrap_or_else(|| panic!("{what}: the RRset exists"));
+        let records: Vec<String> = set.records().iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            records,
+            ["10 0 5269 edgepool1.contoso.com."],
+            "{what}: the genuine reply"
+        );
+    }
+}
+
+/// A genuine unsigned error from the server (a wrong secret: BADSIG) is still reported by
+/// name once no verified reply has come within the timeout.
+#[test]
+fn an_unsigned_badsig_from_the_server_is_still_reported() {
+    let key = ServerKey::test_key();
+    let bind = Bind::primary(&[("contoso.com", &zone())], &key);
+    let wrong = ServerKey::generate("test-key", "hmac-sha256");
+    let transport = udp_transport(bind.addr(), Duration::from_millis(300));
+    let err = query_rrset(
+        &transport,
+        Some(&ours(&wrong)),
+        &federation_srv(),
+        RecordType::Srv,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("NOTAUTH") && err.contains("BADSIG") && err.contains("wrong secret"),
+        "{err}"
+    );
+}
