@@ -160,3 +160,41 @@ fn tsig_hint(key: &TsigKey, tsig_error: u16, server_time: Option<u64>, signed: b
         _ => "the server rejected the signature".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::tsig::{Algorithm, Secret};
+
+    fn badtime(signed: bool) -> String {
+        let key = TsigKey::new("k", Algorithm::HmacSha256, Secret::new(vec![1; 32])).unwrap();
+        let mut reply = vec![0u8; 12];
+        reply[2] = 0x80;
+        reply[3] = 9; // NOTAUTH
+        let verdict = Verdict::ServerError {
+            code: tsig::BADTIME,
+            server_time: signed.then_some(1_700_000_000),
+            signed,
+        };
+        let server = "127.0.0.1:53".parse().unwrap();
+        check_message(server, Some(&key), &reply, &verdict)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn an_unsigned_badtime_is_reported_as_unsigned_without_a_server_clock() {
+        let signed = badtime(true);
+        assert!(
+            signed.contains("BADTIME") && signed.contains("server's clock says 1700000000"),
+            "{signed}"
+        );
+        let unsigned = badtime(false);
+        assert!(
+            unsigned.contains("BADTIME")
+                && unsigned.contains("unsigned")
+                && !unsigned.contains("server's clock says"),
+            "{unsigned}"
+        );
+    }
+}

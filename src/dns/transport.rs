@@ -250,11 +250,11 @@ impl Transport {
     /// True when `reply` carries our key's valid MAC (a truncated reply only moves the
     /// exchange to TCP, so it need not be).
     fn genuine(&self, key: Option<&TsigKey>, signed: &Signed, reply: &[u8]) -> bool {
-        match self.verify(key, signed, reply) {
-            Ok(Verdict::Verified | Verdict::ServerError { signed: true, .. }) => true,
-            Err(DnsError::Tsig(tsig::TsigError::TimeSkew { .. })) => true,
-            _ => false,
-        }
+        matches!(
+            self.verify(key, signed, reply),
+            Ok(Verdict::Verified | Verdict::ServerError { signed: true, .. })
+                | Err(DnsError::Tsig(tsig::TsigError::TimeSkew { .. }))
+        )
     }
 
     fn connect(&self, timeout: Duration) -> Result<TcpStream, DnsError> {

@@ -216,7 +216,7 @@ impl TsigKey {
     /// No error names what a field holds: with the fields in the wrong order the secret sits
     /// where the algorithm or the name should be, and would be printed.
     pub fn from_spec(spec: &str) -> Result<Self, TsigError> {
-        const FORM: &str = "expected ALGORITHM:NAME:BASE64SECRET (e.g. hmac-sha256:xmppdns:...)";
+        const FORM: &str = "expected ALGORITHM:NAME:BASE64SECRET, as for nsupdate -y";
         let mut parts = spec.trim().splitn(3, ':');
         let (Some(alg), Some(name), Some(secret)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -841,5 +841,155 @@ mod tests {
         let b = TsigKey::generate("k", Algorithm::HmacSha384).unwrap();
         assert_eq!(a.secret.0.len(), 48);
         assert_ne!(a.secret, b.secret);
+    }
+
+    /// `message` with a TSIG record that carries `error` and `other` but no MAC: how a server
+    /// reports BADSIG / BADKEY, and how a forger would write anything.
+    fn with_unsigned_error(mut message: Vec<u8>, error: u16, other: &[u8]) -> Vec<u8> {
+        let alg = wire::name_to_wire("hmac-sha256.").unwrap();
+        let mut rdata = alg;
+        push_time(&mut rdata, 1_000);
+        rdata.extend_from_slice(&DEFAULT_FUDGE.to_be_bytes());
+        rdata.extend_from_slice(&0u16.to_be_bytes());
+        rdata.extend_from_slice(&message[0..2]);
+        rdata.extend_from_slice(&error.to_be_bytes());
+        rdata.extend_from_slice(&(other.len() as u16).to_be_bytes());
+        rdata.extend_from_slice(other);
+        message.extend_from_slice(&wire::name_to_wire("test-key.").unwrap());
+        message.extend_from_slice(&TSIG_TYPE.to_be_bytes());
+        message.extend_from_slice(&CLASS_ANY.to_be_bytes());
+        message.extend_from_slice(&0u32.to_be_bytes());
+        message.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        message.extend_from_slice(&rdata);
+        message[11] += 1;
+        message
+    }
+
+    #[test]
+    fn the_reply_must_use_the_keys_algorithm() {
+        let ours = key(Algorithm::HmacSha256);
+        let theirs = key(Algorithm::HmacSha512);
+        let request = sign(&ours, message(3), 1_000).unwrap();
+        let reply = server_sign(&theirs, &request.mac, message(3), 1_000);
+        let err = Verifier::new(&ours, &request)
+            .check(&reply, 1_000)
+            .unwrap_err();
+        assert!(
+            matches!(&err, TsigError::WrongAlgorithm { expected: Algorithm::HmacSha256, found } if found == "hmac-sha512."),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("cannot be trusted"), "{err}");
+    }
+
+    #[test]
+    fn a_tsig_record_must_be_class_any_ttl_0_and_last() {
+        let key = key(Algorithm::HmacSha256);
+        let request = sign(&key, message(4), 1_000).unwrap();
+        let reply = server_sign(&key, &request.mac, message(4), 1_000);
+        let start = find(&reply).unwrap().unwrap().start;
+        let class_at = start + "\x08test-key\x00".len() + 2;
+        let mut other_class = reply.clone();
+        other_class[class_at..class_at + 2].copy_from_slice(&1u16.to_be_bytes());
+        let mut other_ttl = reply.clone();
+        other_ttl[class_at + 5] = 1;
+        // An A record after the TSIG record.
+        let mut not_last = reply.clone();
+        not_last.extend_from_slice(b"\x00\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x01");
+        not_last[11] += 1;
+        for (what, bad) in [
+            ("class", other_class),
+            ("TTL", other_ttl),
+            ("not last", not_last),
+        ] {
+            let verdict = Verifier::new(&key, &request).check(&bad, 1_000);
+            assert!(
+                matches!(verdict, Err(TsigError::Malformed(_))),
+                "{what}: {verdict:?}"
+            );
+        }
+        assert_eq!(
+            Verifier::new(&key, &request).check(&reply, 1_000),
+            Ok(Verdict::Verified)
+        );
+    }
+
+    #[test]
+    fn an_unsigned_badtime_does_not_give_a_server_clock() {
+        let key = key(Algorithm::HmacSha256);
+        let request = sign(&key, message(5), 1_000).unwrap();
+        let claimed = 1_000_000u64.to_be_bytes()[2..].to_vec();
+        let reply = with_unsigned_error(message(5), BADTIME, &claimed);
+        assert_eq!(
+            Verifier::new(&key, &request).check(&reply, 1_000),
+            Ok(Verdict::ServerError {
+                code: BADTIME,
+                server_time: None,
+                signed: false
+            })
+        );
+    }
+
+    #[test]
+    fn inside_a_stream_a_tsig_error_is_fatal_signed_or_not() {
+        let key = key(Algorithm::HmacSha256);
+        let request = sign(&key, message(6), 1_000).unwrap();
+        let first = server_sign(&key, &request.mac, message(6), 1_000);
+        let mut verifier = Verifier::new(&key, &request);
+        assert_eq!(verifier.check(&first, 1_000), Ok(Verdict::Verified));
+        let forged = with_unsigned_error(message(6), BADSIG, &[]);
+        assert_eq!(
+            verifier.check(&forged, 1_000),
+            Err(TsigError::ErrorInStream {
+                code: BADSIG,
+                signed: false
+            })
+        );
+        // As the first reply, the same message is the server's (unsigned) answer.
+        assert!(matches!(
+            Verifier::new(&key, &request).check(&forged, 1_000),
+            Ok(Verdict::ServerError {
+                code: BADSIG,
+                signed: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn key_env_errors_never_echo_a_field_wherever_the_secret_sits() {
+        let secret = "Zm9vYmFyYmF6cXV4K3NlY3JldC9rZXkvbWF0ZXJpYWw=";
+        let specs = [
+            format!("{secret}:xmppdns:hmac-sha256"),
+            format!("{secret}:hmac-sha256:xmppdns"),
+            format!("hmac-sha256:{secret}:xmppdns"),
+            format!("xmppdns:{secret}:hmac-sha256"),
+            format!("xmppdns:hmac-sha256:{secret}"),
+            format!("hmac-sha256:{secret}"),
+            format!("{secret}:hmac-sha256"),
+            secret.to_string(),
+            format!("hmac-sha256:xmppdns:{secret}!"),
+            format!("hmac-sha256::{secret}"),
+            // Would parse as a key named after its secret, whose name then shows in messages.
+            format!("hmac-sha256:{secret}:abcd"),
+        ];
+        for spec in &specs {
+            let err = TsigKey::from_spec(spec).unwrap_err().to_string();
+            let lower = err.to_ascii_lowercase();
+            for field in spec.split(':').filter(|f| !f.is_empty()) {
+                // Parts of the expected form (`hmac-sha256`) may appear as advice.
+                if field != "hmac-sha256" {
+                    assert!(
+                        !lower.contains(&field.to_ascii_lowercase()),
+                        "{spec} -> {err}"
+                    );
+                }
+            }
+            assert!(!lower.contains("zm9v"), "{spec} -> {err}");
+            assert!(
+                err.contains("ALGORITHM:NAME:BASE64SECRET"),
+                "{spec} -> {err}"
+            );
+        }
+        assert!(TsigKey::from_spec(&format!("hmac-sha256:xmppdns:{secret}")).is_ok());
     }
 }
