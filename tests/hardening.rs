@@ -88,30 +88,25 @@ fn forged_message(genuine: &[u8]) -> Vec<u8> {
 }
 
 /// A relay that forwards the transfer and injects `forge(first message)` after the first
-/// message; counts the messages BIND sent.
+/// message.
 fn injecting_relay(
     bind: &Bind,
     forge: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
-) -> (TcpRelay, Arc<AtomicUsize>) {
-    let sent = Arc::new(AtomicUsize::new(0));
-    let counter = sent.clone();
-    let relay = TcpRelay::start(bind.addr(), move |index, message| {
-        counter.fetch_add(1, Ordering::SeqCst);
+) -> TcpRelay {
+    TcpRelay::start(bind.addr(), move |index, message| {
         if index == 0 {
             let forged = forge(&message);
             vec![message, forged]
         } else {
             vec![message]
         }
-    });
-    (relay, sent)
+    })
 }
 
-fn assert_refused_without_the_forgery(result: Result<Plan, String>, sent: &AtomicUsize) {
-    assert!(
-        sent.load(Ordering::SeqCst) >= 2,
-        "the transfer must span several messages for the test to mean anything"
-    );
+/// (That BIND sends this zone in several messages, so that there is a middle to inject into,
+/// is checked by `an_honest_relay_changes_nothing`: the tool may stop reading before the relay
+/// has seen them all.)
+fn assert_refused_without_the_forgery(result: Result<Plan, String>) {
     match result {
         Ok(plan) => panic!(
             "the forged message was accepted; the plan is built on it: {:?}",
@@ -151,12 +146,12 @@ fn an_honest_relay_changes_nothing() {
 fn a_tsig_error_message_inside_a_signed_transfer_is_fatal() {
     let key = ServerKey::test_key();
     let bind = Bind::primary(&[("contoso.com", &zone())], &key);
-    let (relay, sent) = injecting_relay(&bind, |first| {
+    let relay = injecting_relay(&bind, |first| {
         let mut forged = forged_message(first);
         push_unsigned_tsig_error(&mut forged, "test-key", "hmac-sha256", now(), tsig::BADSIG);
         forged
     });
-    assert_refused_without_the_forgery(plan_through(relay.addr(), &key), &sent);
+    assert_refused_without_the_forgery(plan_through(relay.addr(), &key));
 }
 
 /// RFC 8945 §5.3.1 lets a server leave up to 99 messages in a row unsigned, but each one is
@@ -166,8 +161,8 @@ fn a_tsig_error_message_inside_a_signed_transfer_is_fatal() {
 fn an_unsigned_message_injected_inside_a_signed_transfer_is_caught_by_the_next_mac() {
     let key = ServerKey::test_key();
     let bind = Bind::primary(&[("contoso.com", &zone())], &key);
-    let (relay, sent) = injecting_relay(&bind, forged_message);
-    assert_refused_without_the_forgery(plan_through(relay.addr(), &key), &sent);
+    let relay = injecting_relay(&bind, forged_message);
+    assert_refused_without_the_forgery(plan_through(relay.addr(), &key));
 }
 
 fn udp_transport(server: SocketAddr, timeout: Duration) -> Transport {

@@ -74,13 +74,16 @@ fn new_id() -> u16 {
 }
 
 /// True when `reply` is a response to `request`: QR set, same opcode, and the same question
-/// (names compared case-insensitively). An error reply may leave the question out.
+/// (names compared case-insensitively). An error reply may leave the question out, and so may
+/// any UPDATE response (RFC 2136 §3.8 lets it zero every section count).
 fn answers(request: &[u8], reply: &[u8]) -> bool {
+    const OPCODE_UPDATE: u8 = 5;
     if reply.len() < 12 || reply[2] & 0x80 == 0 || (reply[2] ^ request[2]) & 0x78 != 0 {
         return false;
     }
     let questions = |m: &[u8]| u16::from_be_bytes([m[4], m[5]]);
-    if questions(reply) == 0 && rcode(reply) != 0 {
+    let opcode = (reply[2] >> 3) & 0x0F;
+    if questions(reply) == 0 && (rcode(reply) != 0 || opcode == OPCODE_UPDATE) {
         return true;
     }
     let (Some(asked), Some(answered)) = (question(request), question(reply)) else {
