@@ -263,17 +263,24 @@ fn an_unsigned_badsig_from_the_server_is_still_reported() {
     let key = ServerKey::test_key();
     let bind = Bind::primary(&[("contoso.com", &zone())], &key);
     let wrong = ServerKey::generate("test-key", "hmac-sha256");
-    let transport = udp_transport(bind.addr(), Duration::from_millis(300));
-    let err = query_rrset(
-        &transport,
-        Some(&ours(&wrong)),
-        &federation_srv(),
-        RecordType::Srv,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains("NOTAUTH") && err.contains("BADSIG") && err.contains("wrong secret"),
-        "{err}"
-    );
+    let direct = udp_transport(bind.addr(), Duration::from_millis(300));
+    // A forged unsigned NOERROR ahead of the server's BADSIG does not hide it.
+    let relay = UdpRelay::start(bind.addr(), |query, genuine| {
+        vec![bare_reply(query, 0), genuine]
+    });
+    let forged_first = udp_transport(relay.addr(), Duration::from_millis(300));
+    for transport in [direct, forged_first] {
+        let err = query_rrset(
+            &transport,
+            Some(&ours(&wrong)),
+            &federation_srv(),
+            RecordType::Srv,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("NOTAUTH") && err.contains("BADSIG") && err.contains("wrong secret"),
+            "{err}"
+        );
+    }
 }

@@ -92,6 +92,16 @@ fn answers(request: &[u8], reply: &[u8]) -> bool {
     questions(reply) == questions(request) && asked.eq_ignore_ascii_case(answered)
 }
 
+/// True when a reply's verdict shows our key's valid MAC: verified, or a signed TSIG error or
+/// clock skew, which the server really said.
+fn genuine(verdict: &Result<Verdict, DnsError>) -> bool {
+    matches!(
+        verdict,
+        Ok(Verdict::Verified | Verdict::ServerError { signed: true, .. })
+            | Err(DnsError::Tsig(tsig::TsigError::TimeSkew { .. }))
+    )
+}
+
 /// The question section of a message (its names are never compressed: nothing precedes them
 /// to point at).
 fn question(message: &[u8]) -> Option<&[u8]> {
@@ -195,8 +205,8 @@ impl Transport {
     /// and question that verifies (or is signed by our key with a TSIG error or a skewed clock,
     /// which the caller reports). Anything else may be forged by whoever can send us a
     /// datagram, so it is discarded and the wait goes on; if nothing genuine arrives in time,
-    /// the first unverifiable reply is returned (the caller reports it: a server's unsigned
-    /// BADSIG or BADKEY is one), else a timeout.
+    /// an unverifiable reply is returned (the caller reports it: a server's unsigned BADSIG or
+    /// BADKEY is one, and preferred), else a timeout.
     fn udp(
         &self,
         key: Option<&TsigKey>,
@@ -214,7 +224,7 @@ impl Transport {
         socket.send(&signed.bytes).map_err(|e| self.io(e))?;
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 65535];
-        let mut unverified: Option<Vec<u8>> = None;
+        let mut unverified: Option<(u8, Vec<u8>)> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -239,25 +249,25 @@ impl Transport {
             if wire::id(reply) != Some(id) || !answers(&signed.bytes, reply) {
                 continue;
             }
-            if key.is_none() || wire::truncated(reply) || self.genuine(key, signed, reply) {
+            // A truncated reply only moves the exchange to TCP, so it need not verify.
+            if key.is_none() || wire::truncated(reply) {
+                return Ok(reply.to_vec());
+            }
+            let verdict = self.verify(key, signed, reply);
+            if genuine(&verdict) {
                 return Ok(reply.to_vec());
             }
             tracing::debug!("{}: discarding an unverifiable UDP reply", self.server);
-            unverified.get_or_insert_with(|| reply.to_vec());
+            // Should nothing genuine come, a server's unsigned TSIG error (a wrong secret or
+            // key name) is the likeliest truth, and the most useful to report.
+            let rank = u8::from(matches!(verdict, Ok(Verdict::ServerError { .. })));
+            if unverified.as_ref().is_none_or(|(best, _)| rank > *best) {
+                unverified = Some((rank, reply.to_vec()));
+            }
         }
-        unverified.ok_or(DnsError::Timeout {
+        unverified.map(|(_, reply)| reply).ok_or(DnsError::Timeout {
             server: self.server,
         })
-    }
-
-    /// True when `reply` carries our key's valid MAC (a truncated reply only moves the
-    /// exchange to TCP, so it need not be).
-    fn genuine(&self, key: Option<&TsigKey>, signed: &Signed, reply: &[u8]) -> bool {
-        matches!(
-            self.verify(key, signed, reply),
-            Ok(Verdict::Verified | Verdict::ServerError { signed: true, .. })
-                | Err(DnsError::Tsig(tsig::TsigError::TimeSkew { .. }))
-        )
     }
 
     fn connect(&self, timeout: Duration) -> Result<TcpStream, DnsError> {
