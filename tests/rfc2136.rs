@@ -403,10 +403,12 @@ fn a_forged_unsigned_noerror_is_not_success() {
             let Ok((n, peer)) = socket.recv_from(&mut buf) else {
                 break;
             };
+            // The header alone, every count zeroed as RFC 2136 §3.8 allows (a QDCOUNT with no
+            // question would be malformed, and is not taken as an answer at all).
             let mut reply = buf[..12].to_vec();
             reply[2] |= 0x80; // QR
             reply[3] &= 0xF0; // NOERROR
-            reply[6..12].fill(0);
+            reply[4..12].fill(0);
             let _ = n;
             socket.send_to(&reply, peer).unwrap();
             answered += 1;

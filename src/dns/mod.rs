@@ -100,41 +100,31 @@ pub fn check_reply(
     key: Option<&TsigKey>,
     reply: &Reply,
 ) -> Result<(), DnsError> {
-    let code = rcode(&reply.bytes);
-    match (&reply.verdict, key) {
+    check_message(server, key, &reply.bytes, &reply.verdict)
+}
+
+/// `check_reply` for one message and what its TSIG said (a message of a stream, say).
+pub fn check_message(
+    server: SocketAddr,
+    key: Option<&TsigKey>,
+    message: &[u8],
+    verdict: &Verdict,
+) -> Result<(), DnsError> {
+    let code = rcode(message);
+    match (verdict, key) {
         (
             Verdict::ServerError {
                 code: tsig_error,
                 server_time,
+                signed,
             },
             Some(key),
-        ) => {
-            let hint = match *tsig_error {
-                tsig::BADSIG => format!(
-                    "the server knows key {} but the signature did not verify: wrong secret",
-                    key.name()
-                ),
-                tsig::BADKEY => format!(
-                    "the server does not know key {} ({}): check the key name and algorithm",
-                    key.name(),
-                    key.algorithm()
-                ),
-                tsig::BADTIME => match server_time {
-                    Some(t) => format!(
-                        "clock skew: the server's clock says {t}; check NTP on this machine"
-                    ),
-                    None => "clock skew between this machine and the server; check NTP".into(),
-                },
-                tsig::BADTRUNC => "the server refused a truncated MAC".into(),
-                _ => "the server rejected the signature".into(),
-            };
-            Err(DnsError::TsigRejected {
-                server,
-                rcode: code,
-                tsig_error: *tsig_error,
-                hint,
-            })
-        }
+        ) => Err(DnsError::TsigRejected {
+            server,
+            rcode: code,
+            tsig_error: *tsig_error,
+            hint: tsig_hint(key, *tsig_error, *server_time, *signed),
+        }),
         (Verdict::Unsigned, Some(_)) if code == 0 => Err(DnsError::UnsignedSuccess { server }),
         (verdict, _) if code != 0 => Err(DnsError::Rcode {
             server,
@@ -142,5 +132,69 @@ pub fn check_reply(
             signed: matches!(verdict, Verdict::Verified),
         }),
         _ => Ok(()),
+    }
+}
+
+/// What to do about a TSIG error the server answered with.
+fn tsig_hint(key: &TsigKey, tsig_error: u16, server_time: Option<u64>, signed: bool) -> String {
+    match tsig_error {
+        tsig::BADSIG => format!(
+            "the server knows key {} but the signature did not verify: wrong secret",
+            key.name()
+        ),
+        tsig::BADKEY => format!(
+            "the server does not know key {} ({}): check the key name and algorithm",
+            key.name(),
+            key.algorithm()
+        ),
+        // RFC 8945 §5.2.3: a server signs its BADTIME replies, so an unsigned one may be
+        // forged, and the time it claims is not the server's clock.
+        tsig::BADTIME if !signed => "clock skew, in an unsigned reply (it may be forged, and the time in it cannot be trusted); check NTP on this machine and on the server".into(),
+        tsig::BADTIME => match server_time {
+            Some(t) => {
+                format!("clock skew: the server's clock says {t}; check NTP on this machine")
+            }
+            None => "clock skew between this machine and the server; check NTP".into(),
+        },
+        tsig::BADTRUNC => "the server refused a truncated MAC".into(),
+        _ => "the server rejected the signature".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::tsig::{Algorithm, Secret};
+
+    fn badtime(signed: bool) -> String {
+        let key = TsigKey::new("k", Algorithm::HmacSha256, Secret::new(vec![1; 32])).unwrap();
+        let mut reply = vec![0u8; 12];
+        reply[2] = 0x80;
+        reply[3] = 9; // NOTAUTH
+        let verdict = Verdict::ServerError {
+            code: tsig::BADTIME,
+            server_time: signed.then_some(1_700_000_000),
+            signed,
+        };
+        let server = "127.0.0.1:53".parse().unwrap();
+        check_message(server, Some(&key), &reply, &verdict)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn an_unsigned_badtime_is_reported_as_unsigned_without_a_server_clock() {
+        let signed = badtime(true);
+        assert!(
+            signed.contains("BADTIME") && signed.contains("server's clock says 1700000000"),
+            "{signed}"
+        );
+        let unsigned = badtime(false);
+        assert!(
+            unsigned.contains("BADTIME")
+                && unsigned.contains("unsigned")
+                && !unsigned.contains("server's clock says"),
+            "{unsigned}"
+        );
     }
 }

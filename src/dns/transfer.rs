@@ -7,7 +7,7 @@ use hickory_proto::rr::{RData, Record, RecordType as HType};
 
 use crate::dns::transport::{rcode, Transport};
 use crate::dns::tsig::{self, TsigKey, Verdict};
-use crate::dns::{check_reply, convert, DnsError};
+use crate::dns::{check_message, check_reply, convert, DnsError};
 use crate::records::{Fqdn, Rdata, RecordSet, RecordType, RrKey};
 
 /// What a read returned for the requested keys.
@@ -92,11 +92,18 @@ pub fn axfr(
     transport.stream(key, request, &mut |bytes, verdict| {
         messages += 1;
         if messages == 1 {
-            let reply = crate::dns::transport::Reply {
-                bytes: bytes.to_vec(),
-                verdict: verdict.clone(),
-            };
-            check_reply(transport.server, key, &reply)?;
+            check_message(transport.server, key, bytes, verdict)?;
+        } else if key.is_some() && !matches!(verdict, Verdict::Verified | Verdict::Unsigned) {
+            // RFC 8945 §5.3.1: inside a signed stream only verified messages and unsigned ones
+            // (chained into the next MAC) may be kept; anything else ends the transfer. The
+            // verifier already refuses these; this keeps it so whatever it says.
+            return Err(DnsError::Tsig(tsig::TsigError::ErrorInStream {
+                code: match verdict {
+                    Verdict::ServerError { code, .. } => *code,
+                    _ => 0,
+                },
+                signed: false,
+            }));
         } else if rcode(bytes) != 0 {
             return Err(DnsError::Rcode {
                 server: transport.server,

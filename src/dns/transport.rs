@@ -62,6 +62,54 @@ fn new_id() -> u16 {
     u16::from_be_bytes(b)
 }
 
+/// True when `reply` is a response to `request`: QR set, same opcode, and the same question
+/// (names compared case-insensitively). An error reply may leave the question out, and so may
+/// any UPDATE response (RFC 2136 §3.8 lets it zero every section count).
+fn answers(request: &[u8], reply: &[u8]) -> bool {
+    const OPCODE_UPDATE: u8 = 5;
+    if reply.len() < 12 || reply[2] & 0x80 == 0 || (reply[2] ^ request[2]) & 0x78 != 0 {
+        return false;
+    }
+    let questions = |m: &[u8]| u16::from_be_bytes([m[4], m[5]]);
+    let opcode = (reply[2] >> 3) & 0x0F;
+    if questions(reply) == 0 && (rcode(reply) != 0 || opcode == OPCODE_UPDATE) {
+        return true;
+    }
+    let (Some(asked), Some(answered)) = (question(request), question(reply)) else {
+        return false;
+    };
+    questions(reply) == questions(request) && asked.eq_ignore_ascii_case(answered)
+}
+
+/// True when a reply's verdict shows our key's valid MAC: verified, or a signed TSIG error or
+/// clock skew, which the server really said.
+fn genuine(verdict: &Result<Verdict, DnsError>) -> bool {
+    matches!(
+        verdict,
+        Ok(Verdict::Verified | Verdict::ServerError { signed: true, .. })
+            | Err(DnsError::Tsig(tsig::TsigError::TimeSkew { .. }))
+    )
+}
+
+/// The question section of a message (its names are never compressed: nothing precedes them
+/// to point at).
+fn question(message: &[u8]) -> Option<&[u8]> {
+    let mut pos = 12;
+    for _ in 0..u16::from_be_bytes([*message.get(4)?, *message.get(5)?]) {
+        loop {
+            let len = usize::from(*message.get(pos)?);
+            pos += 1;
+            match len {
+                0 => break,
+                l if l < 64 => pos += l,
+                _ => return None,
+            }
+        }
+        pos += 4;
+    }
+    message.get(12..pos)
+}
+
 impl Transport {
     fn io(&self, source: std::io::Error) -> DnsError {
         DnsError::Io {
@@ -84,7 +132,7 @@ impl Transport {
             let id = new_id();
             let signed = self.sign(key, build(id)?)?;
             let result = if signed.bytes.len() <= 512 {
-                match self.udp(&signed.bytes, id, timeout) {
+                match self.udp(key, &signed, id, timeout) {
                     Ok(reply) if wire::truncated(&reply) => self.tcp(&signed.bytes, timeout),
                     other => other,
                 }
@@ -138,7 +186,19 @@ impl Transport {
         }
     }
 
-    fn udp(&self, message: &[u8], id: u16, timeout: Duration) -> Result<Vec<u8>, DnsError> {
+    /// Sends `signed` over UDP and waits until `timeout` for a genuine reply: one with our ID
+    /// and question that verifies (or is signed by our key with a TSIG error or a skewed clock,
+    /// which the caller reports). Anything else may be forged by whoever can send us a
+    /// datagram, so it is discarded and the wait goes on; if nothing genuine arrives in time,
+    /// an unverifiable reply is returned (the caller reports it: a server's unsigned BADSIG or
+    /// BADKEY is one, and preferred), else a timeout.
+    fn udp(
+        &self,
+        key: Option<&TsigKey>,
+        signed: &Signed,
+        id: u16,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, DnsError> {
         let local: SocketAddr = if self.server.is_ipv4() {
             "0.0.0.0:0".parse().expect("literal")
         } else {
@@ -146,36 +206,53 @@ impl Transport {
         };
         let socket = UdpSocket::bind(local).map_err(|e| self.io(e))?;
         socket.connect(self.server).map_err(|e| self.io(e))?;
-        socket.send(message).map_err(|e| self.io(e))?;
+        socket.send(&signed.bytes).map_err(|e| self.io(e))?;
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 65535];
-        // Ignore stray datagrams with another ID, but never past the deadline.
+        let mut unverified: Option<(u8, Vec<u8>)> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(DnsError::Timeout {
-                    server: self.server,
-                });
+                break;
             }
             socket
                 .set_read_timeout(Some(left))
                 .map_err(|e| self.io(e))?;
-            match socket.recv(&mut buf) {
-                Ok(n) if n >= 12 && wire::id(&buf[..n]) == Some(id) => return Ok(buf[..n].to_vec()),
-                Ok(_) => continue,
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
                 Err(e)
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(DnsError::Timeout {
-                        server: self.server,
-                    })
+                    break
                 }
                 Err(e) => return Err(self.io(e)),
+            };
+            let reply = &buf[..n];
+            if wire::id(reply) != Some(id) || !answers(&signed.bytes, reply) {
+                continue;
+            }
+            // A truncated reply only moves the exchange to TCP, so it need not verify.
+            if key.is_none() || wire::truncated(reply) {
+                return Ok(reply.to_vec());
+            }
+            let verdict = self.verify(key, signed, reply);
+            if genuine(&verdict) {
+                return Ok(reply.to_vec());
+            }
+            tracing::debug!("{}: discarding an unverifiable UDP reply", self.server);
+            // Should nothing genuine come, a server's unsigned TSIG error (a wrong secret or
+            // key name) is the likeliest truth, and the most useful to report.
+            let rank = u8::from(matches!(verdict, Ok(Verdict::ServerError { .. })));
+            if unverified.as_ref().is_none_or(|(best, _)| rank > *best) {
+                unverified = Some((rank, reply.to_vec()));
             }
         }
+        unverified.map(|(_, reply)| reply).ok_or(DnsError::Timeout {
+            server: self.server,
+        })
     }
 
     fn connect(&self, timeout: Duration) -> Result<TcpStream, DnsError> {

@@ -212,15 +212,38 @@ impl TsigKey {
     }
 
     /// Parses `alg:name:base64secret` (the form used in environment variables, as nsupdate -y).
+    ///
+    /// No error names what a field holds: with the fields in the wrong order the secret sits
+    /// where the algorithm or the name should be, and would be printed.
     pub fn from_spec(spec: &str) -> Result<Self, TsigError> {
+        const FORM: &str = "expected ALGORITHM:NAME:BASE64SECRET, as for nsupdate -y";
         let mut parts = spec.trim().splitn(3, ':');
         let (Some(alg), Some(name), Some(secret)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(TsigError::BadKey(
-                "expected ALGORITHM:NAME:BASE64SECRET (e.g. hmac-sha256:xmppdns:...)".into(),
-            ));
+            return Err(TsigError::BadKey(FORM.into()));
         };
-        TsigKey::new(name, Algorithm::from_name(alg)?, decode_secret(secret)?)
+        let algorithm = Algorithm::from_name(alg).map_err(|_| {
+            TsigError::BadKey(format!(
+                "the algorithm (first field) is not supported; use hmac-sha256 (default), hmac-sha384, hmac-sha512, or hmac-sha1 for older servers; {FORM}"
+            ))
+        })?;
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !name_ok {
+            return Err(TsigError::BadKey(format!(
+                "the second field is not a key name (letters, digits, `-`, `_` and `.` only); {FORM}"
+            )));
+        }
+        let secret = decode_secret(secret).map_err(|_| {
+            TsigError::BadKey(format!("the third field is not a base64 secret; {FORM}"))
+        })?;
+        TsigKey::new(name, algorithm, secret).map_err(|_| {
+            TsigError::BadKey(format!(
+                "the key name (second field) is not a domain name or the secret is empty; {FORM}"
+            ))
+        })
     }
 
     /// Parses a BIND key file (`key "name" { algorithm hmac-sha256; secret "..."; };`).
@@ -303,12 +326,18 @@ pub enum TsigError {
     BadMac { key: String },
     #[error("the reply's TSIG is from key {found}, not {expected}")]
     WrongKey { expected: String, found: String },
+    #[error(
+        "the reply's TSIG uses algorithm {found}, not the key's {expected}: it cannot be trusted"
+    )]
+    WrongAlgorithm { expected: Algorithm, found: String },
     #[error("the reply's MAC is truncated to {len} bytes; only full MACs are accepted")]
     Truncated { len: usize },
     #[error("the reply was signed at {signed} but our clock says {now} (fudge {fudge} s): check the clocks")]
     TimeSkew { signed: u64, now: u64, fudge: u16 },
     #[error("more than {MAX_UNSIGNED_RUN} unsigned messages in a row in a signed transfer (RFC 8945 §5.3.1)")]
     TooManyUnsigned,
+    #[error("a message inside the transfer carries TSIG error {} ({}): the transfer cannot be trusted", error_name(*code), if *signed { "signed" } else { "without a MAC" })]
+    ErrorInStream { code: u16, signed: bool },
     #[error("malformed TSIG record: {0}")]
     Malformed(String),
 }
@@ -417,19 +446,74 @@ impl TsigRecord {
     }
 }
 
+/// Skips a possibly compressed name.
+fn skip_name(r: &mut Reader<'_>) -> Result<(), WireError> {
+    loop {
+        let len = r.bytes(1)?[0];
+        match len {
+            0 => return Ok(()),
+            l if l & 0xC0 == 0xC0 => {
+                r.bytes(1)?;
+                return Ok(());
+            }
+            l if l < 64 => {
+                r.bytes(usize::from(l))?;
+            }
+            _ => return Err(WireError::BadName(r.pos() - 1)),
+        }
+    }
+}
+
+/// Where the message's TSIG RR starts, if it has one. RFC 8945 §5.1: a TSIG RR anywhere but
+/// last in the additional section makes the message malformed (it is not "unsigned").
+fn tsig_start(message: &[u8]) -> Result<Option<usize>, TsigError> {
+    let mut r = Reader::at(message, 4);
+    let questions = r.u16()?;
+    let records = u32::from(r.u16()?) + u32::from(r.u16()?) + u32::from(r.u16()?);
+    for _ in 0..questions {
+        skip_name(&mut r)?;
+        r.bytes(4)?;
+    }
+    let mut last = None;
+    for index in 0..records {
+        let start = r.pos();
+        skip_name(&mut r)?;
+        let rtype = r.u16()?;
+        r.bytes(6)?;
+        let rdlength = usize::from(r.u16()?);
+        r.bytes(rdlength)?;
+        if rtype == TSIG_TYPE {
+            if index + 1 != records {
+                return Err(TsigError::Malformed(
+                    "a TSIG record that is not the last additional record".into(),
+                ));
+            }
+            let additional = u16::from_be_bytes([message[10], message[11]]);
+            if additional == 0 {
+                return Err(TsigError::Malformed(
+                    "a TSIG record outside the additional section".into(),
+                ));
+            }
+            last = Some(start);
+        }
+    }
+    Ok(last)
+}
+
 /// Finds and parses the TSIG record (the last additional RR), if there is one.
 pub fn find(message: &[u8]) -> Result<Option<TsigRecord>, TsigError> {
-    let Some(start) = wire::last_additional_start(message)? else {
+    let Some(start) = tsig_start(message)? else {
         return Ok(None);
     };
     let mut r = Reader::at(message, start);
     let key_name = r.name()?;
-    let rtype = r.u16()?;
-    if rtype != TSIG_TYPE {
-        return Ok(None);
+    let _rtype = r.u16()?;
+    // RFC 8945 §4.2: class ANY, TTL 0; anything else is not a TSIG record we may trust.
+    if r.u16()? != CLASS_ANY || r.u32()? != 0 {
+        return Err(TsigError::Malformed(
+            "the TSIG record's class is not ANY or its TTL is not 0".into(),
+        ));
     }
-    let _class = r.u16()?;
-    let _ttl = r.u32()?;
     let rdlength = r.u16()? as usize;
     let rdata_end = r.pos() + rdlength;
     let algorithm = r.name()?;
@@ -459,6 +543,12 @@ pub fn find(message: &[u8]) -> Result<Option<TsigRecord>, TsigError> {
     }))
 }
 
+/// A name from the wire as it may be shown: anything but printable ASCII escaped, so a
+/// forged name cannot write to the terminal.
+fn printable(name: &str) -> String {
+    name.chars().flat_map(char::escape_default).collect()
+}
+
 /// The message as it was before its TSIG RR was added: TSIG removed, ARCOUNT decremented,
 /// and the ID put back to the original one.
 pub fn strip(message: &[u8], tsig: &TsigRecord) -> Vec<u8> {
@@ -479,8 +569,13 @@ pub enum Verdict {
     Unsigned,
     /// The server answered with a TSIG error (BADSIG, BADKEY, BADTIME, ...). For BADSIG and
     /// BADKEY the reply is unsigned by definition; the error is reported, never trusted as
-    /// success.
-    ServerError { code: u16, server_time: Option<u64> },
+    /// success. `signed` when the reply's MAC verified (BADTIME replies are signed, RFC 8945
+    /// §5.2.3); only then is `server_time`, the server's clock, known.
+    ServerError {
+        code: u16,
+        server_time: Option<u64>,
+        signed: bool,
+    },
 }
 
 /// Verifies the replies to one signed request: one message, or the messages of a transfer.
@@ -519,15 +614,69 @@ impl<'k> Verifier<'k> {
             return Ok(Verdict::Unsigned);
         };
         if tsig.error != 0 && tsig.mac.is_empty() {
+            // Inside a stream, nothing unverifiable is kept: such a message could carry any
+            // records, and it is not chained into the next digest either.
+            if self.first_seen {
+                return Err(TsigError::ErrorInStream {
+                    code: tsig.error,
+                    signed: false,
+                });
+            }
+            return Ok(Verdict::ServerError {
+                code: tsig.error,
+                server_time: None,
+                signed: false,
+            });
+        }
+        self.check_key(&tsig)?;
+        let digest = self.digest(message, &tsig)?;
+        hmac::verify(&self.key.hmac, &digest, &tsig.mac).map_err(|_| TsigError::BadMac {
+            key: self.key.name.clone(),
+        })?;
+        let in_stream = std::mem::replace(&mut self.first_seen, true);
+        self.prior_mac = tsig.mac.clone();
+        self.unsigned.clear();
+        self.unsigned_count = 0;
+        if tsig.error != 0 {
+            // A server that signs an error mid-transfer has given up on it.
+            if in_stream {
+                return Err(TsigError::ErrorInStream {
+                    code: tsig.error,
+                    signed: true,
+                });
+            }
             return Ok(Verdict::ServerError {
                 code: tsig.error,
                 server_time: tsig.server_time(),
+                signed: true,
             });
         }
+        if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
+            return Err(TsigError::TimeSkew {
+                signed: tsig.time,
+                now,
+                fudge: tsig.fudge,
+            });
+        }
+        Ok(Verdict::Verified)
+    }
+
+    /// The record must name our key and our algorithm and carry a full MAC.
+    fn check_key(&self, tsig: &TsigRecord) -> Result<(), TsigError> {
         if !tsig.key_name.eq_ignore_ascii_case(&self.key.name) {
             return Err(TsigError::WrongKey {
                 expected: self.key.name.clone(),
-                found: tsig.key_name,
+                found: printable(&tsig.key_name),
+            });
+        }
+        if !tsig
+            .algorithm
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(self.key.algorithm.name())
+        {
+            return Err(TsigError::WrongAlgorithm {
+                expected: self.key.algorithm,
+                found: printable(&tsig.algorithm),
             });
         }
         if tsig.mac.len() != self.key.algorithm.output_len() {
@@ -535,7 +684,12 @@ impl<'k> Verifier<'k> {
                 len: tsig.mac.len(),
             });
         }
-        let bare = strip(message, &tsig);
+        Ok(())
+    }
+
+    /// What the MAC of `message` covers (RFC 8945 §4.3, §5.3.1).
+    fn digest(&self, message: &[u8], tsig: &TsigRecord) -> Result<Vec<u8>, TsigError> {
+        let bare = strip(message, tsig);
         let mut digest = Vec::with_capacity(bare.len() + self.unsigned.len() + 96);
         digest.extend_from_slice(&(self.prior_mac.len() as u16).to_be_bytes());
         digest.extend_from_slice(&self.prior_mac);
@@ -558,27 +712,7 @@ impl<'k> Verifier<'k> {
             digest.extend_from_slice(&(tsig.other.len() as u16).to_be_bytes());
             digest.extend_from_slice(&tsig.other);
         }
-        hmac::verify(&self.key.hmac, &digest, &tsig.mac).map_err(|_| TsigError::BadMac {
-            key: self.key.name.clone(),
-        })?;
-        self.first_seen = true;
-        self.prior_mac = tsig.mac.clone();
-        self.unsigned.clear();
-        self.unsigned_count = 0;
-        if tsig.error != 0 {
-            return Ok(Verdict::ServerError {
-                code: tsig.error,
-                server_time: tsig.server_time(),
-            });
-        }
-        if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
-            return Err(TsigError::TimeSkew {
-                signed: tsig.time,
-                now,
-                fudge: tsig.fudge,
-            });
-        }
-        Ok(Verdict::Verified)
+        Ok(digest)
     }
 }
 
@@ -707,5 +841,155 @@ mod tests {
         let b = TsigKey::generate("k", Algorithm::HmacSha384).unwrap();
         assert_eq!(a.secret.0.len(), 48);
         assert_ne!(a.secret, b.secret);
+    }
+
+    /// `message` with a TSIG record that carries `error` and `other` but no MAC: how a server
+    /// reports BADSIG / BADKEY, and how a forger would write anything.
+    fn with_unsigned_error(mut message: Vec<u8>, error: u16, other: &[u8]) -> Vec<u8> {
+        let alg = wire::name_to_wire("hmac-sha256.").unwrap();
+        let mut rdata = alg;
+        push_time(&mut rdata, 1_000);
+        rdata.extend_from_slice(&DEFAULT_FUDGE.to_be_bytes());
+        rdata.extend_from_slice(&0u16.to_be_bytes());
+        rdata.extend_from_slice(&message[0..2]);
+        rdata.extend_from_slice(&error.to_be_bytes());
+        rdata.extend_from_slice(&(other.len() as u16).to_be_bytes());
+        rdata.extend_from_slice(other);
+        message.extend_from_slice(&wire::name_to_wire("test-key.").unwrap());
+        message.extend_from_slice(&TSIG_TYPE.to_be_bytes());
+        message.extend_from_slice(&CLASS_ANY.to_be_bytes());
+        message.extend_from_slice(&0u32.to_be_bytes());
+        message.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        message.extend_from_slice(&rdata);
+        message[11] += 1;
+        message
+    }
+
+    #[test]
+    fn the_reply_must_use_the_keys_algorithm() {
+        let ours = key(Algorithm::HmacSha256);
+        let theirs = key(Algorithm::HmacSha512);
+        let request = sign(&ours, message(3), 1_000).unwrap();
+        let reply = server_sign(&theirs, &request.mac, message(3), 1_000);
+        let err = Verifier::new(&ours, &request)
+            .check(&reply, 1_000)
+            .unwrap_err();
+        assert!(
+            matches!(&err, TsigError::WrongAlgorithm { expected: Algorithm::HmacSha256, found } if found == "hmac-sha512."),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("cannot be trusted"), "{err}");
+    }
+
+    #[test]
+    fn a_tsig_record_must_be_class_any_ttl_0_and_last() {
+        let key = key(Algorithm::HmacSha256);
+        let request = sign(&key, message(4), 1_000).unwrap();
+        let reply = server_sign(&key, &request.mac, message(4), 1_000);
+        let start = find(&reply).unwrap().unwrap().start;
+        let class_at = start + "\x08test-key\x00".len() + 2;
+        let mut other_class = reply.clone();
+        other_class[class_at..class_at + 2].copy_from_slice(&1u16.to_be_bytes());
+        let mut other_ttl = reply.clone();
+        other_ttl[class_at + 5] = 1;
+        // An A record after the TSIG record.
+        let mut not_last = reply.clone();
+        not_last.extend_from_slice(b"\x00\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x01");
+        not_last[11] += 1;
+        for (what, bad) in [
+            ("class", other_class),
+            ("TTL", other_ttl),
+            ("not last", not_last),
+        ] {
+            let verdict = Verifier::new(&key, &request).check(&bad, 1_000);
+            assert!(
+                matches!(verdict, Err(TsigError::Malformed(_))),
+                "{what}: {verdict:?}"
+            );
+        }
+        assert_eq!(
+            Verifier::new(&key, &request).check(&reply, 1_000),
+            Ok(Verdict::Verified)
+        );
+    }
+
+    #[test]
+    fn an_unsigned_badtime_does_not_give_a_server_clock() {
+        let key = key(Algorithm::HmacSha256);
+        let request = sign(&key, message(5), 1_000).unwrap();
+        let claimed = 1_000_000u64.to_be_bytes()[2..].to_vec();
+        let reply = with_unsigned_error(message(5), BADTIME, &claimed);
+        assert_eq!(
+            Verifier::new(&key, &request).check(&reply, 1_000),
+            Ok(Verdict::ServerError {
+                code: BADTIME,
+                server_time: None,
+                signed: false
+            })
+        );
+    }
+
+    #[test]
+    fn inside_a_stream_a_tsig_error_is_fatal_signed_or_not() {
+        let key = key(Algorithm::HmacSha256);
+        let request = sign(&key, message(6), 1_000).unwrap();
+        let first = server_sign(&key, &request.mac, message(6), 1_000);
+        let mut verifier = Verifier::new(&key, &request);
+        assert_eq!(verifier.check(&first, 1_000), Ok(Verdict::Verified));
+        let forged = with_unsigned_error(message(6), BADSIG, &[]);
+        assert_eq!(
+            verifier.check(&forged, 1_000),
+            Err(TsigError::ErrorInStream {
+                code: BADSIG,
+                signed: false
+            })
+        );
+        // As the first reply, the same message is the server's (unsigned) answer.
+        assert!(matches!(
+            Verifier::new(&key, &request).check(&forged, 1_000),
+            Ok(Verdict::ServerError {
+                code: BADSIG,
+                signed: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn key_env_errors_never_echo_a_field_wherever_the_secret_sits() {
+        let secret = "Zm9vYmFyYmF6cXV4K3NlY3JldC9rZXkvbWF0ZXJpYWw=";
+        let specs = [
+            format!("{secret}:xmppdns:hmac-sha256"),
+            format!("{secret}:hmac-sha256:xmppdns"),
+            format!("hmac-sha256:{secret}:xmppdns"),
+            format!("xmppdns:{secret}:hmac-sha256"),
+            format!("xmppdns:hmac-sha256:{secret}"),
+            format!("hmac-sha256:{secret}"),
+            format!("{secret}:hmac-sha256"),
+            secret.to_string(),
+            format!("hmac-sha256:xmppdns:{secret}!"),
+            format!("hmac-sha256::{secret}"),
+            // Would parse as a key named after its secret, whose name then shows in messages.
+            format!("hmac-sha256:{secret}:abcd"),
+        ];
+        for spec in &specs {
+            let err = TsigKey::from_spec(spec).unwrap_err().to_string();
+            let lower = err.to_ascii_lowercase();
+            for field in spec.split(':').filter(|f| !f.is_empty()) {
+                // Parts of the expected form (`hmac-sha256`) may appear as advice.
+                if field != "hmac-sha256" {
+                    assert!(
+                        !lower.contains(&field.to_ascii_lowercase()),
+                        "{spec} -> {err}"
+                    );
+                }
+            }
+            assert!(!lower.contains("zm9v"), "{spec} -> {err}");
+            assert!(
+                err.contains("ALGORITHM:NAME:BASE64SECRET"),
+                "{spec} -> {err}"
+            );
+        }
+        assert!(TsigKey::from_spec(&format!("hmac-sha256:xmppdns:{secret}")).is_ok());
     }
 }

@@ -25,6 +25,7 @@ pub mod knot;
 pub mod pdns;
 pub mod process;
 pub mod prosody;
+pub mod relay;
 pub mod tools;
 pub mod tsig;
 
