@@ -26,7 +26,7 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Bind, TsigKey};
+use support::{free_port, Bind, Transport, TsigKey};
 use xmppdns::audit::{self, Servers};
 use xmppdns::dns::authority;
 use xmppdns::dns::batch::{self, BatchSettings, QueryType, Question};
@@ -337,7 +337,10 @@ fn bad_arguments_exit_1() {
     ]);
     assert_exit(&output, 1);
     assert!(String::from_utf8_lossy(&output.stderr).contains("`not-an-address` is not an address"));
-    let output = xmppdns(&["audit", "--nameserver", "127.0.0.1"]);
+    // Refused before any query; still a port this process owns, never port 53 (where a
+    // forwarding resolver could pass a query on).
+    let owned = format!("127.0.0.1:{}", free_port(Transport::TcpAndUdp));
+    let output = xmppdns(&["audit", "--nameserver", &owned]);
     assert_exit(&output, 1);
     assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to audit"));
 }
@@ -362,6 +365,12 @@ fn authoritative_servers_are_found_through_the_ns_rrset() {
         bind.addr(),
         bind.port(),
         &settings,
+    );
+    let queried: Vec<String> = found.iter().map(|(q, _)| q.to_string()).collect();
+    assert_eq!(
+        queried,
+        ["contoso.com.", "edgepool1.contoso.com.", "sub.contoso.com."],
+        "one answer per name asked (sorted by name)"
     );
     for (queried, authority) in &found {
         let authority = authority
@@ -423,9 +432,11 @@ fn a_large_srv_rrset_is_read_over_tcp_after_truncation() {
     assert_eq!(stats.tcp, 1, "{stats:?}");
 }
 
-/// Forwards datagrams between one client and `upstream`, dropping one query in `one_in` at
-/// random, so the audit sees real loss in front of a real server. (A drop pattern that is not
-/// random can hit the same retried question every time; real loss does not.)
+/// Forwards datagrams between one client and `upstream`, dropping one query in `one_in`
+/// pseudo-randomly (xorshift from `LOSS_SEED`), so the audit sees real loss in front of a real
+/// server. (A drop pattern that is not random can hit the same retried question every time;
+/// real loss does not.) The seed is fixed so a failure replays; set `XMPPDNS_TEST_LOSS_SEED` to
+/// try another sequence.
 fn lossy_proxy(
     upstream: SocketAddr,
     one_in: u64,
@@ -443,7 +454,7 @@ fn lossy_proxy(
     let (dropped2, stop2) = (dropped.clone(), stop.clone());
     thread::spawn(move || {
         let mut client = None;
-        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+        let mut state = loss_seed();
         let mut buf = [0u8; 65535];
         while !stop2.load(Ordering::Relaxed) {
             while let Ok((n, from)) = front.recv_from(&mut buf) {
@@ -465,6 +476,17 @@ fn lossy_proxy(
         }
     });
     (addr, dropped, stop)
+}
+
+const LOSS_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// `XMPPDNS_TEST_LOSS_SEED` (decimal, non-zero) or `LOSS_SEED`.
+fn loss_seed() -> u64 {
+    std::env::var("XMPPDNS_TEST_LOSS_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&s| s != 0)
+        .unwrap_or(LOSS_SEED)
 }
 
 #[test]
@@ -520,10 +542,8 @@ fn lost_queries_are_retried_without_false_findings() {
 #[test]
 fn probe_finds_the_xmpp_server_and_reports_the_closed_target() {
     let prosody = support::Prosody::start("contoso.com");
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // Reserved like every other test port: no server of this process is given it.
+    let closed = free_port(Transport::Tcp);
     // Peers connect to the SRV port, so the records carry the test ports (rule 2 then fires
     // too: that is expected here).
     let records = format!(
@@ -596,7 +616,21 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
     ]);
     assert_exit(&output, 0);
     let notes = String::from_utf8_lossy(&output.stderr);
-    assert!(notes.contains("note: sites are placeholders"), "{notes}");
+    let note_lines: Vec<&str> = notes.lines().filter(|l| l.starts_with("note: ")).collect();
+    assert_eq!(
+        note_lines,
+        [
+            "note: sites are placeholders (Site1, Site2, ...) and `servers` is empty: DNS does not tell them; fill them in for the failover runbook".to_string(),
+            format!("note: provider: RFC 2136 to {ns} without a key (reads work where queries are allowed); add key_file before `apply`"),
+        ],
+        "{notes}"
+    );
+    assert_eq!(
+        notes.lines().next(),
+        Some(format!("wrote {}", out.display()).as_str()),
+        "{notes}"
+    );
+    assert_eq!(notes.lines().count(), 3, "`wrote` and the notes only: {notes}");
 
     let topology = xmppdns::topology::Topology::load(&out)
         .unwrap_or_else(|e| panic!("{e}\n{}", fs::read_to_string(&out).unwrap()));
@@ -605,7 +639,13 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
         topology.active_pool().ipv4,
         vec!["192.0.2.10".parse::<std::net::Ipv4Addr>().unwrap()]
     );
-    assert_eq!(topology.pools.len(), 2);
+    let pools: Vec<(&str, &str)> = topology
+        .pools
+        .iter()
+        .map(|p| (p.name.as_str(), p.site.as_str()))
+        .collect();
+    assert_eq!(pools, [("edgepool1", "Site1"), ("edgepool2", "Site2")]);
+    assert_eq!(topology.active_pool().name, "edgepool1");
     assert_eq!(topology.pools[1].fqdn, name("edgepool2.contoso.com"));
     assert_eq!(topology.federation.name, name("xmpp.contoso.com"));
     assert_eq!(topology.federation.ttl, 300);
@@ -620,9 +660,76 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
     let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(doc["changes"], Value::Array(vec![]), "{doc:#}");
 
-    // And it audits clean with itself as the topology.
-    let audit = xmppdns(&["audit", out.to_str().unwrap(), "--nameserver", &ns]);
+    // And it audits clean with itself as the topology: no finding at all, drift included.
+    let audit = xmppdns(&[
+        "audit",
+        out.to_str().unwrap(),
+        "--nameserver",
+        &ns,
+        "--format",
+        "json",
+    ]);
     assert_exit(&audit, 0);
+    let (_, doc) = normalised(&audit, &[bind.addr()]);
+    assert_eq!(rules(&doc), vec![], "{doc:#}");
+    assert_eq!(doc["summary"]["sip_domains"], 2, "{doc:#}\n{}", fs::read_to_string(&out).unwrap());
+    let leading: Vec<&Value> = doc["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "sip-domain")
+        .map(|n| &n["leading_pool"])
+        .collect();
+    assert_eq!(leading, ["edgepool1", "edgepool1"], "{doc:#}");
+
+    // --federation names the record (one without an A record yet is noted); a name whose zone
+    // is not served is refused and nothing is written.
+    let named = dir.path().join("named.json");
+    let output = xmppdns(&[
+        "init",
+        "--from-dns",
+        "--domain",
+        "fabrikam.com",
+        "--nameserver",
+        &ns,
+        "--federation",
+        "fed.contoso.com",
+        "--out",
+        named.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    let notes = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        notes.contains("note: fed.contoso.com. has no A record yet"),
+        "{notes}"
+    );
+    let named = xmppdns::topology::Topology::load(&named).unwrap();
+    assert_eq!(named.federation.name, name("fed.contoso.com"));
+    assert_eq!(
+        named.zones,
+        vec![name("fabrikam.com"), name("contoso.com")]
+    );
+    let other = dir.path().join("other.json");
+    let output = xmppdns(&[
+        "init",
+        "--from-dns",
+        "--domain",
+        "fabrikam.com",
+        "--nameserver",
+        &ns,
+        "--federation",
+        "xmpp.example.org",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 1);
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("the zone of the federation record xmpp.example.org. could not be found"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!other.exists());
 
     // Never overwrites.
     let again = xmppdns(&[

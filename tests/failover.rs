@@ -528,13 +528,21 @@ fn failover_through_the_powerdns_api() {
     assert_exit(&out, exit::OK);
 }
 
-/// The fixture topology and zone files (zonefile provider) copied into a temp dir.
+/// The fixture topology and zone files (zonefile provider) copied into a temp dir, with one
+/// explicit loopback name server on a port this process reserved and nothing listens on. The
+/// fixture has no `nameservers`: a failover that went through would otherwise read
+/// /etc/resolv.conf and poll the zones' real name servers on port 53.
 fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    std::fs::copy(
-        fixtures.join("contoso.json"),
+    let mut topology: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("contoso.json")).unwrap())
+            .unwrap();
+    let nowhere = SocketAddr::from((LOOPBACK, free_port(Transport::TcpAndUdp)));
+    topology["nameservers"] = json!([nowhere.to_string()]);
+    std::fs::write(
         dir.path().join("contoso.json"),
+        serde_json::to_string_pretty(&topology).unwrap(),
     )
     .unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
