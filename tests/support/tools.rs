@@ -16,6 +16,8 @@ pub fn debian_package(program: &str) -> &'static str {
     match program {
         "named" | "tsig-keygen" => "bind9",
         "dig" | "nsupdate" => "bind9-dnsutils",
+        "named-checkconf" | "named-compilezone" => "bind9-utils",
+        "unshare" => "util-linux",
         "knotd" | "knotc" => "knot",
         "kdig" | "knsupdate" => "knot-dnsutils",
         "prosody" | "prosodyctl" => "prosody",
