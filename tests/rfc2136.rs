@@ -1,6 +1,9 @@
 //! The rfc2136 provider against real BIND 9 and Knot DNS on 127.0.0.1: signed reads and
-//! updates, every TSIG algorithm, each way a server says no, stale plans, large plans, a forged
-//! unsigned reply and a server that never answers.
+//! updates, every TSIG algorithm, each way a server says no, stale plans, large plans (counted
+//! by BIND's statistics channel), key_env, a separate transfer server and key, the fallback to
+//! queries when transfers are refused, UDP/TCP by size, fresh signatures on retries, error codes
+//! in words (from a fake server that signs its replies), a forged unsigned reply and a server
+//! that never answers.
 
 mod support;
 
@@ -705,15 +708,14 @@ fn an_update_above_512_bytes_goes_over_tcp_and_a_small_one_over_udp() {
     );
 }
 
+/// The UPDATE datagrams a proxy received, in order.
+type UpdateLog = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
 /// Forwards UDP between one client and `upstream`, dropping the first UPDATE (opcode 5) it
-/// sees; keeps every UPDATE datagram it received.
+/// sees; keeps every UPDATE datagram it received. Stops when the flag is set.
 fn dropping_first_update(
     upstream: SocketAddr,
-) -> (
-    SocketAddr,
-    std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
+) -> (SocketAddr, UpdateLog, Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
     let front = UdpSocket::bind("127.0.0.1:0").unwrap();
