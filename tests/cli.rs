@@ -259,16 +259,19 @@ fn golden_plan_json() {
 fn plan_out_writes_the_same_document_as_format_json() {
     let ws = Workspace::new();
     let saved = ws.path().join("p.json");
-    let out = ws.run(&[
-        "plan",
-        &ws.topology_arg(),
-        "--format",
-        "json",
-        "--out",
-        saved.to_str().unwrap(),
-    ]);
-    assert_exit(&out, 0);
-    assert_eq!(fs::read_to_string(&saved).unwrap(), stdout(&out));
+    // A table on stdout, the JSON plan in the file ...
+    let table = ws.run(&["plan", &ws.topology_arg(), "--out", saved.to_str().unwrap()]);
+    assert_exit(&table, 0);
+    assert!(stdout(&table).contains("Plan: 4 to create, 2 to update, 0 to delete."));
+    assert!(!stdout(&table).trim_start().starts_with('{'), "not JSON");
+    // ... byte for byte what a separate `--format json` run prints.
+    let json = ws.run(&["plan", &ws.topology_arg(), "--format", "json"]);
+    assert_exit(&json, 0);
+    let written = fs::read_to_string(&saved).unwrap();
+    assert_eq!(written, stdout(&json));
+    let doc: Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(doc["format"], "xmppdns-plan/1");
+    assert_eq!(doc["changes"].as_array().unwrap().len(), 6);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -652,20 +655,53 @@ fn missing_zone_file() {
 // ---------------------------------------------------------------------------------------------
 // Shell integration
 
+/// Every subcommand the README's command table lists.
+const SUBCOMMANDS: [&str; 10] = [
+    "plan",
+    "apply",
+    "failover",
+    "failback",
+    "rollback",
+    "keygen",
+    "audit",
+    "init",
+    "completions",
+    "man",
+];
+
 #[test]
 fn completions_man_and_help() {
     let dir = root();
-    let out = run_in(&dir, &["completions", "bash"]);
-    assert_exit(&out, 0);
-    let script = stdout(&out);
-    assert!(script.contains("xmppdns"), "{script}");
-    assert!(script.contains("complete "), "a bash completion script");
+    // Each shell's script, in that shell's own idiom, offering every subcommand.
+    for (shell, idiom) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef xmppdns"),
+        ("fish", "complete -c xmppdns"),
+        ("elvish", "set edit:completion:arg-completer[xmppdns]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = run_in(&dir, &["completions", shell]);
+        assert_exit(&out, 0);
+        let script = stdout(&out);
+        assert!(script.contains(idiom), "{shell}: no `{idiom}`:\n{script}");
+        for command in SUBCOMMANDS {
+            let word = |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            assert!(
+                script.split(word).any(|w| w == command),
+                "{shell} completion lacks `{command}`"
+            );
+        }
+    }
 
     let out = run_in(&dir, &["man"]);
     assert_exit(&out, 0);
     let page = stdout(&out);
     assert!(page.contains(".TH"), "roff: {page}");
     assert!(page.contains("xmppdns"));
+
+    for command in SUBCOMMANDS {
+        assert!(page.contains(command), "the man page names `{command}`");
+    }
 
     for command in ["plan", "apply"] {
         let out = run_in(&dir, &[command, "--help"]);
@@ -1072,10 +1108,11 @@ fn apply_round_trips_tricky_zones_as_bind_reads_them() {
 /// blanks or `;` inside parentheses (the usual layout of DKIM keys), and escapes in unquoted
 /// strings. `apply` rewrites the whole file from what hickory read, so the README's promise
 /// ("every other record is left exactly as it is", else nothing is written) needs these read as
-/// BIND reads them, or the file refused (what the zonefile provider does today: it names the
-/// first such line and writes nothing).
+/// BIND reads them, or the file refused. Today the zonefile provider refuses: it names the first
+/// such line and writes nothing; that is pinned here (a reader that learns these layouts must
+/// change this test to check the records survive as BIND reads them).
 #[test]
-fn apply_keeps_txt_records_as_bind_reads_them_or_writes_nothing() {
+fn apply_refuses_txt_records_it_would_misread_and_writes_nothing() {
     let ws = Workspace::new();
     let mut zone = fixture_zone("contoso.com");
     zone.push_str(concat!(
@@ -1094,42 +1131,30 @@ fn apply_keeps_txt_records_as_bind_reads_them_or_writes_nothing() {
     );
 
     let out = ws.run(&["apply", &ws.topology_arg(), "--yes"]);
-    if out.status.code() == Some(0) {
-        let after = bind_records("contoso.com", &ws.zone_path("contoso.com"));
-        let txt = |records: &[BindRecord]| -> BTreeSet<BindRecord> {
-            records
-                .iter()
-                .filter(|r| r.rtype == "TXT")
-                .cloned()
-                .collect()
-        };
-        assert_eq!(txt(&before), txt(&after), "TXT records as BIND reads them");
-    } else {
-        assert_exit(&out, 1);
-        assert_clean_error(&out);
-        let err = stderr(&out);
-        assert!(err.contains("nothing was written"), "{err}");
-        // The first such line is the DKIM record's.
-        let line = zone.lines().position(|l| l.contains("_domainkey")).unwrap() + 1;
-        assert!(
-            err.contains(&format!("line {line} ")),
-            "names line {line}: {err}"
-        );
-        assert_eq!(ws.zone("contoso.com"), zone, "refused: nothing written");
-        assert!(!ws.bak_path("contoso.com").exists());
-        // The federation's zone goes last (SRV records move before the A record does), so
-        // fabrikam.com was applied first and the error says so.
-        assert!(err.contains("applied to fabrikam.com."), "{err}");
-        assert_ne!(ws.zone("fabrikam.com"), fixture_zone("fabrikam.com"));
-        // Such a file is still read: plan works.
-        let out = ws.run(&["plan", &ws.topology_arg(), "--detailed-exitcode"]);
-        assert_exit(&out, 2);
-    }
+    assert_exit(&out, 1);
+    assert_clean_error(&out);
+    let err = stderr(&out);
+    assert!(err.contains("nothing was written"), "{err}");
+    // The first such line is the DKIM record's.
+    let line = zone.lines().position(|l| l.contains("_domainkey")).unwrap() + 1;
+    assert!(
+        err.contains(&format!("line {line} ")),
+        "names line {line}: {err}"
+    );
+    assert_eq!(ws.zone("contoso.com"), zone, "refused: nothing written");
+    assert!(!ws.bak_path("contoso.com").exists());
+    // The federation's zone goes last (SRV records move before the A record does), so
+    // fabrikam.com was applied first and the error says so.
+    assert!(err.contains("applied to fabrikam.com."), "{err}");
+    assert_ne!(ws.zone("fabrikam.com"), fixture_zone("fabrikam.com"));
+    // Such a file is still read: plan works.
+    let out = ws.run(&["plan", &ws.topology_arg(), "--detailed-exitcode"]);
+    assert_exit(&out, 2);
 }
 
 /// A TXT string with bytes above 127 written as `\DDD` escapes: hickory decodes them as
 /// characters (UTF-8 encoded), so a rewrite could not be faithful; the check before writing
-/// must catch it and write nothing.
+/// catches it and writes nothing (pinned: that is what happens today).
 #[test]
 fn apply_writes_nothing_when_a_record_cannot_be_rewritten_faithfully() {
     let ws = Workspace::new();
@@ -1137,22 +1162,196 @@ fn apply_writes_nothing_when_a_record_cannot_be_rewritten_faithfully() {
     zone.push_str("euro IN TXT \"price \\226\\130\\172 5\"\n");
     fs::write(ws.zone_path("contoso.com"), &zone).unwrap();
     let out = ws.run(&["apply", &ws.topology_arg(), "--yes"]);
-    if out.status.code() == Some(0) {
-        // Once the reader handles such escapes, the record must survive as BIND reads it.
-        let after = bind_records("contoso.com", &ws.zone_path("contoso.com"));
-        assert!(
-            after.iter().any(|r| r.owner == "euro.contoso.com." && r.rdata == "\"price \\226\\130\\172 5\""),
-            "{after:?}"
+    assert_exit(&out, 1);
+    assert_clean_error(&out);
+    assert!(
+        stderr(&out).contains("nothing was written"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ws.zone("contoso.com"), zone, "byte-identical");
+    assert!(!ws.bak_path("contoso.com").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety through the CLI
+
+/// A plan saved while EdgePool3 was being taken out (its SRV record is removed), then the
+/// topology is given EdgePool3 back: applying that plan would drop a live pool's record.
+fn plan_dropping_a_pool_that_is_back(ws: &Workspace) -> String {
+    let mut zone = fixture_zone("contoso.com");
+    zone.push_str("_xmpp-server._tcp IN SRV 30 0 5269 edgepool3.contoso.com.\n");
+    fs::write(ws.zone_path("contoso.com"), &zone).unwrap();
+    let plan = ws.path().join("plan.json");
+    let out = ws.run(&["plan", &ws.topology_arg(), "--out", plan.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    let mut topology = contoso_json();
+    topology["pools"].as_array_mut().unwrap().push(serde_json::json!(
+        {"name": "EdgePool3", "site": "Site3", "fqdn": "edgepool3.contoso.com", "ipv4": ["203.0.113.30"]}
+    ));
+    fs::write(ws.topology(), topology.to_string()).unwrap();
+    plan.display().to_string()
+}
+
+#[test]
+fn apply_refuses_to_remove_a_live_pools_srv_record_and_force_overrides() {
+    let ws = Workspace::new();
+    let plan = plan_dropping_a_pool_that_is_back(&ws);
+    let contoso = ws.zone("contoso.com");
+    let fabrikam = ws.zone("fabrikam.com");
+
+    let out = ws.run(&["apply", &plan, "--yes"]);
+    assert_exit(&out, 3);
+    assert_clean_error(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("refusing an unsafe plan (use --force if this is really intended)")
+            && err.contains("_xmpp-server._tcp.contoso.com.: removes the SRV record of pool target edgepool3.contoso.com. although the pool is still in the topology"),
+        "{err}"
+    );
+    assert_eq!(ws.zone("contoso.com"), contoso, "nothing written");
+    assert_eq!(ws.zone("fabrikam.com"), fabrikam, "nothing written");
+    assert!(!ws.bak_path("contoso.com").exists());
+
+    let out = ws.run(&["apply", &plan, "--yes", "--force"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("Read back: DNS matches the plan."),
+        "{}",
+        stdout(&out)
+    );
+    let srv: Vec<String> = bind_records("contoso.com", &ws.zone_path("contoso.com"))
+        .into_iter()
+        .filter(|r| r.rtype == "SRV" && r.owner == "_xmpp-server._tcp.contoso.com.")
+        .map(|r| r.rdata)
+        .collect();
+    assert_eq!(
+        srv,
+        [
+            "10 0 5269 edgepool1.contoso.com.",
+            "20 0 5269 edgepool2.contoso.com."
+        ],
+        "as BIND reads the file"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zone files named per zone
+
+#[test]
+fn the_files_map_puts_a_zone_in_its_own_file() {
+    let ws = Workspace::new();
+    fs::create_dir(ws.path().join("other")).unwrap();
+    let moved = ws.path().join("other/fabrikam.db");
+    fs::rename(ws.zone_path("fabrikam.com"), &moved).unwrap();
+    let mut topology = contoso_json();
+    topology["provider"]["files"] = serde_json::json!({"fabrikam.com": "other/fabrikam.db"});
+    fs::write(ws.topology(), topology.to_string()).unwrap();
+
+    let out = ws.run(&["apply", &ws.topology_arg(), "--yes"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!("{} written, serial 7 -> 8", moved.display())),
+        "{}",
+        stdout(&out)
+    );
+    let srv: Vec<String> = bind_records("fabrikam.com", &moved)
+        .into_iter()
+        .filter(|r| r.rtype == "SRV")
+        .map(|r| r.rdata)
+        .collect();
+    assert_eq!(
+        srv,
+        [
+            "10 0 5269 edgepool1.contoso.com.",
+            "20 0 5269 edgepool2.contoso.com."
+        ]
+    );
+    assert!(ws.path().join("other/fabrikam.db.bak").exists());
+    assert!(
+        !ws.zone_path("fabrikam.com").exists(),
+        "the default path is not used"
+    );
+    // contoso.com keeps the default: <directory>/<zone>.zone.
+    assert!(ws.bak_path("contoso.com").exists());
+
+    // A file for a zone the topology does not list is an error at its JSON path.
+    topology["provider"]["files"] = serde_json::json!({"example.org": "x.db"});
+    fs::write(ws.topology(), topology.to_string()).unwrap();
+    let out = ws.run(&["plan", &ws.topology_arg()]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("provider.files.example.org: `example.org.` is not one of `zones`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// keygen
+
+#[test]
+fn keygen_out_writes_a_0600_key_bind_accepts_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    for algorithm in support::TSIG_ALGORITHMS {
+        let file = ws.path().join(format!("{algorithm}.key"));
+        let out = ws.run(&[
+            "keygen",
+            "xmppdns-update",
+            "--algorithm",
+            algorithm,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert_exit(&out, 0);
+        let text = fs::read_to_string(&file).unwrap();
+        let key = support::TsigKey::parse_bind_conf(&text).expect("a BIND key clause");
+        assert_eq!(
+            (key.name.as_str(), key.algorithm.as_str()),
+            ("xmppdns-update", algorithm)
         );
-    } else {
-        assert_exit(&out, 1);
-        assert_clean_error(&out);
         assert!(
-            stderr(&out).contains("nothing was written"),
-            "{}",
-            stderr(&out)
+            !stdout(&out).contains(&key.secret_base64)
+                && !stderr(&out).contains(&key.secret_base64),
+            "the secret is only in the file"
         );
-        assert_eq!(ws.zone("contoso.com"), zone, "byte-identical");
-        assert!(!ws.bak_path("contoso.com").exists());
+        let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{algorithm}: mode {mode:o}");
+
+        // named-checkconf reads the file itself, included as is.
+        let conf = ws.path().join(format!("{algorithm}.conf"));
+        fs::write(&conf, format!("include \"{}\";\n", file.display())).unwrap();
+        let mut check = Command::new(support::require("named-checkconf"));
+        check.arg(&conf);
+        let ran = support::run(&mut check, None, std::time::Duration::from_secs(15)).unwrap();
+        assert!(ran.success(), "named-checkconf: {}", ran.output());
     }
+
+    // BIND serving a zone with updates allowed by the key: a transfer signed with it works.
+    let file = ws.path().join("hmac-sha256.key");
+    let key = support::TsigKey::parse_bind_conf(&fs::read_to_string(&file).unwrap()).unwrap();
+    let zone = support::zone_text("contoso.com", 1, "");
+    let bind = support::Bind::primary(&[("contoso.com", &zone)], &key);
+    support::nsupdate(
+        bind.addr(),
+        &key,
+        "zone contoso.com\nupdate add keyed.contoso.com. 300 IN A 192.0.2.1",
+    );
+    assert!(support::axfr(bind.addr(), "contoso.com", &key)
+        .iter()
+        .any(|r| r.starts_with("keyed.contoso.com. 300 IN A 192.0.2.1")));
+
+    // Never overwritten.
+    let before = fs::read(&file).unwrap();
+    let out = ws.run(&["keygen", "other", "--out", file.to_str().unwrap()]);
+    assert_exit(&out, 1);
+    assert_clean_error(&out);
+    assert!(stderr(&out).contains("File exists"), "{}", stderr(&out));
+    assert_eq!(fs::read(&file).unwrap(), before);
+
+    // Without --out the key goes to stdout, for a pipe.
+    let out = ws.run(&["keygen", "piped"]);
+    assert_exit(&out, 0);
+    assert!(support::TsigKey::parse_bind_conf(&stdout(&out)).is_some());
 }

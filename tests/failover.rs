@@ -528,13 +528,21 @@ fn failover_through_the_powerdns_api() {
     assert_exit(&out, exit::OK);
 }
 
-/// The fixture topology and zone files (zonefile provider) copied into a temp dir.
+/// The fixture topology and zone files (zonefile provider) copied into a temp dir, with one
+/// explicit loopback name server on a port this process reserved and nothing listens on. The
+/// fixture has no `nameservers`: a failover that went through would otherwise read
+/// /etc/resolv.conf and poll the zones' real name servers on port 53.
 fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    std::fs::copy(
-        fixtures.join("contoso.json"),
+    let mut topology: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("contoso.json")).unwrap())
+            .unwrap();
+    let nowhere = SocketAddr::from((LOOPBACK, free_port(Transport::TcpAndUdp)));
+    topology["nameservers"] = json!([nowhere.to_string()]);
+    std::fs::write(
         dir.path().join("contoso.json"),
+        serde_json::to_string_pretty(&topology).unwrap(),
     )
     .unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
@@ -687,14 +695,31 @@ fn authoritative_servers_are_found_through_the_ns_records() {
         .map(|z| xmppdns::records::Fqdn::parse(z).unwrap())
         .collect();
     let found = failover::discover_servers(&names, &[bind.addr()], bind.port());
-    let servers: Vec<_> = found.zones.values().collect();
-    assert_eq!(servers, [&vec![bind.addr()], &vec![bind.addr()]]);
+    let zones: Vec<(String, Vec<SocketAddr>)> = found
+        .zones
+        .iter()
+        .map(|(zone, servers)| (zone.to_string(), servers.clone()))
+        .collect();
+    assert_eq!(
+        zones,
+        [
+            ("contoso.com.".to_string(), vec![bind.addr()]),
+            ("fabrikam.com.".to_string(), vec![bind.addr()])
+        ]
+    );
     assert_eq!(
         found.unfound,
         [xmppdns::records::Fqdn::parse("example.invalid").unwrap()],
         "a zone the server does not serve is reported, not guessed"
     );
-    assert!(!found.problems.is_empty());
+    assert!(
+        found
+            .problems
+            .iter()
+            .any(|p| p.contains("example.invalid") && p.contains("REFUSED")),
+        "{:?}",
+        found.problems
+    );
 }
 
 #[test]
@@ -725,7 +750,16 @@ fn no_promote_moves_only_the_federation_record_and_the_audit_agrees() {
     let out = lab.run(&["plan", &lab.path_arg(), "--detailed-exitcode"]);
     assert_exit(&out, exit::OK);
 
-    // The audit sees the deliberate split as a warning, not an error, and no drift.
+    // The audit sees the deliberate split as a warning, not an error, and no drift. The lab's
+    // zones leave the targets' addresses out (the topology does not manage them); an audit
+    // rightly calls that an error (rule 5), so they are published first.
+    nsupdate(
+        lab.bind.addr(),
+        &lab.key,
+        &format!(
+            "zone contoso.com\nupdate add edgepool1.contoso.com. 3600 IN A {OLD_ADDRESS}\nupdate add edgepool2.contoso.com. 3600 IN A {NEW_ADDRESS}"
+        ),
+    );
     let out = lab.run(&[
         "audit",
         &lab.path_arg(),
@@ -734,8 +768,10 @@ fn no_promote_moves_only_the_federation_record_and_the_audit_agrees() {
         "--format",
         "json",
     ]);
+    assert_exit(&out, exit::OK);
     let report: Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(report["summary"]["errors"], 0, "{report:#}");
     let findings: Vec<&Value> = report["names"]
         .as_array()
         .unwrap()
@@ -826,4 +862,194 @@ fn a_failover_that_fails_part_way_says_so_and_still_prints_the_runbook() {
         changes_before,
         "DNS data as before the failover"
     );
+}
+
+/// The lab's topology with `srv.port` set to `port` (the pools' XMPP port, probed), written
+/// next to it; returns its path.
+fn with_srv_port(lab: &Lab, port: u16) -> PathBuf {
+    let mut value: Value =
+        serde_json::from_str(&std::fs::read_to_string(&lab.path).unwrap()).unwrap();
+    value["srv"]["port"] = json!(port);
+    let path = lab.dir.path().join(format!("port-{port}.json"));
+    std::fs::write(&path, value.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn force_goes_on_after_a_failed_probe_and_says_so() {
+    let lab = Lab::new();
+    let closed = free_port(Transport::Tcp);
+    let path = with_srv_port(&lab, closed);
+    let path_arg = path.display().to_string();
+    let out = lab.run(&[
+        "failover",
+        &path_arg,
+        "--to",
+        "EdgePool2",
+        "--yes",
+        "--force",
+    ]);
+    assert_exit(&out, exit::OK);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "warning: no address answered as a ready XMPP server; going on because of --force"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout_of(&out).contains("connection refused"),
+        "the probe's result is still shown: {}",
+        text(&out)
+    );
+    // It really went: both servers serve the new pool (with the topology's port).
+    for server in [lab.bind.addr(), lab.knot()] {
+        assert_eq!(federation(server), [NEW_ADDRESS], "A at {server}");
+        assert_eq!(
+            srv(server, "contoso.com"),
+            [
+                format!("10 0 {closed} edgepool2.contoso.com."),
+                format!("20 0 {closed} edgepool1.contoso.com.")
+            ]
+        );
+    }
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(value["active_pool"], "EdgePool2");
+}
+
+#[test]
+fn probe_timeout_bounds_the_wait_for_a_silent_pool_and_is_named() {
+    let lab = Lab::new();
+    // Accepted by the kernel's backlog, never answered.
+    let silent = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
+    let path = with_srv_port(&lab, silent.local_addr().unwrap().port());
+    let out = lab.run(&[
+        "failover",
+        &path.display().to_string(),
+        "--to",
+        "EdgePool2",
+        "--yes",
+        "--probe-timeout",
+        "1",
+    ]);
+    assert_exit(&out, exit::REFUSED);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no address of pool EdgePool2 answered as XMPP")
+            && stderr.contains("no answer within 1000 ms"),
+        "{}",
+        text(&out)
+    );
+    lab.assert_served(1);
+    assert!(lab.journal().is_empty(), "nothing was applied");
+    drop(silent);
+}
+
+#[test]
+fn the_topology_rewrite_changes_one_value_keeps_every_other_byte_and_a_bak() {
+    let lab = Lab::new();
+    // Hand-written layout: tabs, odd spacing, keys in another order, no final newline.
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(&lab.path).unwrap()).unwrap();
+    let pools = &value["pools"];
+    let original = format!(
+        "{{\t\"provider\" : {},\n\"active_pool\":\t\"EdgePool1\" ,\n  \"zones\": {},   \"sip_domains\": {},\n\t\t\"federation\": {{\"name\":\"xmpp.contoso.com\",\"ttl\":300}},\n\"pools\": [\n  {},\n      {}\n],\n\"srv\": {{ \"port\": {} }}, \"nameservers\": {}\n}}",
+        value["provider"],
+        value["zones"],
+        value["sip_domains"],
+        pools[0],
+        pools[1],
+        lab.prosody.port(),
+        value["nameservers"],
+    );
+    std::fs::write(&lab.path, &original).unwrap();
+    let out = lab.run(&["failover", &lab.path_arg(), "--to", "EdgePool2", "--yes"]);
+    assert_exit(&out, exit::OK);
+    let rewritten = std::fs::read_to_string(&lab.path).unwrap();
+    assert_eq!(
+        rewritten,
+        original.replace(
+            "\"active_pool\":\t\"EdgePool1\" ,",
+            "\"active_pool\":\t\"EdgePool2\" ,"
+        ),
+        "only the active pool's value changed"
+    );
+    let backup = PathBuf::from(format!("{}.bak", lab.path.display()));
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), original);
+    let stdout = stdout_of(&out);
+    let said: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("Topology "))
+        .collect();
+    assert_eq!(
+        said,
+        [format!(
+            "Topology {} updated: active_pool \"EdgePool1\" -> \"EdgePool2\".",
+            lab.path.display()
+        )],
+        "{}",
+        text(&out)
+    );
+    lab.assert_served(2);
+}
+
+#[test]
+fn without_nameservers_and_with_ns_records_that_cannot_be_followed_the_primary_is_checked() {
+    // The zones' NS name lies outside every zone served here and no resolver is offered (the
+    // command sees an empty /etc/resolv.conf; nothing reaches the machine's resolver): the
+    // primary, asked next, answers the NS RRset but refuses the address of ns.example.net.
+    let zone = |name: &str, records: &str| {
+        format!(
+            "$ORIGIN {name}.\n$TTL 300\n@ IN SOA ns.example.net. hostmaster.{name}. ( 1 3600 600 86400 300 )\n@ IN NS ns.example.net.\n{records}_xmpp-server._tcp 3600 IN SRV 10 0 5269 edgepool1.contoso.com.\n_xmpp-server._tcp 3600 IN SRV 20 0 5269 edgepool2.contoso.com.\n"
+        )
+    };
+    let contoso = zone("contoso.com", &format!("xmpp 300 IN A {OLD_ADDRESS}\n"));
+    let fabrikam = zone("fabrikam.com", "");
+    let key = TsigKey::generate("xmppdns-fallback", "hmac-sha256");
+    let bind = Bind::primary(
+        &[("contoso.com", &contoso), ("fabrikam.com", &fabrikam)],
+        &key,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let provider = rfc2136(dir.path(), bind.addr(), &key);
+    let path = topology(dir.path(), 5269, provider, &[]);
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(value["nameservers"], json!([]), "no name server listed");
+    let empty = dir.path().join("resolv.conf");
+    std::fs::write(&empty, "# no nameserver\n").unwrap();
+
+    let out = support::xmppdns_with_resolv_conf(&empty)
+        .args([
+            "failover",
+            &path.display().to_string(),
+            "--to",
+            "EdgePool2",
+            "--yes",
+            "--skip-probe",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("unshare (util-linux) runs");
+    assert_exit(&out, exit::OK);
+    let all = text(&out);
+    assert!(
+        all.contains("the NS records of contoso.com., fabrikam.com. could not be followed")
+            && all.contains(&format!(
+                "only the primary {} is checked for them",
+                bind.addr()
+            )),
+        "{all}"
+    );
+    let stdout = stdout_of(&out);
+    assert!(
+        stdout
+            .contains("Every authoritative server serves the change (2 zone/server pairs checked"),
+        "{all}"
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(&bind.addr().to_string()))
+        .collect();
+    assert!(rows.len() >= 2, "one row per zone, the primary's: {all}");
+    assert_eq!(federation(bind.addr()), [NEW_ADDRESS]);
 }

@@ -12,7 +12,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::http::http_request;
-use support::{dig, free_port, soa_serial, PowerDns, Transport};
+use support::{dig, free_port, ready_timeout, soa_serial, PowerDns, Transport};
 use xmppdns::app;
 use xmppdns::error::exit;
 use xmppdns::provider::{self, Environment, ProviderError};
@@ -510,10 +510,39 @@ fn a_server_that_stops_answering_times_out_within_timeout_ms() {
     assert_exit(&lab.run(&["plan", &Lab::path_arg(&topology)]), 0);
 }
 
+/// The opcode and the question name of a DNS message (enough to recognise a NOTIFY).
+fn opcode_and_question(message: &[u8]) -> Option<(u8, String)> {
+    let opcode = (message.get(2)? >> 3) & 0x0f;
+    let mut name = String::new();
+    let mut at = 12;
+    loop {
+        let length = usize::from(*message.get(at)?);
+        if length == 0 {
+            break;
+        }
+        let label = message.get(at + 1..at + 1 + length)?;
+        name.push_str(&String::from_utf8_lossy(label).to_ascii_lowercase());
+        name.push('.');
+        at += 1 + length;
+    }
+    Some((opcode, name))
+}
+
+const OPCODE_NOTIFY: u8 = 4;
+
 #[test]
-fn notify_is_requested_after_the_patch_when_asked() {
+fn notify_reaches_the_zones_also_notify_address_for_the_right_zone() {
     let lab = Lab::new();
+    // The "secondary" is a UDP socket this test owns; only-notify= is empty, so PowerDNS sends
+    // nothing to the addresses of the zone's NS name (ns1.contoso.com).
+    let secondary = UdpSocket::bind("127.0.0.1:0").expect("bind the secondary's socket");
+    secondary
+        .set_read_timeout(Some(ready_timeout()))
+        .expect("read timeout");
+    lab.pdns
+        .also_notify(ZONE, secondary.local_addr().expect("local address"));
     let topology = lab.write_topology(lab.provider(json!({"notify": true})), &["contoso.com"]);
+
     let output = lab.run(&["apply", &Lab::path_arg(&topology), "--yes"]);
     assert_exit(&output, 0);
     assert!(
@@ -521,8 +550,51 @@ fn notify_is_requested_after_the_patch_when_asked() {
         "{}",
         stdout(&output)
     );
+    let mut message = [0u8; 512];
+    let (length, from) = secondary.recv_from(&mut message).unwrap_or_else(|e| {
+        panic!(
+            "no NOTIFY arrived within {:?}: {e}\n{}",
+            ready_timeout(),
+            lab.pdns.logs()
+        )
+    });
+    assert!(from.ip().is_loopback(), "from {from}");
+    assert_eq!(
+        opcode_and_question(&message[..length]),
+        Some((OPCODE_NOTIFY, ZONE.to_string()))
+    );
+    // Answer it (QR set, NOERROR) so PowerDNS stops resending.
+    message[2] |= 0x80;
+    let _ = secondary.send_to(&message[..length], from);
     let zone = lab.zone_document();
     assert_eq!(zone["notified_serial"], zone["serial"], "{zone}");
+}
+
+#[test]
+fn a_failed_notify_request_is_a_warning_and_the_apply_still_exits_0() {
+    let lab = Lab::new();
+    let proxy = ReverseProxy::start(lab.pdns.api_addr(), OnPatch::ForwardButFailNotify);
+    let topology = lab.write_topology(
+        lab.provider(json!({"api_url": proxy.url(), "notify": true})),
+        &["contoso.com"],
+    );
+    let output = lab.run(&["apply", &Lab::path_arg(&topology), "--yes"]);
+    assert_exit(&output, 0);
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert!(
+        out.contains("; warning: NOTIFY request failed") && out.contains("HTTP 502"),
+        "{out}"
+    );
+    assert!(
+        err.contains("WARN")
+            && err.contains("applied, but the NOTIFY request failed")
+            && err.contains("secondaries will see the change at their next SOA refresh"),
+        "{err}"
+    );
+    assert!(!out.contains(lab.pdns.api_key()) && !err.contains(lab.pdns.api_key()));
+    let notify = format!("PUT /api/v1/servers/localhost/zones/{ZONE}/notify");
+    assert!(proxy.seen().contains(&notify), "{:?}", proxy.seen());
+    assert_serves_the_topology(&lab);
 }
 
 #[test]
@@ -588,6 +660,8 @@ enum OnPatch {
     ForwardThenDrop,
     /// Answers 502 without forwarding it.
     Only502,
+    /// Forwards the PATCH as is, answers the NOTIFY request (PUT .../notify) 502 unforwarded.
+    ForwardButFailNotify,
 }
 
 /// A minimal reverse proxy on 127.0.0.1 in front of the PowerDNS API: one request per
@@ -681,6 +755,10 @@ impl ReverseProxy {
         seen.lock().unwrap().push(format!("{method} {path}"));
 
         let mut client = client;
+        let notify_request = method == "PUT" && path.ends_with("/notify");
+        if notify_request && on_patch == OnPatch::ForwardButFailNotify {
+            return Self::answer(&mut client, 502, "Bad Gateway");
+        }
         if method == "PATCH" && on_patch == OnPatch::Only502 {
             return Self::answer(&mut client, 502, "Bad Gateway");
         }
@@ -699,7 +777,7 @@ impl ReverseProxy {
                 Self::answer(&mut client, 502, "Bad Gateway")
             }
             // Dropped: closed without a byte of answer.
-            ("PATCH", _) => {
+            ("PATCH", OnPatch::ForwardThenDrop) => {
                 seen.lock()
                     .unwrap()
                     .push(format!("upstream answered {}", upstream_answer.status));

@@ -4,7 +4,7 @@
 mod support;
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{free_port, http_error_listener, Prosody, Transport, LOOPBACK};
 use xmppdns::probe::{probe, probe_all, ProbeStatus};
@@ -83,17 +83,41 @@ fn a_listener_that_never_answers_times_out_in_bounded_time() {
 }
 
 #[test]
-fn probe_all_keeps_input_order() {
+fn probe_all_keeps_input_order_and_probes_concurrently() {
     let prosody = Prosody::start("contoso.com");
     let closed = SocketAddr::from((LOOPBACK, free_port(Transport::Tcp)));
-    let targets = vec![
-        (closed, "contoso.com".to_string()),
-        (prosody.addr(), "contoso.com".to_string()),
-    ];
-    let results = probe_all(&targets, TIMEOUT);
-    assert_eq!(results.len(), 2);
-    assert_eq!(results[0].address, closed);
-    assert_eq!(results[0].status, ProbeStatus::Closed);
-    assert_eq!(results[1].address, prosody.addr());
-    assert_eq!(results[1].status, ProbeStatus::Xmpp);
+    // Listeners nobody accepts from: the handshake completes, no answer ever comes; each such
+    // probe takes its whole timeout. They come first, so an order kept by finishing time
+    // (the fast ones first) would show.
+    let silent: Vec<TcpListener> = (0..4)
+        .map(|_| TcpListener::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0"))
+        .collect();
+    let timeout = Duration::from_millis(1500);
+    let mut targets: Vec<(SocketAddr, String)> = silent
+        .iter()
+        .map(|l| (l.local_addr().unwrap(), "contoso.com".to_string()))
+        .collect();
+    targets.push((prosody.addr(), "contoso.com".to_string()));
+    targets.push((closed, "contoso.com".to_string()));
+
+    let started = Instant::now();
+    let results = probe_all(&targets, timeout);
+    let took = started.elapsed();
+
+    let got: Vec<(SocketAddr, ProbeStatus)> =
+        results.iter().map(|r| (r.address, r.status)).collect();
+    let mut expected: Vec<(SocketAddr, ProbeStatus)> = targets[..4]
+        .iter()
+        .map(|(addr, _)| (*addr, ProbeStatus::Timeout))
+        .collect();
+    expected.push((prosody.addr(), ProbeStatus::Xmpp));
+    expected.push((closed, ProbeStatus::Closed));
+    assert_eq!(got, expected);
+    // One after another, the four silent listeners alone would take 4 x 1.5 s = 6 s; together
+    // they take about 1.5 s. 4.5 s leaves a busy 2-core machine 3 s of slack either way.
+    assert!(
+        took < timeout * 3,
+        "{took:?}: the probes did not run concurrently"
+    );
+    drop(silent);
 }

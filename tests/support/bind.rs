@@ -42,19 +42,31 @@ impl Bind {
     /// A primary for `zones` (name, zone-file text), updates and transfers allowed with `key`,
     /// `notify no`.
     pub fn primary(zones: &[(&str, &str)], key: &TsigKey) -> Bind {
-        start_with_retries("BIND primary", || Bind::try_start(zones, key, None, false))
+        start_with_retries("BIND primary", || {
+            Bind::try_start(zones, key, None, false, true)
+        })
     }
 
     /// Like `primary`, with a statistics channel on another free port (see `statistics`).
     pub fn primary_with_statistics(zones: &[(&str, &str)], key: &TsigKey) -> Bind {
-        start_with_retries("BIND primary", || Bind::try_start(zones, key, None, true))
+        start_with_retries("BIND primary", || {
+            Bind::try_start(zones, key, None, true, true)
+        })
+    }
+
+    /// Like `primary_with_statistics`, but every zone transfer is refused (`allow-transfer
+    /// { none; }`): updates signed with `key` and queries still work.
+    pub fn primary_refusing_transfers(zones: &[(&str, &str)], key: &TsigKey) -> Bind {
+        start_with_retries("BIND primary", || {
+            Bind::try_start(zones, key, None, true, false)
+        })
     }
 
     /// Like `primary`, and NOTIFYs `secondary` (signed with `key`) after every change:
     /// `notify explicit`, `notify-delay 0`, `ixfr-from-differences yes`, `max-ixfr-ratio unlimited`.
     pub fn primary_notifying(zones: &[(&str, &str)], key: &TsigKey, secondary: SocketAddr) -> Bind {
         start_with_retries("BIND primary", || {
-            Bind::try_start(zones, key, Some(secondary), false)
+            Bind::try_start(zones, key, Some(secondary), false, true)
         })
     }
 
@@ -63,6 +75,7 @@ impl Bind {
         key: &TsigKey,
         notify: Option<SocketAddr>,
         statistics: bool,
+        transfers: bool,
     ) -> Result<Bind, PortClash> {
         assert!(!zones.is_empty(), "a BIND primary needs at least one zone");
         let named = require("named");
@@ -76,7 +89,15 @@ impl Bind {
         }
         write_file(
             &conf,
-            &named_conf(dir.path(), port, zones, key, notify, statistics_port),
+            &named_conf(
+                dir.path(),
+                port,
+                zones,
+                key,
+                notify,
+                statistics_port,
+                transfers,
+            ),
         );
 
         let args = [OsStr::new("-g"), OsStr::new("-c"), conf.as_os_str()];
@@ -90,6 +111,9 @@ impl Bind {
         // an AXFR with SERVFAIL (seen in 3 of 6 starts here), and most tests start with one.
         process.wait_ready(&CLASH_MARKERS, &FATAL_MARKERS, Some(STARTED_MARKER), || {
             serving(addr, &expected)?;
+            if !transfers {
+                return Ok(());
+            }
             zones
                 .iter()
                 .try_for_each(|(zone, _)| try_axfr(addr, zone, key).map(drop))
@@ -186,6 +210,7 @@ fn named_conf(
     key: &TsigKey,
     notify: Option<SocketAddr>,
     statistics_port: Option<u16>,
+    transfers: bool,
 ) -> String {
     let d = dir.display();
     let k = &key.name;
@@ -227,10 +252,15 @@ fn named_conf(
             "statistics-channels {{ inet 127.0.0.1 port {port} allow {{ 127.0.0.1; }}; }};"
         );
     }
+    let transfer = if transfers {
+        format!("key \"{k}\";")
+    } else {
+        "none;".to_string()
+    };
     for (zone, _) in zones {
         let _ = writeln!(
             conf,
-            "zone \"{zone}\" {{ type primary; file \"{}\";\n  allow-update {{ key \"{k}\"; }}; allow-transfer {{ key \"{k}\"; }}; }};",
+            "zone \"{zone}\" {{ type primary; file \"{}\";\n  allow-update {{ key \"{k}\"; }}; allow-transfer {{ {transfer} }}; }};",
             zone_file(zone)
         );
     }

@@ -40,6 +40,7 @@ pub use pdns::PowerDns;
 pub use process::{free_port, ready_timeout, PortClash, ServerProcess, Transport, LOOPBACK};
 pub use prosody::{http_error_listener, xmpp_stream_features, Prosody};
 pub use tools::{
-    debian_package, find_program, missing_program_message, require, run, xmppdns, Ran,
+    debian_package, find_program, missing_program_message, require, run, xmppdns,
+    xmppdns_with_resolv_conf, Ran,
 };
 pub use tsig::{TsigKey, TSIG_ALGORITHMS};

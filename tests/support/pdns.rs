@@ -4,6 +4,9 @@
 //! Beyond the shared docs' configuration: every cache is off (`cache-ttl=0`, `query-cache-ttl=0`,
 //! `negquery-cache-ttl=0`, `zone-metadata-cache-ttl=0`, `zone-cache-refresh-interval=0`) so a
 //! change made behind the tool's back is visible at once; one distributor/receiver thread.
+//! `only-notify=` is empty: a NOTIFY goes only to a zone's ALSO-NOTIFY metadata (`also_notify`,
+//! an address the test owns), never to the addresses of its NS names, which PowerDNS would
+//! otherwise look up through the host's resolver and notify wherever they point.
 
 use std::collections::hash_map::RandomState;
 use std::ffi::{OsStr, OsString};
@@ -83,6 +86,10 @@ impl PowerDns {
         let _ = writeln!(conf, "webserver-port={api_port}");
         let _ = writeln!(conf, "webserver-allow-from=127.0.0.0/8");
         let _ = writeln!(conf, "security-poll-suffix=");
+        // The communicator (which sends NOTIFYs) runs only on a primary; the zones stay Native,
+        // so it notifies only when asked through the API.
+        let _ = writeln!(conf, "primary=yes");
+        let _ = writeln!(conf, "only-notify=");
         for setting in [
             "cache-ttl=0",
             "query-cache-ttl=0",
@@ -226,6 +233,22 @@ impl PowerDns {
             self.allow_dnsupdate(&name, &key.name);
         }
         created
+    }
+
+    /// Sets the zone's ALSO-NOTIFY metadata to `target` (`ADDR:PORT`, through the API): with
+    /// `only-notify=` empty, the one place PowerDNS sends the zone's NOTIFYs.
+    pub fn also_notify(&self, zone: &str, target: SocketAddr) {
+        let path = format!(
+            "/api/v1/servers/localhost/zones/{}/metadata/ALSO-NOTIFY",
+            absolute(zone)
+        );
+        let body = json!({ "kind": "ALSO-NOTIFY", "metadata": [target.to_string()] });
+        let response = self.api("PUT", &path, Some(&body));
+        assert_eq!(
+            response.status, 200,
+            "PowerDNS did not set ALSO-NOTIFY on {zone}: {}",
+            response.body
+        );
     }
 
     /// Sets the zone's TSIG-ALLOW-DNSUPDATE metadata to `key_name` (through the API). Without it
