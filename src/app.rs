@@ -141,6 +141,20 @@ pub fn prepare_apply(
     let (topology, plan, provider, source) = if plan::is_plan_file(&text) {
         let (file, saved) = PlanFile::parse(&text, &path.display().to_string())?;
         let topology = load_topology(&PathBuf::from(&file.topology))?;
+        let observed: std::collections::BTreeSet<(&Fqdn, RrKey)> = saved
+            .observed
+            .iter()
+            .flat_map(|o| o.keys().into_iter().map(move |k| (&o.zone, k)))
+            .collect();
+        check_sound(
+            &path.display().to_string(),
+            &saved.changes,
+            &topology,
+            |c| {
+                (!observed.contains(&(&c.zone, c.key())))
+                    .then(|| "the plan's recorded state does not cover it".to_string())
+            },
+        )?;
         let mut provider = provider::open(&topology, env)?;
         let mut drift = Vec::new();
         for observed in &saved.observed {
@@ -160,6 +174,31 @@ pub fn prepare_apply(
     let mut prepared = prepare_plan(topology, plan, provider, env, force, journal, "apply", None)?;
     prepared.source = source;
     Ok(prepared)
+}
+
+/// Refuses changes read from a file unless each is sound ([`plan::unsound_change`], plus the
+/// caller's own `extra` check), naming every problem at once.
+fn check_sound(
+    origin: &str,
+    changes: &[Change],
+    topology: &Topology,
+    extra: impl Fn(&Change) -> Option<String>,
+) -> Result<(), Error> {
+    let desired = plan::desired(topology);
+    let problems: Vec<String> = changes
+        .iter()
+        .filter_map(|c| {
+            let problem = plan::unsound_change(c, &desired).or_else(|| extra(c))?;
+            Some(format!("{} {}: {problem}", c.action.as_str(), c.key()))
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::UnsoundChanges {
+        origin: origin.to_string(),
+        problems,
+    })
 }
 
 /// What an apply did.
@@ -297,6 +336,12 @@ pub fn prepare_rollback(
     let topology = load_topology(topology_path)?;
     let entries = open_journal(journal_path, &topology)?.rollback_targets(id)?;
     let mut steps = Vec::new();
+    for entry in &entries {
+        let origin = format!("journal entry {}", entry.id);
+        check_sound(&origin, &entry.changes, &topology, |c| {
+            (c.zone != entry.zone).then(|| format!("it is filed under zone {}", entry.zone))
+        })?;
+    }
     for entry in entries {
         let mut provider = provider::open(&topology, env)?;
         let keys: std::collections::BTreeSet<RrKey> =

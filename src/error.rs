@@ -45,6 +45,12 @@ pub enum Error {
     },
     #[error("the saved plan is stale: {} managed RRset(s) changed since it was computed; nothing was applied. Run `xmppdns plan` again.\n{}", drift.len(), describe_drift(drift))]
     StalePlan { drift: Vec<Drift> },
+    #[error("{origin}: {} change(s) cannot be trusted as guarded changes; nothing was applied:\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    UnsoundChanges {
+        /// Where the changes came from: the saved plan's path, or the journal entry.
+        origin: String,
+        problems: Vec<String>,
+    },
     #[error("refusing an unsafe plan (use --force if this is really intended):\n{}", hazards.iter().map(|h| format!("  - {}: {}", h.name, h.message)).collect::<Vec<_>>().join("\n"))]
     Unsafe { hazards: Vec<Hazard> },
     #[error("unknown pool `{name}`; the pools are: {}", known.join(", "))]

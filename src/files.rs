@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 /// is durable. An existing file keeps its mode (others may read it, e.g. a monitoring job
 /// or the name server); a new file gets what a plain create gives (0666 less the umask).
 /// Something that is not a regular file (`/dev/stdout`, a pipe) cannot be replaced and is
-/// written in place.
+/// written in place. A symbolic link is written through: the file it leads to is replaced and
+/// the link stays a link (a zone file kept under version control elsewhere and linked into
+/// the name server's folder must not be turned into a copy).
 pub fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let target = through_links(path)?;
+    let path = target.as_path();
     if fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
         return fs::write(path, contents);
     }
@@ -40,12 +44,38 @@ pub fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 /// Like `replace`, but first copies an existing `path` (mode included) to `<path>.bak`, so the
-/// version before this write can be restored by hand.
+/// version before this write can be restored by hand. Through a symbolic link, the copy is made
+/// beside the file the link leads to, the file that is replaced.
 pub fn replace_keeping_backup(path: &Path, contents: &[u8]) -> io::Result<()> {
-    if path.exists() {
-        fs::copy(path, backup_path(path))?;
+    let target = through_links(path)?;
+    if target.exists() {
+        fs::copy(&target, backup_path(&target))?;
     }
-    replace(path, contents)
+    replace(&target, contents)
+}
+
+/// The file `path` leads to once every symbolic link on the way is followed (the path itself
+/// when it is no link, or does not exist yet). A link whose target does not exist yet leads to
+/// that target, which the replace then creates.
+pub fn through_links(path: &Path) -> io::Result<PathBuf> {
+    // Linux gives up after 40 links (ELOOP); so do we, rather than loop on a cycle.
+    const MAX_LINKS: usize = 40;
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let next = fs::read_link(&current)?;
+                current = folder_of(&current).join(next);
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{}: more than {MAX_LINKS} symbolic links in a row (a cycle?)",
+        path.display()
+    )))
 }
 
 /// `<path>.bak`.
@@ -142,6 +172,59 @@ mod tests {
     #[test]
     fn a_device_is_written_in_place() {
         replace(Path::new("/dev/null"), b"discarded").unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("contoso.com.zone"), "old").unwrap();
+        fs::set_permissions(
+            real.join("contoso.com.zone"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o640),
+        )
+        .unwrap();
+        // A relative link, and a link to that link.
+        let link = dir.path().join("zone.link");
+        std::os::unix::fs::symlink("real/contoso.com.zone", &link).unwrap();
+        let outer = dir.path().join("outer.link");
+        std::os::unix::fs::symlink(&link, &outer).unwrap();
+
+        replace_keeping_backup(&outer, b"new").unwrap();
+        assert!(fs::symlink_metadata(&outer)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            fs::read_to_string(real.join("contoso.com.zone")).unwrap(),
+            "new"
+        );
+        assert_eq!(mode(&real.join("contoso.com.zone")), 0o640);
+        assert_eq!(
+            fs::read_to_string(real.join("contoso.com.zone.bak")).unwrap(),
+            "old"
+        );
+        assert_eq!(
+            names_in(&real),
+            ["contoso.com.zone", "contoso.com.zone.bak"]
+        );
+        assert_eq!(names_in(dir.path()), ["outer.link", "real", "zone.link"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cycle_of_links_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
+        let err = replace(&dir.path().join("a"), b"x").unwrap_err();
+        assert!(err.to_string().contains("symbolic links"), "{err}");
     }
 
     #[test]

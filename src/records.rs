@@ -32,6 +32,8 @@ pub enum NameError {
     BadCharacter { name: String, label: String },
     #[error("`{name}`: label `{label}` starts or ends with a hyphen")]
     Hyphen { name: String, label: String },
+    #[error("`{name}` is not a valid internationalised domain name (IDNA, UTS #46); write it in its A-label (`xn--`) form")]
+    Idna { name: String },
 }
 
 /// An absolute, lower-case domain name that always ends with a dot.
@@ -48,6 +50,17 @@ impl Fqdn {
             return Err(NameError::Empty);
         }
         let bare = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        // U-labels (`bücher.example`) become A-labels (`xn--bcher-kva.example`), as DNS holds
+        // them; the checks below then apply to what goes on the wire.
+        let ascii;
+        let bare = if bare.is_ascii() {
+            bare
+        } else {
+            ascii = idna::domain_to_ascii(bare).map_err(|_| NameError::Idna {
+                name: bare.to_string(),
+            })?;
+            ascii.as_str()
+        };
         if bare.parse::<std::net::IpAddr>().is_ok() {
             return Err(NameError::IpLiteral(bare.to_string()));
         }
@@ -419,6 +432,20 @@ impl TryFrom<RecordSetJson> for RecordSet {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn u_labels_become_a_labels() {
+        let name = Fqdn::parse("Bücher.Example").unwrap();
+        assert_eq!(name.as_str(), "xn--bcher-kva.example.");
+        assert_eq!(Fqdn::parse("xn--bcher-kva.example.").unwrap(), name);
+        let err = Fqdn::parse("\u{0300}ab.example").unwrap_err().to_string();
+        assert!(
+            err.contains("not a valid internationalised domain name"),
+            "{err}"
+        );
+        assert!(err.contains("A-label"), "{err}");
+    }
+
     use super::*;
 
     #[test]

@@ -224,3 +224,95 @@ fn a_port_other_than_5269_is_a_warning_on_stderr() {
         "the warning on stderr: {stderr}"
     );
 }
+
+fn contoso() -> Value {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    serde_json::from_str(&std::fs::read_to_string(fixtures.join("contoso.json")).unwrap()).unwrap()
+}
+
+fn problems_of(topology: &Value) -> Vec<String> {
+    match Topology::from_json(&topology.to_string(), Path::new("/t/topology.json")) {
+        Ok(_) => Vec::new(),
+        Err(TopologyError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => panic!("{other}"),
+    }
+}
+
+/// A domain whose SRV owner (`_xmpps-server._tcp.` + domain) would pass 255 octets on the wire
+/// is refused at its JSON path; one octet shorter is accepted.
+#[test]
+fn a_sip_domain_too_long_for_its_srv_owner_is_refused_with_its_path() {
+    // contoso.com. is 12 octets of text; labels of 63 make up the rest.
+    let long_domain = |total: usize| {
+        let mut labels = Vec::new();
+        let mut left = total - "contoso.com.".len();
+        while left > 0 {
+            let label = left.min(64) - 1; // each label costs its length plus a dot
+            labels.push("a".repeat(label.max(1)));
+            left -= label.max(1) + 1;
+        }
+        format!("{}.contoso.com", labels.join("."))
+    };
+    // text with final dot + 19 (prefix) + 1 (length octet) = 255 is the limit.
+    let fits = long_domain(235);
+    let too_long = long_domain(236);
+    assert_eq!(fits.len() + 1, 235);
+    let mut topology = contoso();
+    topology["sip_domains"] = json!([fits, too_long]);
+    let problems = problems_of(&topology);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].starts_with("sip_domains[1]"), "{problems:?}");
+    assert!(
+        problems[0].contains("would take 256 octets, over DNS's 255"),
+        "{problems:?}"
+    );
+}
+
+/// U-labels are accepted and become A-labels, which is what DNS holds and what is planned.
+#[test]
+fn internationalised_sip_domains_are_planned_as_a_labels() {
+    let mut topology = contoso();
+    topology["zones"] = json!(["contoso.com", "bücher.example"]);
+    topology["sip_domains"] = json!(["contoso.com", "Bücher.example"]);
+    let loaded = Topology::from_json(&topology.to_string(), Path::new("/t/topology.json"))
+        .expect("a valid topology");
+    let names: Vec<&str> = loaded.sip_domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["contoso.com.", "xn--bcher-kva.example."]);
+    let desired = xmppdns::plan::desired(&loaded);
+    assert!(desired
+        .zones
+        .keys()
+        .any(|z| z.as_str() == "xn--bcher-kva.example."));
+
+    topology["sip_domains"] = json!(["contoso.com", "\u{0300}ab.contoso.com"]);
+    let problems = problems_of(&topology);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("A-label"), "{problems:?}");
+}
+
+/// Pool names compare without regard to case everywhere: validation already calls two pools
+/// differing only in case duplicates, so every lookup finds a pool whatever the case.
+#[test]
+fn pool_names_compare_without_case_everywhere() {
+    let mut topology = contoso();
+    topology["active_pool"] = json!("EDGEPOOL2");
+    topology["srv_leader"] = json!("edgepool1");
+    let loaded = Topology::from_json(&topology.to_string(), Path::new("/t/topology.json"))
+        .expect("case does not matter for active_pool and srv_leader");
+    assert_eq!(loaded.active_pool().name, "EdgePool2");
+    assert_eq!(loaded.pool_index("edgePOOL1"), Some(0));
+    assert_eq!(loaded.pool_index("EdgePool9"), None);
+
+    topology["pools"][1]["name"] = json!("edgepool1");
+    topology["active_pool"] = json!("EdgePool1");
+    topology.as_object_mut().unwrap().remove("srv_leader");
+    let problems = problems_of(&topology);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("duplicate pool name `edgepool1`")),
+        "{problems:?}"
+    );
+}

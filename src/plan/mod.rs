@@ -239,6 +239,51 @@ impl PlanFile {
     }
 }
 
+/// Why a change read from a file (a saved plan, a journal entry) cannot be sent as a guarded
+/// change, or `None` when it is sound. A file is not the planner: its changes may have been
+/// edited (the checksum only catches accidents), written by another version, or be for another
+/// topology, and an update or delete without its `before` would go out unguarded. So each
+/// change must name an RRset the topology manages in its zone, carry RRsets of its own name and
+/// type only, and have the `before`/`after` its action implies.
+pub fn unsound_change(change: &Change, desired: &DesiredState) -> Option<String> {
+    let key = change.key();
+    let Some(zone) = desired.zones.get(&change.zone) else {
+        return Some(format!(
+            "zone {} is not a zone of the topology's managed names",
+            change.zone
+        ));
+    };
+    if !zone.managed.contains(&key) {
+        return Some(format!(
+            "{key} is not an RRset the topology manages in zone {}",
+            change.zone
+        ));
+    }
+    for (side, set) in [("before", &change.before), ("after", &change.after)] {
+        if let Some(other) = set.as_ref().map(RecordSet::key).filter(|k| *k != key) {
+            return Some(format!("its `{side}` RRset is {other}, not {key}"));
+        }
+    }
+    let (before_wanted, after_wanted, rule) = match change.action {
+        Action::Create => (false, true, "a create carries only an `after` RRset"),
+        Action::Update => (
+            true,
+            true,
+            "an update carries both a `before` and an `after` RRset",
+        ),
+        Action::Delete => (true, false, "a delete carries only a `before` RRset"),
+    };
+    if change.before.is_some() != before_wanted || change.after.is_some() != after_wanted {
+        let present = |set: &Option<RecordSet>| if set.is_some() { "set" } else { "empty" };
+        return Some(format!(
+            "{rule} (here `before` is {}, `after` is {})",
+            present(&change.before),
+            present(&change.after)
+        ));
+    }
+    None
+}
+
 /// Is this JSON text a saved plan (rather than a topology)? Looks only at `format`.
 pub fn is_plan_file(text: &str) -> bool {
     #[derive(Deserialize)]

@@ -98,13 +98,23 @@ pub struct SrvSettings {
     pub priority_step: u16,
 }
 
+/// Pool names compare without regard to case, everywhere: validation already refuses two pools
+/// whose names differ only in case, so `--to edgepool2`, `active_pool` and the journal's pool
+/// names all find `EdgePool2`.
+pub fn same_pool_name(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
 impl Topology {
     pub fn active_pool(&self) -> &Pool {
         &self.pools[self.active]
     }
 
+    /// The pool called `name`, compared as [`same_pool_name`] does.
     pub fn pool_index(&self, name: &str) -> Option<usize> {
-        self.pools.iter().position(|p| p.name == name)
+        self.pools
+            .iter()
+            .position(|p| same_pool_name(&p.name, name))
     }
 
     /// Pools in SRV priority order: the leader (normally the active pool) first, then the

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::Problems;
 use crate::records::Fqdn;
 use crate::topology::raw::{RawPool, RawTopology};
-use crate::topology::{zone_of, Pool};
+use crate::topology::{same_pool_name, zone_of, Pool};
 
 /// What earlier pools claimed: names (case-insensitively) and preferences, with the index of
 /// the first pool that claimed each.
@@ -196,7 +196,10 @@ fn addresses<T>(
 /// `active_pool` and `srv_leader`, as indexes into the raw pools (every pool written counts,
 /// even one with an invalid target). The active pool needs addresses for the federation record.
 pub(super) fn select(raw: &RawTopology, problems: &mut Problems) -> (Option<usize>, Option<usize>) {
-    let active = raw.pools.iter().position(|p| p.name == raw.active_pool);
+    let active = raw
+        .pools
+        .iter()
+        .position(|p| same_pool_name(&p.name, &raw.active_pool));
     if active.is_none() && !raw.pools.is_empty() {
         let known: Vec<&str> = raw.pools.iter().map(|p| p.name.as_str()).collect();
         problems.add(
@@ -223,7 +226,7 @@ pub(super) fn select(raw: &RawTopology, problems: &mut Problems) -> (Option<usiz
     let leader = match &raw.srv_leader {
         None => active,
         Some(name) => {
-            let index = raw.pools.iter().position(|p| &p.name == name);
+            let index = raw.pools.iter().position(|p| same_pool_name(&p.name, name));
             if index.is_none() {
                 problems.add("srv_leader", format!("unknown pool `{name}`"));
             }
