@@ -18,6 +18,8 @@ pub fn debian_package(program: &str) -> &'static str {
         "dig" | "nsupdate" => "bind9-dnsutils",
         "named-checkconf" | "named-compilezone" => "bind9-utils",
         "unshare" => "util-linux",
+        "mount" => "mount",
+        "ip" => "iproute2",
         "knotd" | "knotc" => "knot",
         "kdig" | "knsupdate" => "knot-dnsutils",
         "prosody" | "prosodyctl" => "prosody",
@@ -226,7 +228,7 @@ pub fn xmppdns_with_resolv_conf(resolv_conf: &Path) -> Command {
 }
 
 /// Whether this process runs with effective user id 0 (from /proc/self/status: no libc call).
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
