@@ -284,3 +284,41 @@ fn an_unsigned_badsig_from_the_server_is_still_reported() {
         );
     }
 }
+
+/// When the server refuses transfers, names are read by query, and a wildcard (RFC 4592) makes
+/// up an answer for a name that holds nothing: guarding an UPDATE on that "RRset" would fail
+/// with NXRRSET on every run, and the tool would call the plan stale forever. It says so.
+#[test]
+fn a_wildcard_answer_read_by_query_is_named_not_trusted() {
+    let key = ServerKey::generate("test-key", "hmac-sha256");
+    let records = "* 300 IN A 198.51.100.99\n_xmpp-server._tcp 3600 IN SRV 10 0 5269 edgepool1.contoso.com.\n";
+    let bind = Bind::primary_refusing_transfers(
+        &[("contoso.com", &zone_text("contoso.com", 1, records))],
+        &key,
+    );
+    let error = plan_through(bind.addr(), &key).expect_err("a wildcard answer is refused");
+    for expected in [
+        "answers xmpp.contoso.com. A from a wildcard",
+        "xmppdns-wildcard-check.contoso.com.",
+        "NXRRSET",
+        "allow-transfer",
+    ] {
+        assert!(error.contains(expected), "`{expected}` in: {error}");
+    }
+
+    // An explicit record beside the wildcard is read as it is: the made-up sibling gets the
+    // wildcard's other address.
+    let records = "* 300 IN A 198.51.100.99\nxmpp 300 IN A 192.0.2.1\n_xmpp-server._tcp 3600 IN SRV 10 0 5269 edgepool1.contoso.com.\n";
+    let bind = Bind::primary_refusing_transfers(
+        &[("contoso.com", &zone_text("contoso.com", 1, records))],
+        &key,
+    );
+    let plan = plan_through(bind.addr(), &key).expect("no wildcard match");
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| c.name.as_str() != "xmpp.contoso.com."),
+        "xmpp.contoso.com. A already holds 192.0.2.1: {:?}",
+        plan.changes
+    );
+}

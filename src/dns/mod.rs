@@ -55,6 +55,15 @@ pub enum DnsError {
     UnsignedSuccess { server: SocketAddr },
     #[error("malformed DNS data: {0}")]
     Malformed(String),
+    /// Reading by query (the server refuses zone transfers), an answer that a wildcard may have
+    /// made up: guarding an UPDATE on it would fail with NXRRSET on every run.
+    #[error("{server} answers {name} {rtype} from a wildcard: a made-up name beside it ({probe}) gets the same records. The server refuses zone transfers, so xmppdns cannot tell whether this RRset really exists, and an UPDATE guarded on it would be refused (NXRRSET) on every run. Allow AXFR for the key (BIND: allow-transfer {{ key NAME; }}), or replace the wildcard's match with an explicit record at {name}")]
+    WildcardAnswer {
+        server: SocketAddr,
+        name: String,
+        rtype: String,
+        probe: String,
+    },
 }
 
 impl DnsError {

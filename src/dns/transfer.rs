@@ -138,7 +138,8 @@ pub fn axfr(
 }
 
 /// Asks for each key in turn (the fallback when transfers are refused). Authoritative
-/// NXDOMAIN or an empty answer both mean "absent".
+/// NXDOMAIN or an empty answer both mean "absent". An answer a wildcard may have made up is
+/// refused ([`DnsError::WildcardAnswer`]): only a transfer shows what really exists.
 pub fn query_keys(
     transport: &Transport,
     key: Option<&TsigKey>,
@@ -147,10 +148,41 @@ pub fn query_keys(
     let mut found = BTreeMap::new();
     for wanted in keys {
         if let Some(set) = query_rrset(transport, key, &wanted.name, wanted.rtype)? {
+            refuse_wildcard_match(transport, key, &set)?;
             found.insert(wanted.clone(), set);
         }
     }
     Ok(found)
+}
+
+/// A label no zone of ours is expected to hold, for asking whether a wildcard answers beside a
+/// name.
+const WILDCARD_PROBE_LABEL: &str = "xmppdns-wildcard-check";
+
+/// Refuses `set` when a made-up sibling of its name gets the same records: a wildcard
+/// (RFC 4592) then answers for both, and a query cannot tell a real RRset from a synthesised
+/// one. The sibling has the same closest encloser as the name, so the same wildcard applies.
+fn refuse_wildcard_match(
+    transport: &Transport,
+    key: Option<&TsigKey>,
+    set: &RecordSet,
+) -> Result<(), DnsError> {
+    let Some((_, parent)) = set.name.as_str().split_once('.') else {
+        return Ok(());
+    };
+    if parent.is_empty() || parent == "." {
+        return Ok(());
+    }
+    let probe = Fqdn::from_absolute(&format!("{WILDCARD_PROBE_LABEL}.{parent}"));
+    match query_rrset(transport, key, &probe, set.rtype)? {
+        Some(made_up) if made_up.records() == set.records() => Err(DnsError::WildcardAnswer {
+            server: transport.server,
+            name: set.name.to_string(),
+            rtype: set.rtype.to_string(),
+            probe: probe.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// One RRset by query; `None` when the name or the type does not exist.

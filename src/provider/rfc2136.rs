@@ -67,9 +67,10 @@ impl From<Rfc2136Error> for ProviderError {
                 }
                 // A reply that cannot be trusted, to a message that may have been applied.
                 DnsError::Tsig(_) | DnsError::UnsignedSuccess { .. } => ProviderError::Ambiguous,
-                DnsError::TsigRejected { .. } | DnsError::Rcode { .. } | DnsError::Malformed(_) => {
-                    ProviderError::Rejected
-                }
+                DnsError::TsigRejected { .. }
+                | DnsError::Rcode { .. }
+                | DnsError::Malformed(_)
+                | DnsError::WildcardAnswer { .. } => ProviderError::Rejected,
             },
         };
         kind(Box::new(error))
