@@ -120,51 +120,12 @@ pub const FILL_IN: &str = "# FILL IN, then run: ";
 /// The steps, in the order of Microsoft's procedure.
 pub fn steps(inputs: &Inputs) -> Vec<Step> {
     let to = inputs.to;
-    let site = quote(&to.site);
-    let route = route_server(to);
-    let mut route_commands = vec![
-        format!(
-            "Set-CsSite -Identity {site} -XmppExternalFederationRoute {}",
-            quote(&route)
-        ),
-        format!("Get-CsSite -Identity {site}"),
-        "Get-CsManagementStoreReplicationStatus".to_string(),
-    ];
-    let mut stop = service_commands("Stop-CsWindowsService", to);
     let mut start = service_commands("Start-CsWindowsService", to);
     if to.placeholder {
-        for command in route_commands
-            .iter_mut()
-            .chain(stop.iter_mut())
-            .chain(start.iter_mut())
-        {
-            command.insert_str(0, FILL_IN);
-        }
+        start.iter_mut().for_each(|c| c.insert_str(0, FILL_IN));
     }
-    vec![
-        Step {
-            stage: Stage::Lync,
-            by: Actor::Admin,
-            title: format!(
-                "Stop the Lync services on every Edge server of the new pool {} (site {})",
-                to.name, to.site
-            ),
-            commands: stop,
-            notes: pool_notes(to),
-        },
-        Step {
-            stage: Stage::Lync,
-            by: Actor::Admin,
-            title: format!(
-                "Route XMPP federation through site {} (was {} in site {}), check it, wait for replication",
-                to.site, inputs.from.name, inputs.from.site
-            ),
-            commands: route_commands,
-            notes: vec![
-                format!("Where (Get-Command Set-CsSite).Parameters.ContainsKey('XmppExternalFederationRoute') is False, use: Set-CsSite -Identity {site} -XmppFederationRoute {}", quote(&format!("EdgeServer:{route}"))),
-                "Get-CsSite must show the new route; wait until Get-CsManagementStoreReplicationStatus shows UpToDate True for every replica.".to_string(),
-            ],
-        },
+    let mut steps = lync_steps(inputs);
+    steps.extend([
         Step {
             stage: Stage::Dns,
             by: Actor::Xmppdns,
@@ -201,6 +162,54 @@ pub fn steps(inputs: &Inputs) -> Vec<Step> {
             ),
             commands: Vec::new(),
             notes: verify_notes(inputs),
+        },
+    ]);
+    steps
+}
+
+/// The procedure's steps 1-2: stop the new pool's Edge services, repoint the route, check it
+/// and wait for replication. A placeholder pool's commands are commented out.
+fn lync_steps(inputs: &Inputs) -> Vec<Step> {
+    let to = inputs.to;
+    let site = quote(&to.site);
+    let route = route_server(to);
+    let mut route_commands = vec![
+        format!(
+            "Set-CsSite -Identity {site} -XmppExternalFederationRoute {}",
+            quote(&route)
+        ),
+        format!("Get-CsSite -Identity {site}"),
+        "Get-CsManagementStoreReplicationStatus".to_string(),
+    ];
+    let mut stop = service_commands("Stop-CsWindowsService", to);
+    if to.placeholder {
+        for command in route_commands.iter_mut().chain(stop.iter_mut()) {
+            command.insert_str(0, FILL_IN);
+        }
+    }
+    vec![
+        Step {
+            stage: Stage::Lync,
+            by: Actor::Admin,
+            title: format!(
+                "Stop the Lync services on every Edge server of the new pool {} (site {})",
+                to.name, to.site
+            ),
+            commands: stop,
+            notes: pool_notes(to),
+        },
+        Step {
+            stage: Stage::Lync,
+            by: Actor::Admin,
+            title: format!(
+                "Route XMPP federation through site {} (was {} in site {}), check it, wait for replication",
+                to.site, inputs.from.name, inputs.from.site
+            ),
+            commands: route_commands,
+            notes: vec![
+                format!("Where (Get-Command Set-CsSite).Parameters.ContainsKey('XmppExternalFederationRoute') is False, use: Set-CsSite -Identity {site} -XmppFederationRoute {}", quote(&format!("EdgeServer:{route}"))),
+                "Get-CsSite must show the new route; wait until Get-CsManagementStoreReplicationStatus shows UpToDate True for every replica.".to_string(),
+            ],
         },
     ]
 }
