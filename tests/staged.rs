@@ -92,13 +92,19 @@ impl Lab {
         self.dir.path().join("topology.json")
     }
 
-    /// Runs the CLI in the lab's folder (the topology is `topology.json` there).
+    /// Runs the CLI in the lab's folder (the topology is `topology.json` there), and prints
+    /// the transcript (shown with `--nocapture`; the README's is one).
     fn run(&self, args: &[&str]) -> Output {
-        support::xmppdns()
+        let out = support::xmppdns()
             .args(args)
             .current_dir(self.dir.path())
             .output()
-            .expect("the xmppdns binary runs")
+            .expect("the xmppdns binary runs");
+        println!("$ xmppdns {}", args.join(" "));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        print!("{}", String::from_utf8_lossy(&out.stderr));
+        println!("[exit {}]", out.status.code().unwrap_or(-1));
+        out
     }
 
     fn active_pool(&self) -> String {

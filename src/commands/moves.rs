@@ -395,15 +395,24 @@ impl Move<'_> {
             probe_timeout: Duration::from_secs(self.flags.probe_timeout),
             timeout: Duration::from_secs(self.flags.verify_timeout),
         };
+        let pool = if self.flags.skip_probe {
+            String::new()
+        } else {
+            format!("pool {} to answer and ", topology.active_pool().name)
+        };
         println!(
-            "Waiting up to {} s for pool {} to answer and every authoritative server to serve the change...",
-            self.flags.verify_timeout,
-            topology.active_pool().name
+            "Waiting up to {} s for {pool}every authoritative server to serve the change...",
+            self.flags.verify_timeout
         );
         let verification = verify::verify(&request, &self.env.clock);
         print_verification(&verification, topology);
         if verification.passed() {
-            println!("Verified.");
+            let dns_only = if self.flags.skip_probe {
+                " (DNS only: --skip-probe)"
+            } else {
+                ""
+            };
+            println!("Verified{dns_only}.");
             (exit::OK, VerifyStep::Passed)
         } else {
             println!("NOT verified: DNS is left changed; see below what to check.");
