@@ -273,7 +273,7 @@ fn staged_failover_then_failback_with_the_services_stopped_before_dns_and_starte
         &stdout_of(&out),
         &[
             "probe: skipped (--skip-probe): XMPP is not verified.",
-            "Verified.",
+            "Verified (DNS only: --skip-probe).",
         ],
     );
     assert_eq!(lab.federation(lab.knot.addr()), [OLD_ADDRESS]);

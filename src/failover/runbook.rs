@@ -304,7 +304,7 @@ fn verify_notes(inputs: &Inputs) -> Vec<String> {
         VerifyStep::Failed(problems) => {
             let mut notes = vec!["FAILED (DNS is left changed):".to_string()];
             notes.extend(problems.iter().map(|p| format!("  {p}")));
-            notes.push("Check on every Edge server of the pool that the Lync services run (Get-CsWindowsService), that port 5269 reaches it from outside (firewall, NAT), and that its external certificate names every SIP domain.".to_string());
+            notes.push(format!("Check on every Edge server of the pool that the Lync services run (Get-CsWindowsService), that port {} reaches it from outside (firewall, NAT), and that its external certificate names every SIP domain.", inputs.srv_port));
             notes.push(format!(
                 "Then check again: {} --stage verify",
                 inputs.invocation

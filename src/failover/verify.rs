@@ -80,26 +80,35 @@ impl Verification {
     }
 }
 
-/// Waits for the new pool to answer, then for every authoritative server; one deadline.
+/// Waits for the new pool to answer and for every authoritative server, side by side, under
+/// one deadline.
 pub fn verify(request: &Request, clock: &Clock) -> Verification {
     let started = Instant::now();
     let deadline = started + request.timeout;
-    let probes = request.probe.then(|| {
-        wait_until_ready(
-            request.topology,
-            request.topology.active,
-            request.probe_timeout,
-            deadline,
+    let authority = authoritative_servers(request.topology, request.nameservers);
+    let (probes, propagation) = std::thread::scope(|scope| {
+        let probes = scope.spawn(|| {
+            request.probe.then(|| {
+                wait_until_ready(
+                    request.topology,
+                    request.topology.active,
+                    request.probe_timeout,
+                    deadline,
+                )
+            })
+        });
+        let propagation = if authority.is_empty() {
+            Vec::new()
+        } else {
+            let desired = crate::plan::desired(request.topology);
+            let expected = propagation::expectations(&desired, request.plan);
+            propagation::wait(&expected, &authority.zones, started, deadline, clock)
+        };
+        (
+            probes.join().expect("the probe thread panicked"),
+            propagation,
         )
     });
-    let authority = authoritative_servers(request.topology, request.nameservers);
-    let propagation = if authority.is_empty() {
-        Vec::new()
-    } else {
-        let desired = crate::plan::desired(request.topology);
-        let expected = propagation::expectations(&desired, request.plan);
-        propagation::wait(&expected, &authority.zones, started, deadline, clock)
-    };
     Verification {
         probes,
         authority_note: authority.note,
