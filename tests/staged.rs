@@ -569,3 +569,41 @@ fn a_half_done_dns_stage_is_pending_plan_and_apply_do_not_revert_it_and_the_move
         text(&out)
     );
 }
+
+#[test]
+fn a_dry_run_shows_the_plan_stages_and_runbook_whatever_the_probe_says() {
+    let lab = Lab::new(free_port(Transport::Tcp));
+    for extra in [&[][..], &["--require-live"][..]] {
+        let mut args = vec![
+            "failover",
+            "topology.json",
+            "--to",
+            "EdgePool2",
+            "--dry-run",
+        ];
+        args.extend(extra);
+        let out = lab.run(&args);
+        assert_exit(&out, exit::OK);
+        let stdout = stdout_of(&out);
+        assert_in_order(
+            &stdout,
+            &[
+                "connection refused",
+                "Plan: 0 to create, 3 to update, 0 to delete.",
+                "Dry run: nothing was changed.",
+                "Runbook:",
+                "1. [you] Stop the Lync services",
+                "3. [xmppdns] DNS",
+                "to do (dry run: nothing was changed)",
+                "6. [xmppdns] Verify",
+            ],
+        );
+        assert_eq!(
+            stdout.contains("With --require-live the DNS stage would refuse"),
+            !extra.is_empty(),
+            "{stdout}"
+        );
+    }
+    assert_eq!(lab.federation(lab.bind.addr()), [OLD_ADDRESS]);
+    assert_eq!(lab.active_pool(), "EdgePool1");
+}

@@ -90,12 +90,13 @@ fn run_move(
     if flags.stage == Some(MoveStage::Verify) {
         return mv.verify_stage(to);
     }
+    // A dry run shows what the probe finds but never stops on it, even with --require-live.
     let probe_before = if flags.skip_probe {
         ProbeBefore::Skip
-    } else if flags.require_live {
-        ProbeBefore::Gate
     } else if flags.dry_run {
         ProbeBefore::Inform
+    } else if flags.require_live {
+        ProbeBefore::Gate
     } else {
         ProbeBefore::Skip
     };
@@ -237,6 +238,10 @@ impl Move<'_> {
 
     fn dry_run(&self, prepared: &PreparedFailover) -> Result<u8, Error> {
         println!("Dry run: nothing was changed.");
+        let live = prepared.probes.iter().flatten().any(ProbeResult::is_ready);
+        if self.flags.require_live && !live {
+            println!("With --require-live the DNS stage would refuse: no address of pool {} answers XMPP now.", prepared.to);
+        }
         let names = self.names(prepared);
         self.finish(&self.inputs(&names, DnsStep::DryRun, VerifyStep::NotYet))?;
         Ok(exit::OK)
