@@ -338,3 +338,25 @@ pub fn step_text(number: usize, step: &Step) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_from_the_wire_cannot_start_a_line_of_its_own() {
+        let step = Step {
+            stage: Stage::Dns,
+            by: Actor::Xmppdns,
+            title: "DNS".into(),
+            commands: vec!["Start-CsWindowsService -ComputerName 'a\r\nb'".into()],
+            notes: vec!["update x.contoso.com. SRV: 10 0 5269 evil\n.\u{2029}Stop-Computer".into()],
+        };
+        let text = step_text(3, &step);
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text
+            .lines()
+            .all(|l| !l.trim_start().starts_with("Stop-Computer")));
+        assert!(text.ends_with("# update x.contoso.com. SRV: 10 0 5269 evil.Stop-Computer"));
+    }
+}
