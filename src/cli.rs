@@ -41,18 +41,23 @@ pub enum Command {
   xmppdns apply topology.json --yes
   xmppdns apply plan.json --yes          (refused with exit 3 if DNS changed since the plan)")]
     Apply(ApplyArgs),
-    /// Move XMPP federation to another Edge pool: probe it, repoint DNS with guards, check
-    /// every authoritative server, print the PowerShell steps.
+    /// Move XMPP federation to another Edge pool in the procedure's stages: your Lync steps,
+    /// the DNS change (guarded), your start of the services, then verify.
     #[command(after_help = "Examples:
-  xmppdns failover topology.json --to EdgePool2 --dry-run
-  xmppdns failover topology.json --to EdgePool2 --yes --runbook failover.ps1
-  xmppdns failover topology.json --to EdgePool2 --no-promote --yes
+  xmppdns failover topology.json --to EdgePool2 --dry-run --runbook failover.ps1
+  xmppdns failover topology.json --to EdgePool2      (on a terminal: walks you through)
+  xmppdns failover topology.json --to EdgePool2 --stage lync
+  xmppdns failover topology.json --to EdgePool2 --stage dns --yes
+  xmppdns failover topology.json --to EdgePool2 --stage verify --verify-timeout 300
 
-Exit codes: 0 done, 1 error, 3 refused (probe found no XMPP server, unsafe or stale), 5 applied
-but not every authoritative server served it in time.")]
+Exit codes: 0 done, 1 error, 3 refused (unsafe or stale, --require-live probe failed), 5 DNS
+changed but not verified (the pool did not answer XMPP, or a server did not serve the change).")]
     Failover(FailoverArgs),
-    /// Fail back to the pool that was active before the last failover (from the journal).
-    #[command(after_help = "Example:\n  xmppdns failback topology.json --yes")]
+    /// Fail back to the pool that was active before the last failover (from the journal), in
+    /// the same stages as failover.
+    #[command(
+        after_help = "Examples:\n  xmppdns failback topology.json\n  xmppdns failback topology.json --stage dns --yes"
+    )]
     Failback(FailbackArgs),
     /// Restore the RRsets an earlier apply replaced, if they still hold what it wrote.
     #[command(after_help = "Examples:
@@ -229,19 +234,42 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// The stage of a move to run alone (without a terminal, or scripted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MoveStage {
+    /// Plan, and show the Lync steps (stop the new pool's services, repoint the route).
+    Lync,
+    /// Change DNS (guarded) and record the move in the topology.
+    Dns,
+    /// Wait until the new pool answers XMPP and every authoritative server serves the change.
+    Verify,
+}
+
 /// What failover and failback share.
+///
+/// The probe flags: the new pool is not probed before the DNS change unless `--require-live`
+/// asks (its services are stopped then, by the procedure); the verify stage always probes it
+/// unless `--skip-probe`. `--force` goes on after a failed `--require-live` probe, and past
+/// the safety check.
 #[derive(Debug, clap::Args)]
 pub struct MoveOptions {
-    /// Show the probe, the plan and the runbook; change nothing.
+    /// Show the plan, the stages and the runbook (and what the probe finds); change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not probe port 5269 of the new pool (said so in the output).
+    /// Run one stage and say what comes next (default: all of them; on a terminal, with a
+    /// pause for each of your steps).
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub stage: Option<MoveStage>,
+    /// Refuse to change DNS unless the new pool already answers XMPP (active/active pools).
+    #[arg(long, conflicts_with = "skip_probe")]
+    pub require_live: bool,
+    /// Never probe the new pool: verify checks DNS only (said so in the output).
     #[arg(long)]
     pub skip_probe: bool,
-    /// Go on although no address of the new pool answered as XMPP, or the plan is unsafe.
+    /// Go on although the --require-live probe found no XMPP answer, or the plan is unsafe.
     #[arg(long)]
     pub force: bool,
-    /// Do not ask for confirmation.
+    /// Do not ask for confirmation before changing DNS.
     #[arg(short, long)]
     pub yes: bool,
     /// Also write the runbook as a PowerShell script.
@@ -250,10 +278,11 @@ pub struct MoveOptions {
     /// An authoritative server to check (repeatable; adds to the topology's `nameservers`).
     #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
     pub nameservers: Vec<String>,
-    /// How long to wait for every authoritative server to serve the change (1 to 86400).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+    /// How long verify waits for the pool to answer and every authoritative server to serve
+    /// the change (1 to 86400).
+    #[arg(long, alias = "propagation-timeout", value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub propagation_timeout: u64,
+    pub verify_timeout: u64,
     /// Per-address time limit of the port 5269 probe (1 to 300).
     #[arg(long, value_name = "SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=300))]

@@ -55,11 +55,26 @@ pub enum Error {
     Unsafe { hazards: Vec<Hazard> },
     #[error("unknown pool `{name}`; the pools are: {}", known.join(", "))]
     UnknownPool { name: String, known: Vec<String> },
-    #[error("refusing to fail over: no address of pool {pool} answered as XMPP (without a stream error) on port {port} (use --force to go on anyway, or --skip-probe):\n{}", results.iter().map(|(a, d)| format!("  - {a}: {d}")).collect::<Vec<_>>().join("\n"))]
+    #[error("refusing to fail over: no address of pool {pool} answered as XMPP (without a stream error) on port {port}, and --require-live asks for one before DNS changes (use --force to go on anyway, or leave out --require-live when the pool's services are stopped, as the procedure does):\n{}", results.iter().map(|(a, d)| format!("  - {a}: {d}")).collect::<Vec<_>>().join("\n"))]
     ProbeFailed {
         pool: String,
         port: u16,
         results: Vec<(std::net::SocketAddr, String)>,
+    },
+    /// A move changed DNS but never finished; applying the topology as it is would revert it.
+    #[error("a {command} {from} -> {to} is pending (journal entries {}: it changed DNS, but the topology still names {from}); applying the topology now would revert it. Complete the move with `xmppdns {command} ...` (it converges), or undo it with `xmppdns rollback`; --force applies anyway", entries.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    MovePending {
+        command: String,
+        from: String,
+        to: String,
+        entries: Vec<u64>,
+    },
+    /// `--stage verify` before the DNS stage moved federation.
+    #[error("nothing to verify yet: the topology's active pool is {active}, not {to}; run the DNS stage first (`--stage dns`){}", if *pending { format!(" (a move to {to} is pending: the DNS stage did not finish; run it again)") } else { String::new() })]
+    NotMovedYet {
+        active: String,
+        to: String,
+        pending: bool,
     },
     #[error("no failover is recorded in the journal {}; use `xmppdns failover --to POOL`", journal.display())]
     NoFailoverRecorded { journal: PathBuf },
@@ -103,7 +118,8 @@ impl Error {
             Error::StalePlan { .. }
             | Error::StaleRollback { .. }
             | Error::Unsafe { .. }
-            | Error::ProbeFailed { .. } => exit::REFUSED,
+            | Error::ProbeFailed { .. }
+            | Error::MovePending { .. } => exit::REFUSED,
             Error::Provider(e) if e.is_stale() => exit::REFUSED,
             Error::PartlyApplied { source, .. } if source.is_stale() => exit::REFUSED,
             _ => exit::ERROR,

@@ -224,7 +224,7 @@ impl Answer {
         if !answer.header {
             return answer;
         }
-        answer.from = attribute(header, "from");
+        answer.from = attribute(header, "from").map(|from| printable(&from));
         answer.features =
             text.contains("</stream:features>") || text.contains("<stream:features/>");
         answer.starttls = text.contains(TLS_NS);
@@ -307,7 +307,7 @@ fn stream_error_condition(text: &str) -> Option<String> {
         .chars()
         .take_while(|c| !c.is_whitespace() && *c != '/' && *c != '>')
         .collect();
-    (!name.is_empty()).then(|| name.rsplit(':').next().unwrap_or(&name).to_string())
+    (!name.is_empty()).then(|| printable(name.rsplit(':').next().unwrap_or(&name)))
 }
 
 fn escape_attribute(value: &str) -> String {
@@ -322,8 +322,26 @@ fn printable_prefix(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(bytes)
         .chars()
         .take(max)
-        .map(|c| if c.is_control() { '.' } else { c })
+        .map(|c| if is_unsafe(c) { '.' } else { c })
         .collect()
+}
+
+/// `text` without the characters that could end a line or a comment, move the cursor or
+/// reorder what a terminal, a log or a `.ps1` shows: control characters (C0, DEL, C1), the
+/// Unicode line and paragraph separators, and the bidirectional overrides and isolates. Every
+/// string a peer or DNS controls goes through this before it is shown or written.
+pub fn printable(text: &str) -> String {
+    text.chars().filter(|c| !is_unsafe(*c)).collect()
+}
+
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 #[cfg(test)]
@@ -372,6 +390,18 @@ mod tests {
         let answer = Answer::read(b"HTTP/1.1 400 Bad Request\r\n\r\n<html><stream>");
         assert!(!answer.header);
         assert!(answer.finished().is_none());
+    }
+
+    #[test]
+    fn what_the_peer_controls_is_stripped_of_line_breaks_and_controls() {
+        let text = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
+            from='evil.example\r\nStop-CsWindowsService -ComputerName x\u{2028}\u{202e}\x1b[2J'>\
+            <stream:error><bad\nname/></stream:error>";
+        let answer = Answer::read(text.as_bytes());
+        let from = answer.from.unwrap();
+        assert_eq!(from, "evil.exampleStop-CsWindowsService -ComputerName x[2J");
+        assert_eq!(answer.stream_error.as_deref(), Some("bad"));
+        assert_eq!(printable("a\tb\u{85}c\u{2066}d"), "abcd");
     }
 
     #[test]

@@ -253,12 +253,19 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
 
     let script = std::fs::read_to_string(&runbook).unwrap();
     let steps = [
-        "Stop-CsWindowsService -ComputerName edge2a.contoso.com",
-        "Stop-CsWindowsService -ComputerName edge2b.contoso.com",
-        "Set-CsSite -Identity Site2 -XmppExternalFederationRoute edge2a.contoso.com",
+        "Read-Host 'Stage 1:",
+        "Stop-CsWindowsService -ComputerName 'edge2a.contoso.com'",
+        "Stop-CsWindowsService -ComputerName 'edge2b.contoso.com'",
+        "Read-Host 'Stage 2:",
+        "$site = 'Site2'",
+        "$edgeServer = 'edge2a.contoso.com'",
+        "Parameters.ContainsKey('XmppExternalFederationRoute')",
+        "Set-CsSite -Identity $site @route",
+        "Get-CsManagementStoreReplicationStatus",
         "update xmpp.contoso.com. A: 127.0.0.2 -> 127.0.0.1",
-        "XMPP answered",
-        "Start-CsWindowsService -ComputerName edge2a.contoso.com",
+        "Read-Host 'Stage 5:",
+        "Start-CsWindowsService -ComputerName 'edge2a.contoso.com'",
+        "} finally {",
     ];
     let mut last = 0;
     for step in steps {
@@ -267,17 +274,26 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
             .unwrap_or_else(|| panic!("`{step}` after byte {last} in:\n{script}"));
         last += at;
     }
-    assert!(script.contains("-XmppFederationRoute"), "{script}");
+    assert!(
+        script.contains("$route = @{ XmppFederationRoute = 'EdgeServer:' + $edgeServer }"),
+        "{script}"
+    );
 
-    // The same command again converges: nothing to change, still exit 0.
+    // The same command again: the pool is already active, nothing to do and no runbook
+    // (which would stop the live pool's services).
     let out = lab.run(&["failover", &lab.path_arg(), "--to", "EdgePool2", "--yes"]);
     assert_exit(&out, exit::OK);
-    assert!(stdout_of(&out).contains("No changes"));
+    assert_eq!(
+        stdout_of(&out),
+        "EdgePool2 is already active; nothing to do.\n",
+        "{}",
+        text(&out)
+    );
     assert_eq!(lab.journal().len(), 2, "nothing applied, nothing journaled");
 
     // Failback goes to the pool recorded in the journal, with the same guards: EdgePool1
-    // (127.0.0.2) has no XMPP server, so the probe refuses and nothing changes.
-    let out = lab.run(&["failback", &lab.path_arg(), "--yes"]);
+    // (127.0.0.2) has no XMPP server, so --require-live refuses and nothing changes.
+    let out = lab.run(&["failback", &lab.path_arg(), "--yes", "--require-live"]);
     assert_stderr(&out, exit::REFUSED, "no address of pool EdgePool1");
     lab.assert_served(2);
     // Once the operator says so, it goes; twice is the same as once.
@@ -292,7 +308,10 @@ fn failover_moves_federation_everywhere_then_failback_restores_it() {
     assert_eq!(lab.active_pool(), "EdgePool1");
     let out = lab.run(&["failback", &lab.path_arg(), "--yes", "--skip-probe"]);
     assert_exit(&out, exit::OK);
-    assert!(stdout_of(&out).contains("No changes"));
+    assert_eq!(
+        stdout_of(&out),
+        "EdgePool1 is already active; nothing to do.\n"
+    );
     lab.assert_served(1);
 }
 
@@ -315,7 +334,7 @@ fn a_stopped_secondary_is_reported_and_the_exit_code_says_so() {
     let stdout = stdout_of(&out);
     let knot_rows: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.contains(&knot_addr.to_string()))
+        .filter(|l| l.starts_with('│') && l.contains(&knot_addr.to_string()))
         .collect();
     assert_eq!(knot_rows.len(), 2, "one row per zone: {stdout}");
     assert!(knot_rows.iter().all(|row| row.contains(" NO ")), "{stdout}");
@@ -366,6 +385,7 @@ fn the_probe_refuses_a_closed_port_a_non_xmpp_listener_and_a_stream_error_and_no
             "--to",
             "EdgePool2",
             "--yes",
+            "--require-live",
         ]);
         assert_exit(&out, exit::REFUSED);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -391,7 +411,7 @@ fn a_concurrent_change_of_the_a_record_is_refused_not_overwritten() {
     let options = failover::Options {
         to: Some("EdgePool2".into()),
         promote: true,
-        skip_probe: false,
+        probe_before: failover::ProbeBefore::Gate,
         force: false,
         probe_timeout: Duration::from_secs(2),
         journal: None,
@@ -826,7 +846,7 @@ fn a_failover_that_fails_part_way_says_so_and_still_prints_the_runbook() {
     );
     let stdout = stdout_of(&out);
     assert!(stdout.contains("NOT complete"), "{stdout}");
-    assert!(stdout.contains("Set-CsSite -Identity Site2"), "{stdout}");
+    assert!(stdout.contains("Set-CsSite -Identity 'Site2'"), "{stdout}");
     // The topology still names the old pool: DNS did not fully move.
     let value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(value["active_pool"], "EdgePool1");
@@ -887,9 +907,13 @@ fn force_goes_on_after_a_failed_probe_and_says_so() {
         "--to",
         "EdgePool2",
         "--yes",
+        "--require-live",
         "--force",
+        "--verify-timeout",
+        "1",
     ]);
-    assert_exit(&out, exit::OK);
+    // DNS moved; the pool still does not answer, so verify says so (exit 5).
+    assert_exit(&out, exit::NOT_PROPAGATED);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
@@ -930,6 +954,7 @@ fn probe_timeout_bounds_the_wait_for_a_silent_pool_and_is_named() {
         "--to",
         "EdgePool2",
         "--yes",
+        "--require-live",
         "--probe-timeout",
         "1",
     ]);

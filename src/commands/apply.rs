@@ -20,6 +20,17 @@ pub(crate) fn apply(args: ApplyArgs, look: Look) -> Result<u8, Error> {
         println!("No changes: DNS already matches the topology.");
         return Ok(exit::OK);
     }
+    // A failover that changed DNS but did not finish: this apply would quietly revert it.
+    let pending =
+        xmppdns::failover::verify::pending_move(&prepared.topology, prepared.journal_path())?;
+    if let (Some(p), false) = (pending, args.force) {
+        return Err(Error::MovePending {
+            command: p.command,
+            from: p.from,
+            to: p.to,
+            entries: p.applied_entries,
+        });
+    }
     match args.format {
         Format::Table => print!("{}", render::table(&prepared.plan, look)),
         Format::Json => {

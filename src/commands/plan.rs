@@ -13,6 +13,14 @@ pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
     let mut provider = provider::open(&topology, &Environment::system())?;
     let plan = app::plan(&topology, provider.as_mut())?;
     let file = app::plan_file(&plan, &topology, provider.kind());
+    let journal = xmppdns::journal::default_path(&args.topology);
+    if let Some(p) = xmppdns::failover::verify::pending_move(&topology, &journal)? {
+        eprintln!(
+            "warning: a {} {} -> {} is pending (it changed DNS but did not finish); this plan would revert it. Complete it with `xmppdns {} {}{}`; `apply` refuses this plan without --force.",
+            p.command, p.from, p.to, p.command, args.topology.display(),
+            if p.command == "failover" { format!(" --to {}", p.to) } else { String::new() }
+        );
+    }
     match args.format {
         Format::Table => print!("{}", render::table(&plan, look)),
         Format::Json => print!("{}", render::json(&file)),

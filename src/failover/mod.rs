@@ -1,14 +1,19 @@
-//! Failover and failback: move XMPP federation to another Edge pool with the runbook's guards.
+//! Failover and failback: move XMPP federation to another Edge pool in the stages of
+//! Microsoft's procedure, with the runbook's guards.
 //!
-//! The steps, in order: read DNS, probe the new pool's port 5269, plan (the federation A/AAAA
-//! moves, the new pool's SRV records lead), apply with compare-and-swap guards through the
-//! provider, write the new active pool back to the topology, confirm every authoritative
-//! server serves the change, and print the PowerShell steps the tool cannot run.
+//! The stages: plan (the federation A/AAAA moves, the new pool's SRV records lead) while the
+//! admin stops the new pool's Edge services and repoints the route; apply with
+//! compare-and-swap guards through the provider and write the new active pool back to the
+//! topology; the admin starts the services; verify that the pool answers XMPP and every
+//! authoritative server serves the change. The new pool is probed before the DNS change only
+//! when asked (`ProbeBefore::Gate`): by the procedure its services are stopped then.
 
 pub mod edit;
+pub mod powershell;
 pub mod propagation;
 pub mod report;
 pub mod runbook;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,11 +40,22 @@ pub struct Options {
     pub to: Option<String>,
     /// Make the new pool's SRV records lead (lowest priority number). On by default.
     pub promote: bool,
-    pub skip_probe: bool,
-    /// Go on although the probe found no XMPP answer, or the plan is flagged unsafe.
+    pub probe_before: ProbeBefore,
+    /// Go on although the gate's probe found no XMPP answer, or the plan is flagged unsafe.
     pub force: bool,
     pub probe_timeout: Duration,
     pub journal: Option<PathBuf>,
+}
+
+/// Whether the new pool is probed before the DNS change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeBefore {
+    /// Not at all (`--skip-probe`, or the usual staged move: the services are stopped).
+    Skip,
+    /// Probed and shown, whatever it finds (`--dry-run`).
+    Inform,
+    /// Refuse the move unless an address answers (`--require-live`, e.g. active/active pools).
+    Gate,
 }
 
 /// The topology file's edit that records the failover.
@@ -90,11 +106,17 @@ pub fn prepare(
     let mut provider = provider::open(&new_topology, env)?;
     let plan = app::plan(&new_topology, provider.as_mut())?;
 
-    let probes = if options.skip_probe {
+    let probe_before = if to_index == topology.active {
+        ProbeBefore::Skip
+    } else {
+        options.probe_before
+    };
+    let probes = if probe_before == ProbeBefore::Skip {
         None
     } else {
         let results = probe_pool(&topology, to_index, options.probe_timeout);
-        if !results.iter().any(ProbeResult::is_ready) && !options.force {
+        let gate = probe_before == ProbeBefore::Gate;
+        if gate && !results.iter().any(ProbeResult::is_ready) && !options.force {
             return Err(Error::ProbeFailed {
                 pool: to,
                 port: topology.srv.port,
@@ -309,7 +331,7 @@ pub fn parse_nameservers(texts: &[String]) -> Result<Vec<SocketAddr>, Error> {
 }
 
 /// The pool that was active before the last failover.
-fn previous_pool(path: &Path, options: &Options) -> Result<String, Error> {
+pub fn previous_pool(path: &Path, options: &Options) -> Result<String, Error> {
     let journal_path = options
         .journal
         .clone()

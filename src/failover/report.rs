@@ -1,10 +1,11 @@
-//! Turns probe and propagation results into tables for people. Returns strings.
+//! Turns probe and propagation results into tables for people. Returns strings, with what a
+//! peer or DNS controls stripped of control characters.
 
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use crate::failover::propagation::ServerStatus;
-use crate::probe::{ProbeResult, ProbeStatus};
+use crate::probe::{printable, ProbeResult, ProbeStatus};
 
 fn status_word(status: ProbeStatus) -> &'static str {
     match status {
@@ -41,7 +42,7 @@ pub fn probes(results: &[ProbeResult]) -> String {
             yes_no(r.starttls),
             ms(r.connect_ms),
             format!("{} ms", r.total_ms),
-            r.detail.clone(),
+            printable(&r.detail),
         ]);
     }
     let mut table = builder.build();
@@ -69,7 +70,8 @@ pub fn propagation(statuses: &[ServerStatus]) -> String {
             s.serial.map_or_else(|| "-".to_string(), |v| v.to_string()),
             ms(s.after_ms),
             s.polls.to_string(),
-            s.detail.clone(),
+            // What a server served (names from the wire) is shown, never interpreted.
+            printable(&s.detail),
         ]);
     }
     let mut table = builder.build();

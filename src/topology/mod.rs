@@ -81,6 +81,9 @@ pub struct Pool {
     pub servers: Vec<Fqdn>,
     /// Lower is preferred among standby pools.
     pub preference: u32,
+    /// `"placeholder": true`: the site, FQDN and servers are guesses (`init --from-dns`) until
+    /// someone checks them, so the runbook never emits live commands built from them.
+    pub placeholder: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

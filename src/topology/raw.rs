@@ -43,6 +43,9 @@ pub(super) struct RawPool {
     pub(super) servers: Vec<String>,
     #[serde(default)]
     pub(super) preference: Option<u64>,
+    /// Guessed by `init --from-dns`: the runbook comments out commands built from it.
+    #[serde(default)]
+    pub(super) placeholder: bool,
 }
 
 #[derive(Deserialize)]

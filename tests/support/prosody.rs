@@ -38,10 +38,16 @@ impl Prosody {
     /// Like `start`, one VirtualHost (and certificate) per domain.
     pub fn start_hosts(domains: &[&str]) -> Prosody {
         assert!(!domains.is_empty(), "Prosody needs at least one domain");
-        start_with_retries("Prosody", || Prosody::try_start(domains))
+        start_with_retries("Prosody", || Prosody::try_start(domains, None))
     }
 
-    fn try_start(domains: &[&str]) -> Result<Prosody, PortClash> {
+    /// Like `start`, on a given port: the port of a Prosody stopped earlier (an Edge pool's
+    /// services started again), or one reserved with `free_port`.
+    pub fn start_on(domain: &str, port: u16) -> Prosody {
+        start_with_retries("Prosody", || Prosody::try_start(&[domain], Some(port)))
+    }
+
+    fn try_start(domains: &[&str], port: Option<u16>) -> Result<Prosody, PortClash> {
         let prosody = require("prosody");
         let dir = server_dir("prosody");
         let d = dir.path().display().to_string();
@@ -51,7 +57,7 @@ impl Prosody {
         for domain in domains {
             self_signed_certificate(&certs, domain);
         }
-        let port = free_port(Transport::Tcp);
+        let port = port.unwrap_or_else(|| free_port(Transport::Tcp));
         let mut conf = String::new();
         let _ = writeln!(conf, "run_as_root = true");
         let _ = writeln!(conf, "daemonize = false");

@@ -117,6 +117,7 @@ impl PoolContext<'_> {
             ipv6,
             servers,
             preference,
+            placeholder: rp.placeholder,
         })
     }
 
