@@ -72,10 +72,26 @@ fn a_remote_server_follows_provisioning_outage_failover_and_failback() {
         lab.topology(),
         "--to",
         "EdgePool2",
+        "--stage",
+        "dns",
         "--yes",
-        "--skip-probe",
     ]);
     pool2 = Some(Pool::start(POOL2));
+    let verified = lab.xmppdns(&[
+        "failover",
+        lab.topology(),
+        "--to",
+        "EdgePool2",
+        "--stage",
+        "verify",
+        "--verify-timeout",
+        "30",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("Verified."),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
     lab.verify_pool_answers(POOL2);
     assert_eq!(lab.federation_a(), [POOL2]);
     assert_eq!(lab.srv()[0], "10 0 5269 edge2.contoso.test.");
@@ -86,7 +102,8 @@ fn a_remote_server_follows_provisioning_outage_failover_and_failback() {
     assert_eq!(accepted(&pool1), 0, "pool 1 is back but no longer first");
 
     // 4. Failback: pool 1 leads again for a remote with a fresh cache.
-    lab.xmppdns(&["failback", lab.topology(), "--yes", "--skip-probe"]);
+    lab.xmppdns(&["failback", lab.topology(), "--stage", "dns", "--yes"]);
+    lab.xmppdns(&["failback", lab.topology(), "--stage", "verify"]);
     assert_eq!(lab.federation_a(), [POOL1]);
     remote = remote.restart();
     remote.ping();
