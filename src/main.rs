@@ -6,13 +6,12 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use xmppdns::Error;
 
-use cli::{Cli, Command};
+use cli::Command;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = commands::parse_args();
     commands::init_logging(cli.verbose);
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),

@@ -715,7 +715,49 @@ fn completions_man_and_help() {
     }
 
     let out = run_in(&dir, &["completions", "tcsh"]);
-    assert_exit(&out, 2); // clap's usage error
+    assert_exit(&out, 1);
+}
+
+/// Usage errors exit 1, never 2: 2 means "changes pending" to `plan --detailed-exitcode`, and a
+/// script must not read a typo as a pending change. Help and version still exit 0.
+#[test]
+fn usage_errors_exit_1_and_help_and_version_exit_0() {
+    let dir = root();
+    for args in [
+        &["plan"][..],
+        &["plan", "t.json", "--detailed-exitcod"],
+        &["plan", "t.json", "--format", "yaml"],
+        &["frobnicate"],
+        &[],
+        &["failover", "t.json"],
+        &[
+            "failover",
+            "t.json",
+            "--to",
+            "P",
+            "--propagation-timeout",
+            "0",
+        ],
+    ] {
+        let out = run_in(&dir, args);
+        assert_exit(&out, 1);
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("error:") || err.contains("Usage:"),
+            "{args:?}: {err}"
+        );
+    }
+    for args in [
+        &["--help"][..],
+        &["plan", "--help"],
+        &["--version"],
+        &["help"],
+    ] {
+        let out = run_in(&dir, args);
+        assert_exit(&out, 0);
+        assert!(!stdout(&out).is_empty(), "{args:?} prints on stdout");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

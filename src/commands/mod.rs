@@ -22,6 +22,22 @@ pub(crate) use keygen::keygen;
 pub(crate) use moves::{failback, failover};
 pub(crate) use plan::plan;
 
+/// The command line, or exit: usage errors exit 1 (2 means "changes pending" for
+/// `plan --detailed-exitcode`, so clap's usual 2 would read as success with changes);
+/// `--help` and `--version` print on stdout and exit 0.
+pub(crate) fn parse_args() -> crate::cli::Cli {
+    use clap::Parser;
+    crate::cli::Cli::try_parse().unwrap_or_else(|error| {
+        error.print().ok();
+        let code = if error.use_stderr() {
+            xmppdns::error::exit::ERROR
+        } else {
+            xmppdns::error::exit::OK
+        };
+        std::process::exit(code.into())
+    })
+}
+
 /// Logs go to stderr, `warn` and up unless `-v` asks for more.
 pub(crate) fn init_logging(verbose: u8) {
     let level = match verbose {
