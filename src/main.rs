@@ -25,6 +25,7 @@ fn main() -> ExitCode {
 /// Runs one command; `Ok` holds its exit code.
 fn run(command: Command) -> Result<u8, Error> {
     let look = commands::look();
+    commands::record_reason(&command);
     match command {
         Command::Plan(args) => commands::plan(args, look),
         Command::Apply(args) => commands::apply(args, look),
@@ -34,6 +35,7 @@ fn run(command: Command) -> Result<u8, Error> {
         Command::Keygen(args) => commands::keygen(args),
         Command::Audit(args) => commands::audit(args, look),
         Command::Init(args) => commands::init(args),
+        Command::Journal(args) => commands::journal(args, look),
         Command::Completions(args) => commands::completions(args),
         Command::Man => commands::man(),
     }

@@ -1397,3 +1397,95 @@ fn keygen_out_writes_a_0600_key_bind_accepts_and_never_overwrites() {
     assert_exit(&out, 0);
     assert!(support::TsigKey::parse_bind_conf(&stdout(&out)).is_some());
 }
+
+// ---------------------------------------------------------------------------------------------
+// journal
+
+/// Every command that writes records who ran it (the `sudo` user first) and `--reason`;
+/// `journal` lists the entries as a table or JSON, `--last N` the newest N; lines written
+/// before who/why existed still list.
+#[test]
+fn the_journal_records_who_and_why_and_lists_entries() {
+    let ws = Workspace::new();
+    let journal = ws.path().join("contoso.journal.jsonl");
+    let out = support::xmppdns()
+        .args([
+            "apply",
+            &ws.topology_arg(),
+            "--yes",
+            "--reason",
+            "CHG-1234 move to new edge",
+        ])
+        .env("SUDO_USER", "alice")
+        .current_dir(ws.path())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let entries: Vec<Value> = fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "one entry per zone");
+    for entry in &entries {
+        let who = entry["who"].as_str().unwrap();
+        assert!(who.starts_with("alice@") && who.len() > 6, "{who}");
+        assert_eq!(entry["why"], "CHG-1234 move to new edge");
+    }
+    // An old line, without who and why.
+    let mut old = entries[1].clone();
+    old.as_object_mut().unwrap().remove("who");
+    old.as_object_mut().unwrap().remove("why");
+    old["id"] = 3.into();
+    let mut text = fs::read_to_string(&journal).unwrap();
+    text.push_str(&format!("{old}\n"));
+    fs::write(&journal, text).unwrap();
+
+    let out = ws.run(&["journal", &ws.topology_arg()]);
+    assert_exit(&out, 0);
+    let table = stdout(&out);
+    for needle in [
+        "Who",
+        "Why",
+        "alice@",
+        "CHG-1234 move to new edge",
+        "applied",
+        "apply",
+    ] {
+        assert!(table.contains(needle), "no `{needle}` in:\n{table}");
+    }
+    assert!(table.contains("create SRV _xmpp-server._tcp."), "{table}");
+
+    let journal_arg = journal.display().to_string();
+    let out = ws.run(&[
+        "journal",
+        "--journal",
+        &journal_arg,
+        "--last",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&out, 0);
+    let listed: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(listed[1].get("who").is_none());
+
+    // No journal yet: said so, not an error; neither source: a usage error.
+    let out = ws.run(&["journal", "--journal", "nowhere.jsonl"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("has no entries"), "{}", stdout(&out));
+    assert_exit(&ws.run(&["journal"]), 1);
+    // --reason is on every command that writes, and only there.
+    for command in ["apply", "failover", "failback", "rollback"] {
+        let help = stdout(&ws.run(&[command, "--help"]));
+        assert!(help.contains("--reason <TEXT>"), "{command}: {help}");
+    }
+    assert_exit(&ws.run(&["plan", &ws.topology_arg(), "--reason", "x"]), 1);
+}

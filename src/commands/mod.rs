@@ -5,6 +5,7 @@
 mod apply;
 mod audit;
 mod docs;
+mod journal;
 mod keygen;
 mod moves;
 mod plan;
@@ -18,6 +19,7 @@ use xmppdns::{app, Error};
 pub(crate) use apply::{apply, rollback};
 pub(crate) use audit::{audit, init};
 pub(crate) use docs::{completions, man};
+pub(crate) use journal::journal;
 pub(crate) use keygen::keygen;
 pub(crate) use moves::{failback, failover};
 pub(crate) use plan::plan;
@@ -36,6 +38,21 @@ pub(crate) fn parse_args() -> crate::cli::Cli {
         };
         std::process::exit(code.into())
     })
+}
+
+/// Hands the command's `--reason` to the journal, for every entry the command writes.
+pub(crate) fn record_reason(command: &crate::cli::Command) {
+    use crate::cli::Command;
+    let reason = match command {
+        Command::Apply(args) => &args.reason,
+        Command::Rollback(args) => &args.reason,
+        Command::Failover(args) => &args.move_options.reason,
+        Command::Failback(args) => &args.move_options.reason,
+        _ => &None,
+    };
+    if let Some(reason) = reason {
+        xmppdns::journal::set_reason(reason);
+    }
 }
 
 /// Logs go to stderr, `warn` and up unless `-v` asks for more.
