@@ -1489,3 +1489,165 @@ fn the_journal_records_who_and_why_and_lists_entries() {
     }
     assert_exit(&ws.run(&["plan", &ws.topology_arg(), "--reason", "x"]), 1);
 }
+
+/// The gid of a system group, through the name service.
+fn group_gid(name: &str) -> Option<u32> {
+    let out = Command::new("getent").args(["group", name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// named as Debian runs it (`-u bind`), configured as the README says: the key file included,
+/// `update-policy { grant KEY zonesub ANY; }` and `allow-transfer { key KEY; }`. Waits until
+/// it serves, or (`expect_running` false) until it exits; returns it with its address.
+fn named_as_bind(
+    key_file: &Path,
+    key_name: &str,
+    expect_running: bool,
+) -> (support::ServerProcess, std::net::SocketAddr) {
+    use std::os::unix::fs::PermissionsExt;
+    let named = support::require("named");
+    let bind_gid = group_gid("bind").expect("group bind (package bind9)");
+    support::process::start_with_retries("named -u bind", || {
+        let dir = support::process::server_dir("bind-user");
+        // named runs as bind: it must reach the folder and write its working folder.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let work = dir.path().join("work");
+        fs::create_dir(&work).unwrap();
+        std::os::unix::fs::chown(&work, None, Some(bind_gid)).unwrap();
+        fs::set_permissions(&work, fs::Permissions::from_mode(0o770)).unwrap();
+        fs::write(
+            work.join("contoso.com.zone"),
+            support::zone_text("contoso.com", 1, ""),
+        )
+        .unwrap();
+        let port = support::free_port(support::Transport::TcpAndUdp);
+        let w = work.display();
+        let conf = dir.path().join("named.conf");
+        fs::write(
+            &conf,
+            format!(
+                "include \"{}\";\noptions {{ directory \"{w}\"; pid-file none; \
+                 session-keyfile \"{w}/session.key\"; listen-on port {port} {{ 127.0.0.1; }}; \
+                 listen-on-v6 {{ none; }}; recursion no; notify no; }};\n\
+                 zone \"contoso.com\" {{ type primary; file \"{w}/contoso.com.zone\"; \
+                 update-policy {{ grant {key_name} zonesub ANY; }}; \
+                 allow-transfer {{ key {key_name}; }}; }};\n",
+                key_file.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+        let args = [
+            std::ffi::OsStr::new("-g"),
+            std::ffi::OsStr::new("-u"),
+            std::ffi::OsStr::new("bind"),
+            std::ffi::OsStr::new("-c"),
+            conf.as_os_str(),
+        ];
+        let mut process = support::ServerProcess::spawn("named", dir, &named, &args, Vec::new());
+        let addr = std::net::SocketAddr::from((support::LOOPBACK, port));
+        if expect_running {
+            process.wait_ready(
+                &["address in use"],
+                &["exiting (due to fatal error)"],
+                Some("all zones loaded"),
+                || support::try_soa_serial(addr, "contoso.com").map(drop),
+            )?;
+        } else {
+            let deadline = std::time::Instant::now() + support::ready_timeout();
+            while !process.has_exited() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "named kept running:\n{}",
+                    process.logs()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        Ok((process, addr))
+    })
+}
+
+/// `keygen --group bind` makes a key file Debian's named (running as user bind) can read: mode
+/// 0640, group bind. Without it (0600, root's) named cannot load it and exits. An unknown
+/// group is refused before anything is written.
+#[test]
+fn keygen_group_bind_gives_named_a_key_it_can_read() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let bind_gid =
+        group_gid("bind").expect("no group `bind`: install BIND 9 (Debian: apt-get install bind9)");
+    let ws = Workspace::new();
+    fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o755)).unwrap();
+
+    let missing = ws.path().join("nogroup.key");
+    let out = ws.run(&[
+        "keygen",
+        "k",
+        "--out",
+        missing.to_str().unwrap(),
+        "--group",
+        "no-such-grp",
+    ]);
+    assert_exit(&out, 1);
+    assert_clean_error(&out);
+    assert!(
+        stderr(&out).contains("no group `no-such-grp`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!missing.exists(), "nothing written for an unknown group");
+    assert_exit(&ws.run(&["keygen", "k", "--group", "bind"]), 1); // --group needs --out
+
+    let shared = ws.path().join("shared.key");
+    let out = ws.run(&[
+        "keygen",
+        "xmppdns-update",
+        "--out",
+        shared.to_str().unwrap(),
+        "--group",
+        "bind",
+    ]);
+    assert_exit(&out, 0);
+    let meta = fs::metadata(&shared).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(meta.gid(), bind_gid);
+    assert_eq!(
+        meta.uid(),
+        fs::metadata(ws.path()).unwrap().uid(),
+        "still owned by the user who made it (running the tests needs root for this chown)"
+    );
+    let key = support::TsigKey::parse_bind_conf(&fs::read_to_string(&shared).unwrap()).unwrap();
+    let (named, addr) = named_as_bind(&shared, &key.name, true);
+    support::nsupdate(
+        addr,
+        &key,
+        "zone contoso.com\nupdate add keyed.contoso.com. 300 IN A 192.0.2.1",
+    );
+    assert!(support::axfr(addr, "contoso.com", &key)
+        .iter()
+        .any(|r| r.starts_with("keyed.contoso.com. 300 IN A 192.0.2.1")));
+    drop(named);
+
+    // What the option is for: a 0600 key made as root is unreadable to named.
+    let private = ws.path().join("private.key");
+    assert_exit(
+        &ws.run(&[
+            "keygen",
+            "xmppdns-update",
+            "--out",
+            private.to_str().unwrap(),
+        ]),
+        0,
+    );
+    let (named, _) = named_as_bind(&private, "xmppdns-update", false);
+    assert!(
+        named.logs().contains("permission denied"),
+        "{}",
+        named.logs()
+    );
+}
