@@ -656,7 +656,7 @@ fn missing_zone_file() {
 // Shell integration
 
 /// Every subcommand the README's command table lists.
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 11] = [
     "plan",
     "apply",
     "failover",
@@ -665,6 +665,7 @@ const SUBCOMMANDS: [&str; 10] = [
     "keygen",
     "audit",
     "init",
+    "journal",
     "completions",
     "man",
 ];
@@ -699,9 +700,7 @@ fn completions_man_and_help() {
     assert!(page.contains(".TH"), "roff: {page}");
     assert!(page.contains("xmppdns"));
 
-    for command in SUBCOMMANDS {
-        assert!(page.contains(command), "the man page names `{command}`");
-    }
+    assert_man_page_is_complete(&page);
 
     for command in ["plan", "apply"] {
         let out = run_in(&dir, &[command, "--help"]);
@@ -716,6 +715,54 @@ fn completions_man_and_help() {
 
     let out = run_in(&dir, &["completions", "tcsh"]);
     assert_exit(&out, 1);
+}
+
+/// One page, xmppdns(1): every subcommand as a subsection with every option of its `--help`,
+/// the exit status and a FILES section; no reference to another page (there is none).
+#[track_caller]
+fn assert_man_page_is_complete(page: &str) {
+    for section in [".SH COMMANDS", ".SH \"EXIT STATUS\"", ".SH FILES"] {
+        assert!(page.contains(section), "no `{section}`");
+    }
+    for needle in ["journal.jsonl", "PLAN\\fR.json", "TOPOLOGY\\fR.json"] {
+        assert!(page.contains(needle), "FILES names `{needle}`");
+    }
+    let mut checked = 0;
+    for command in SUBCOMMANDS {
+        let title = format!(".SS \"xmppdns {command} ");
+        let at = page
+            .find(&title)
+            .unwrap_or_else(|| panic!("no subsection for `{command}`"));
+        let end = page[at + 1..].find(".S").map_or(page.len(), |e| at + 1 + e);
+        let section = &page[at..end];
+        let help = stdout(&run_in(&root(), &[command, "--help"]));
+        // The option lines of `--help`: `  -y, --yes`, `      --format <FORMAT>`.
+        let options: BTreeSet<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ','))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+            .filter(|w| !["--help", "--verbose"].contains(w))
+            .collect();
+        for option in options {
+            let roff = option.replace('-', "\\-");
+            assert!(
+                section.contains(&format!("\\fB{roff}\\fR")),
+                "the man page lacks `{option}` under `{command}`"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 30,
+        "only {checked} options found in the --help texts"
+    );
+    let mut references = page.match_indices("(1)").chain(page.match_indices("(5)"));
+    assert!(
+        references.next().is_none(),
+        "a reference to another page:\n{page}"
+    );
 }
 
 /// Usage errors exit 1, never 2: 2 means "changes pending" to `plan --detailed-exitcode`, and a
