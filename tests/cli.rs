@@ -1698,3 +1698,96 @@ fn keygen_group_bind_gives_named_a_key_it_can_read() {
         named.logs()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Server hints
+
+/// An rfc2136 topology for contoso.com at `server`; EdgePool2 is at 127.0.0.1, port 5269
+/// replaced by `srv_port`.
+fn rfc2136_topology(
+    ws: &Workspace,
+    server: std::net::SocketAddr,
+    key: Value,
+    srv_port: u16,
+) -> String {
+    let mut topology: Value =
+        serde_json::from_str(&fs::read_to_string(ws.topology()).unwrap()).unwrap();
+    topology["zones"] = serde_json::json!(["contoso.com"]);
+    topology["sip_domains"] = serde_json::json!(["contoso.com"]);
+    topology["pools"][1]["ipv4"] = serde_json::json!(["127.0.0.1"]);
+    topology["srv"]["port"] = srv_port.into();
+    let mut provider = serde_json::json!({"kind": "rfc2136", "server": server.to_string()});
+    provider
+        .as_object_mut()
+        .unwrap()
+        .extend(key.as_object().unwrap().clone());
+    topology["provider"] = provider;
+    ws.write("rfc2136.json", &topology.to_string())
+}
+
+/// A missing key file is found when the topology is loaded: `failover` stops before it probes
+/// the new pool (nothing connects to its port) or reads DNS, and names the file.
+#[test]
+fn a_missing_key_file_fails_before_the_probe_and_names_the_file() {
+    let ws = Workspace::new();
+    let pool = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    pool.set_nonblocking(true).unwrap();
+    let dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    dns.set_nonblocking(true).unwrap();
+    let topology = rfc2136_topology(
+        &ws,
+        dns.local_addr().unwrap(),
+        serde_json::json!({"key_file": "keys/xmppdns.key"}),
+        pool.local_addr().unwrap().port(),
+    );
+    for args in [
+        &["failover", &topology, "--to", "EdgePool2", "--yes"][..],
+        &["failover", &topology, "--to", "EdgePool2", "--dry-run"],
+        &["plan", &topology],
+    ] {
+        let out = ws.run(args);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        // (After the warning that the test's port is not 5269.)
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error: TSIG key: provider.key_file: cannot read key file")),
+            "{err}"
+        );
+        let file = ws.path().join("keys/xmppdns.key");
+        assert!(err.contains(&file.display().to_string()), "{args:?}: {err}");
+        assert!(err.contains("provider.key_file"), "{err}");
+        assert!(err.contains("No such file"), "{err}");
+        assert!(pool.accept().is_err(), "{args:?}: the pool was probed");
+        assert!(
+            dns.recv_from(&mut [0; 512]).is_err(),
+            "{args:?}: DNS was asked"
+        );
+    }
+}
+
+/// REFUSED from a real BIND names the likely causes in order: here the key is missing from
+/// the topology (BIND allows updates only with its key).
+#[test]
+fn refused_names_the_likely_causes_in_order() {
+    let ws = Workspace::new();
+    let key = support::TsigKey::generate("xmppdns-update", "hmac-sha256");
+    let zone = support::zone_text("contoso.com", 1, "");
+    let bind = support::Bind::primary(&[("contoso.com", &zone)], &key);
+    let topology = rfc2136_topology(&ws, bind.addr(), serde_json::json!({}), 5269);
+    let out = ws.run(&["apply", &topology, "--yes"]);
+    assert_exit(&out, 1);
+    assert_clean_error(&out);
+    let err = stderr(&out);
+    let causes = [
+        "answered REFUSED",
+        "(1) the zone is not on that server",
+        "(2) the key is missing from the topology",
+        "(3) the server's `allow-update` / `update-policy`",
+    ];
+    let at: Vec<usize> = causes
+        .iter()
+        .map(|c| err.find(c).unwrap_or_else(|| panic!("no `{c}` in {err}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {err}");
+}
