@@ -48,15 +48,20 @@ pub fn read_current(
 ) -> Result<BTreeMap<Fqdn, ZoneState>, Error> {
     let mut current = BTreeMap::new();
     for (zone, want) in &desired.zones {
-        current.insert(zone.clone(), provider.read(zone, &want.managed)?);
+        current.insert(zone.clone(), provider.read(zone, &want.keys_to_read())?);
     }
     Ok(current)
 }
 
-/// Computes the plan of a topology against its provider.
+/// Computes the plan of a topology against its provider; refuses (exit 3) when a name that
+/// must hold records is a CNAME, which no apply could fix.
 pub fn plan(topology: &Topology, provider: &mut dyn Provider) -> Result<Plan, Error> {
     let desired = plan::desired(topology);
     let current = read_current(provider, &desired)?;
+    let conflicts = plan::cname_conflicts(&desired, &current);
+    if !conflicts.is_empty() {
+        return Err(Error::CnameConflict { conflicts });
+    }
     Ok(Plan::compute(&desired, current))
 }
 

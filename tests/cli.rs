@@ -1791,3 +1791,87 @@ fn refused_names_the_likely_causes_in_order() {
         .collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A CNAME where the plan needs records
+
+/// A pool FQDN aliased to a load balancer, with `manage_target_addresses` on: planning it as
+/// "create A" would make apply fail its read-back forever (the server ignores the update), so
+/// plan and apply refuse with exit 3, name the alias and say how to fix it, and write nothing.
+#[track_caller]
+fn assert_cname_refused(out: &Output) {
+    assert_exit(out, 3);
+    let err = stderr(out);
+    assert!(err.starts_with("error: refusing to plan"), "{err}");
+    assert!(
+        err.contains("edgepool2.contoso.com. (zone contoso.com.) is a CNAME to lb.contoso.net., but the topology needs A records there"),
+        "{err}"
+    );
+    assert!(err.contains("Fix: remove the CNAME"), "{err}");
+    assert!(
+        err.contains("set the pool's `fqdn` to the CNAME's target"),
+        "{err}"
+    );
+    assert!(stdout(out).is_empty(), "no plan is shown: {}", stdout(out));
+}
+
+#[test]
+fn a_cname_where_the_plan_needs_records_is_refused_zonefile() {
+    let ws = Workspace::new();
+    let mut zone = ws.zone("contoso.com");
+    zone.push_str("edgepool2 IN CNAME lb.contoso.net.\n");
+    fs::write(ws.zone_path("contoso.com"), &zone).unwrap();
+    for args in [
+        &["plan", &ws.topology_arg(), "--detailed-exitcode"][..],
+        &["apply", &ws.topology_arg(), "--yes"],
+    ] {
+        assert_cname_refused(&ws.run(args));
+    }
+    assert_eq!(ws.zone("contoso.com"), zone, "nothing written");
+    assert!(!ws.bak_path("contoso.com").exists());
+    // The alias gone, the same topology plans normally.
+    fs::write(ws.zone_path("contoso.com"), fixture_zone("contoso.com")).unwrap();
+    assert_exit(
+        &ws.run(&["plan", &ws.topology_arg(), "--detailed-exitcode"]),
+        2,
+    );
+}
+
+#[test]
+fn a_cname_where_the_plan_needs_records_is_refused_bind() {
+    let ws = Workspace::new();
+    let key = support::TsigKey::generate("xmppdns-update", "hmac-sha256");
+    let zone = support::zone_text(
+        "contoso.com",
+        1,
+        "edgepool1 IN A 192.0.2.10\nedgepool2 IN CNAME lb.contoso.net.\n",
+    );
+    let bind = support::Bind::primary(&[("contoso.com", &zone)], &key);
+    ws.write("xmppdns.key", &key.bind_conf());
+    let topology = rfc2136_topology(
+        &ws,
+        bind.addr(),
+        serde_json::json!({"key_file": "xmppdns.key"}),
+        5269,
+    );
+    let before = support::axfr(bind.addr(), "contoso.com", &key);
+    for args in [
+        &["plan", &topology, "--detailed-exitcode"][..],
+        &["apply", &topology, "--yes"],
+        &[
+            "failover",
+            &topology,
+            "--to",
+            "EdgePool2",
+            "--yes",
+            "--skip-probe",
+        ],
+    ] {
+        assert_cname_refused(&ws.run(args));
+    }
+    assert_eq!(
+        support::axfr(bind.addr(), "contoso.com", &key),
+        before,
+        "nothing written"
+    );
+}

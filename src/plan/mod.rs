@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{Fqdn, RecordSet, RrKey};
 pub use desired::{desired, DesiredState};
-pub use diff::{diff, Action, Change, ZoneState};
+pub use diff::{cname_conflicts, diff, Action, Change, CnameConflict, ZoneState};
 
 /// The saved-plan format name; bumped on any incompatible change.
 pub const PLAN_FORMAT: &str = "xmppdns-plan/1";
