@@ -902,3 +902,29 @@ fn a_502_for_a_patch_that_never_reached_powerdns_is_not_applied_after_re_reading
     assert_eq!(lab.rrsets(), before);
     assert!(lab.dig(SRV_NAME, "SRV").is_empty());
 }
+
+/// The PowerDNS read sees a CNAME at a name the plan needs records at: plan refuses with
+/// exit 3 and names it; nothing is sent.
+#[test]
+fn a_cname_where_the_plan_needs_records_is_refused_at_plan_time() {
+    let lab = Lab::new();
+    lab.patch(json!([
+        {"name": "edgepool2.contoso.com.", "type": "CNAME", "ttl": 3600, "changetype": "REPLACE",
+         "records": [{"content": "lb.contoso.net.", "disabled": false}]}
+    ]));
+    let topology = Lab::path_arg(&lab.topology());
+    let before = lab.rrsets();
+    for args in [
+        &["plan", &topology, "--detailed-exitcode"][..],
+        &["apply", &topology, "--yes"],
+    ] {
+        let out = lab.run(args);
+        assert_exit(&out, exit::REFUSED as i32);
+        let err = stderr(&out);
+        assert!(
+            err.contains("edgepool2.contoso.com. (zone contoso.com.) is a CNAME to lb.contoso.net., but the topology needs A records there"),
+            "{err}"
+        );
+    }
+    assert_eq!(lab.rrsets(), before, "nothing sent");
+}
