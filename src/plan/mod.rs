@@ -84,7 +84,8 @@ impl Plan {
             .iter()
             .map(|(zone, want)| {
                 let state = current.get(zone).unwrap_or(&empty);
-                ObservedZone::new(zone.clone(), &want.managed, state)
+                // The guarding CNAME keys too: one created after the plan makes it stale.
+                ObservedZone::new(zone.clone(), &want.keys_to_read(), state)
             })
             .collect();
         Plan { changes, observed }
