@@ -1483,11 +1483,35 @@ fn the_journal_records_who_and_why_and_lists_entries() {
         assert!(who.starts_with("alice@") && who.len() > 6, "{who}");
         assert_eq!(entry["why"], "CHG-1234 move to new edge");
     }
+    // rollback records its own reason.
+    let out = ws.run(&[
+        "rollback",
+        &ws.topology_arg(),
+        "--yes",
+        "--force",
+        "--reason",
+        "INC-7 undo",
+    ]);
+    assert_exit(&out, 0);
+    let out = ws.run(&[
+        "journal",
+        &ws.topology_arg(),
+        "--last",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let last: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (last[0]["command"].as_str(), last[0]["why"].as_str()),
+        (Some("rollback"), Some("INC-7 undo"))
+    );
+
     // An old line, without who and why.
     let mut old = entries[1].clone();
     old.as_object_mut().unwrap().remove("who");
     old.as_object_mut().unwrap().remove("why");
-    old["id"] = 3.into();
+    old["id"] = 5.into();
     let mut text = fs::read_to_string(&journal).unwrap();
     text.push_str(&format!("{old}\n"));
     fs::write(&journal, text).unwrap();
@@ -1524,7 +1548,7 @@ fn the_journal_records_who_and_why_and_lists_entries() {
             .iter()
             .map(|e| e["id"].as_u64().unwrap())
             .collect::<Vec<_>>(),
-        [2, 3]
+        [4, 5]
     );
     assert!(listed[1].get("who").is_none());
 
