@@ -9,9 +9,9 @@ use crate::dns::batch::BatchSettings;
 use crate::error::Error;
 use crate::journal::{self, Journal};
 use crate::plan::{self, safety, Change, Drift, Plan, PlanFile, ZoneState};
-use crate::provider::{self, Applied, Environment, Provider};
+use crate::provider::{self, Applied, Environment, Provider, ProviderError};
 use crate::records::{Fqdn, RrKey};
-use crate::topology::Topology;
+use crate::topology::{ProviderConfig, Topology};
 
 fn read_text(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|source| Error::Read {
@@ -22,7 +22,18 @@ fn read_text(path: &Path) -> Result<String, Error> {
 
 /// Loads and validates a topology, and logs what it allows but warns about (validation itself
 /// does not log: the topology is a low layer).
+/// The provider's TSIG keys are loaded too: a missing key file is an error here, before any
+/// probe or plan.
 pub fn load_topology(path: &Path) -> Result<Topology, Error> {
+    let topology = load_topology_to_read(path)?;
+    if let ProviderConfig::Rfc2136(config) = &topology.provider {
+        crate::provider::rfc2136::check_keys(config).map_err(ProviderError::from)?;
+    }
+    Ok(topology)
+}
+
+/// `load_topology` for commands that only read DNS (audit): no provider keys needed.
+fn load_topology_to_read(path: &Path) -> Result<Topology, Error> {
     let topology = Topology::load(path)?;
     for warning in topology.warnings() {
         tracing::warn!("{warning}");
@@ -37,15 +48,20 @@ pub fn read_current(
 ) -> Result<BTreeMap<Fqdn, ZoneState>, Error> {
     let mut current = BTreeMap::new();
     for (zone, want) in &desired.zones {
-        current.insert(zone.clone(), provider.read(zone, &want.managed)?);
+        current.insert(zone.clone(), provider.read(zone, &want.keys_to_read())?);
     }
     Ok(current)
 }
 
-/// Computes the plan of a topology against its provider.
+/// Computes the plan of a topology against its provider; refuses (exit 3) when a name that
+/// must hold records is a CNAME, which no apply could fix.
 pub fn plan(topology: &Topology, provider: &mut dyn Provider) -> Result<Plan, Error> {
     let desired = plan::desired(topology);
     let current = read_current(provider, &desired)?;
+    let conflicts = plan::cname_conflicts(&desired, &current);
+    if !conflicts.is_empty() {
+        return Err(Error::CnameConflict { conflicts });
+    }
     Ok(Plan::compute(&desired, current))
 }
 
@@ -475,7 +491,11 @@ pub fn audit(
     request: &AuditRequest,
     progress: &mut dyn FnMut(audit::Progress),
 ) -> Result<audit::Report, Error> {
-    let topology = request.topology.as_deref().map(load_topology).transpose()?;
+    let topology = request
+        .topology
+        .as_deref()
+        .map(load_topology_to_read)
+        .transpose()?;
     let options = audit::Options {
         domains: parse_domains(&request.domains)?,
         servers: audit_servers(&request.nameservers)?,

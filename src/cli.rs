@@ -83,6 +83,11 @@ Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could 
   xmppdns init --from-dns --domain contoso.com --domain fabrikam.com --out topology.json
   xmppdns init --from-dns --domain contoso.com --nameserver 192.0.2.53")]
     Init(InitArgs),
+    /// List the journal's entries: what each command changed, when, who ran it and why.
+    #[command(after_help = "Examples:
+  xmppdns journal topology.json --last 5
+  xmppdns journal --journal /var/lib/xmppdns/contoso.journal.jsonl --format json")]
+    Journal(JournalArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  xmppdns completions bash > /etc/bash_completion.d/xmppdns"
@@ -127,6 +132,9 @@ pub struct ApplyArgs {
     /// The journal to append to (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,6 +178,9 @@ pub struct RollbackArgs {
     /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -182,6 +193,10 @@ pub struct KeygenArgs {
     /// Write to this file (created with mode 0600) instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --out: give the file to this group, readable by it (mode 0640), e.g. `bind` for
+    /// Debian's named.
+    #[arg(long, value_name = "NAME", requires = "out")]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +241,22 @@ pub struct InitArgs {
     /// Write the topology here (refuses to overwrite) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["topology", "journal"]))]
+pub struct JournalArgs {
+    /// The topology JSON file (its journal is `<name>.journal.jsonl` beside it).
+    pub topology: Option<PathBuf>,
+    /// The journal file (instead of the topology's).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Only the last N entries.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]
@@ -290,4 +321,7 @@ pub struct MoveOptions {
     /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }

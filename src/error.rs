@@ -101,6 +101,21 @@ pub enum Error {
     NotConverged { remaining: Vec<Drift> },
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error("refusing to plan: {} name(s) that must hold records are aliases (CNAME), and a name with a CNAME holds nothing else (RFC 1034 §3.6.2); a server would ignore or refuse the update:\n{}\nFix: remove the CNAME, or stop managing records at that name: for a pool behind a load balancer, set the pool's `fqdn` to the CNAME's target (SRV targets must not be aliases, RFC 2782) or `manage_target_addresses` to false; for the federation record, choose another `federation.name`.", conflicts.len(), conflicts.iter().map(describe_conflict).collect::<Vec<_>>().join("\n"))]
+    CnameConflict {
+        conflicts: Vec<crate::plan::CnameConflict>,
+    },
+}
+
+fn describe_conflict(conflict: &crate::plan::CnameConflict) -> String {
+    let wanted: Vec<String> = conflict.wanted.iter().map(ToString::to_string).collect();
+    format!(
+        "  - {} (zone {}) is a CNAME to {}, but the topology needs {} records there",
+        conflict.name,
+        conflict.zone,
+        conflict.target,
+        wanted.join(" and ")
+    )
 }
 
 fn list(zones: &[Fqdn]) -> String {
@@ -119,7 +134,8 @@ impl Error {
             | Error::StaleRollback { .. }
             | Error::Unsafe { .. }
             | Error::ProbeFailed { .. }
-            | Error::MovePending { .. } => exit::REFUSED,
+            | Error::MovePending { .. }
+            | Error::CnameConflict { .. } => exit::REFUSED,
             Error::Provider(e) if e.is_stale() => exit::REFUSED,
             Error::PartlyApplied { source, .. } if source.is_stale() => exit::REFUSED,
             _ => exit::ERROR,

@@ -43,6 +43,12 @@ pub struct Entry {
     pub answer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<Failover>,
+    /// Who ran the command, `user@host` (absent from lines written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    /// Why, from `--reason` (e.g. a change ticket), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// With the RRsets before (what was read) and after (what was written).
     pub changes: Vec<Change>,
 }
@@ -81,6 +87,8 @@ pub struct Journal {
     /// The file ends in a torn line: the next append starts a new line first.
     torn: bool,
     run: String,
+    who: String,
+    why: Option<String>,
 }
 
 /// This process's run id: every entry one command writes shares it.
@@ -93,6 +101,32 @@ fn run_id() -> &'static str {
             .unwrap_or(0);
         format!("{nanos:x}-{}", std::process::id())
     })
+}
+
+/// The reason this process's command gives (`--reason`), for every entry it writes.
+static REASON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records why this process's command changes DNS (one process, one command, like the run
+/// id): every journal opened afterwards writes it on its entries. Only the first call counts.
+pub fn set_reason(reason: &str) {
+    let _ = REASON.set(reason.trim().to_string());
+}
+
+/// Who runs this command, `user@host`: the user who ran `sudo` if there is one (the person,
+/// not root), else the login name; the host from the kernel.
+pub fn current_user() -> String {
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{}@{host}", user.trim())
 }
 
 /// The default journal of a topology: `<folder>/<file stem>.journal.jsonl`.
@@ -128,6 +162,8 @@ impl Journal {
             known_len: u64::MAX,
             torn: false,
             run: run_id().to_string(),
+            who: current_user(),
+            why: REASON.get().filter(|r| !r.is_empty()).cloned(),
         };
         journal.sync()?;
         Ok(journal)
@@ -155,7 +191,14 @@ impl Journal {
         self
     }
 
-    /// Appends one entry; fills in format, id, run and time. Returns the id.
+    /// Writes `who` and `why` instead of this process's user and reason (tests).
+    pub fn with_author(mut self, who: &str, why: Option<&str>) -> Journal {
+        self.who = who.to_string();
+        self.why = why.map(str::to_string);
+        self
+    }
+
+    /// Appends one entry; fills in format, id, run, time, who and why. Returns the id.
     #[allow(clippy::too_many_arguments)]
     pub fn append(
         &mut self,
@@ -181,6 +224,8 @@ impl Journal {
             applied,
             answer,
             failover,
+            who: Some(self.who.clone()),
+            why: self.why.clone(),
             changes,
         };
         let mut line = if self.torn { "\n" } else { "" }.to_string();
@@ -256,6 +301,12 @@ impl Journal {
             .filter(|e| e.applied && e.command == "failover")
             .find_map(|e| e.failover))
     }
+}
+
+/// Every readable entry of the journal at `path`, in file order, without opening it for
+/// appending (a missing journal has none).
+pub fn read_entries(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    Ok(read(path)?.0)
 }
 
 /// The readable entries, and whether the file ends in a torn (unterminated) line.
@@ -391,6 +442,45 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn who_and_why_are_recorded_and_old_lines_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut journal = Journal::open(&path)
+            .unwrap()
+            .with_author("alice@dns1", Some("CHG-42"));
+        add(
+            &mut journal,
+            "apply",
+            true,
+            "ok".into(),
+            None,
+            change([192, 0, 2, 1], [192, 0, 2, 2]),
+        )
+        .unwrap();
+        let line = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            line.contains("\"who\":\"alice@dns1\",\"why\":\"CHG-42\""),
+            "{line}"
+        );
+        // A line from before who/why were recorded.
+        let mut old: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        let object = old.as_object_mut().unwrap();
+        object.remove("who");
+        object.remove("why");
+        object.insert("id".into(), 2.into());
+        std::fs::write(&path, format!("{line}{old}\n")).unwrap();
+        let entries = journal.entries().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].who.as_deref(), Some("alice@dns1"));
+        assert_eq!(
+            (entries[1].who.as_ref(), entries[1].why.as_ref()),
+            (None, None)
+        );
+        let me = current_user();
+        assert!(me.contains('@') && !me.ends_with('@'), "{me}");
     }
 
     #[test]

@@ -6,13 +6,12 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use xmppdns::Error;
 
-use cli::{Cli, Command};
+use cli::Command;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = commands::parse_args();
     commands::init_logging(cli.verbose);
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),
@@ -26,6 +25,7 @@ fn main() -> ExitCode {
 /// Runs one command; `Ok` holds its exit code.
 fn run(command: Command) -> Result<u8, Error> {
     let look = commands::look();
+    commands::record_reason(&command);
     match command {
         Command::Plan(args) => commands::plan(args, look),
         Command::Apply(args) => commands::apply(args, look),
@@ -35,6 +35,7 @@ fn run(command: Command) -> Result<u8, Error> {
         Command::Keygen(args) => commands::keygen(args),
         Command::Audit(args) => commands::audit(args, look),
         Command::Init(args) => commands::init(args),
+        Command::Journal(args) => commands::journal(args, look),
         Command::Completions(args) => commands::completions(args),
         Command::Man => commands::man(),
     }

@@ -620,7 +620,7 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
     assert_eq!(
         note_lines,
         [
-            "note: sites are placeholders (Site1, Site2, ...) and `servers` is empty: DNS does not tell them; fill them in for the failover runbook".to_string(),
+            "note: pools are marked `\"placeholder\": true`: their sites (Site1, Site2, ...) and empty `servers` are guesses, as DNS does not tell them; fill them in and remove the marker before using the failover runbook".to_string(),
             format!("note: provider: RFC 2136 to {ns} without a key (reads work where queries are allowed); add key_file before `apply`"),
         ],
         "{notes}"
@@ -657,6 +657,14 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
         topology.zones,
         vec![name("contoso.com"), name("fabrikam.com")]
     );
+    // The servers it asked; the targets' addresses, served in the zones, are managed; every
+    // pool is a placeholder until a person fills in its site and servers.
+    assert_eq!(topology.nameservers, vec![bind.addr()]);
+    assert!(topology.manage_target_addresses);
+    assert!(topology.pools.iter().all(|p| p.placeholder));
+    let written: Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(written["pools"][0]["placeholder"], true);
+    assert_eq!(written["nameservers"], serde_json::json!([ns]));
 
     // Planned against the same server (read by query: transfers need the key), nothing changes.
     let plan = xmppdns(&["plan", out.to_str().unwrap(), "--format", "json"]);
@@ -713,8 +721,27 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
         "{notes}"
     );
     let named = xmppdns::topology::Topology::load(&named).unwrap();
+    assert!(named.manage_target_addresses);
     assert_eq!(named.federation.name, name("fed.contoso.com"));
     assert_eq!(named.zones, vec![name("fabrikam.com"), name("contoso.com")]);
+    // Targets outside the zones it writes: their addresses are not managed.
+    let outside = dir.path().join("outside.json");
+    let output = xmppdns(&[
+        "init",
+        "--from-dns",
+        "--domain",
+        "fabrikam.com",
+        "--nameserver",
+        &ns,
+        "--federation",
+        "xmpp.fabrikam.com",
+        "--out",
+        outside.to_str().unwrap(),
+    ]);
+    assert_exit(&output, 0);
+    let outside = xmppdns::topology::Topology::load(&outside).unwrap();
+    assert_eq!(outside.zones, vec![name("fabrikam.com")]);
+    assert!(!outside.manage_target_addresses);
     let other = dir.path().join("other.json");
     let output = xmppdns(&[
         "init",

@@ -656,7 +656,7 @@ fn missing_zone_file() {
 // Shell integration
 
 /// Every subcommand the README's command table lists.
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 11] = [
     "plan",
     "apply",
     "failover",
@@ -665,6 +665,7 @@ const SUBCOMMANDS: [&str; 10] = [
     "keygen",
     "audit",
     "init",
+    "journal",
     "completions",
     "man",
 ];
@@ -699,9 +700,7 @@ fn completions_man_and_help() {
     assert!(page.contains(".TH"), "roff: {page}");
     assert!(page.contains("xmppdns"));
 
-    for command in SUBCOMMANDS {
-        assert!(page.contains(command), "the man page names `{command}`");
-    }
+    assert_man_page_is_complete(&page);
 
     for command in ["plan", "apply"] {
         let out = run_in(&dir, &[command, "--help"]);
@@ -715,7 +714,97 @@ fn completions_man_and_help() {
     }
 
     let out = run_in(&dir, &["completions", "tcsh"]);
-    assert_exit(&out, 2); // clap's usage error
+    assert_exit(&out, 1);
+}
+
+/// One page, xmppdns(1): every subcommand as a subsection with every option of its `--help`,
+/// the exit status and a FILES section; no reference to another page (there is none).
+#[track_caller]
+fn assert_man_page_is_complete(page: &str) {
+    for section in [".SH COMMANDS", ".SH \"EXIT STATUS\"", ".SH FILES"] {
+        assert!(page.contains(section), "no `{section}`");
+    }
+    for needle in ["journal.jsonl", "PLAN\\fR.json", "TOPOLOGY\\fR.json"] {
+        assert!(page.contains(needle), "FILES names `{needle}`");
+    }
+    let mut checked = 0;
+    for command in SUBCOMMANDS {
+        let title = format!(".SS \"xmppdns {command} ");
+        let at = page
+            .find(&title)
+            .unwrap_or_else(|| panic!("no subsection for `{command}`"));
+        let end = page[at + 1..].find(".S").map_or(page.len(), |e| at + 1 + e);
+        let section = &page[at..end];
+        let help = stdout(&run_in(&root(), &[command, "--help"]));
+        // The option lines of `--help`: `  -y, --yes`, `      --format <FORMAT>`.
+        let options: BTreeSet<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ','))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+            .filter(|w| !["--help", "--verbose"].contains(w))
+            .collect();
+        for option in options {
+            let roff = option.replace('-', "\\-");
+            assert!(
+                section.contains(&format!("\\fB{roff}\\fR")),
+                "the man page lacks `{option}` under `{command}`"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 30,
+        "only {checked} options found in the --help texts"
+    );
+    let mut references = page.match_indices("(1)").chain(page.match_indices("(5)"));
+    assert!(
+        references.next().is_none(),
+        "a reference to another page:\n{page}"
+    );
+}
+
+/// Usage errors exit 1, never 2: 2 means "changes pending" to `plan --detailed-exitcode`, and a
+/// script must not read a typo as a pending change. Help and version still exit 0.
+#[test]
+fn usage_errors_exit_1_and_help_and_version_exit_0() {
+    let dir = root();
+    for args in [
+        &["plan"][..],
+        &["plan", "t.json", "--detailed-exitcod"],
+        &["plan", "t.json", "--format", "yaml"],
+        &["frobnicate"],
+        &[],
+        &["failover", "t.json"],
+        &[
+            "failover",
+            "t.json",
+            "--to",
+            "P",
+            "--propagation-timeout",
+            "0",
+        ],
+    ] {
+        let out = run_in(&dir, args);
+        assert_exit(&out, 1);
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("error:") || err.contains("Usage:"),
+            "{args:?}: {err}"
+        );
+    }
+    for args in [
+        &["--help"][..],
+        &["plan", "--help"],
+        &["--version"],
+        &["help"],
+    ] {
+        let out = run_in(&dir, args);
+        assert_exit(&out, 0);
+        assert!(!stdout(&out).is_empty(), "{args:?} prints on stdout");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -990,7 +1079,11 @@ fn zone_file_reader_agrees_with_bind() {
         }
     }
     let key = |name: &str, rtype: &str| (name.to_string(), rtype.to_string());
-    assert_eq!(managed, tricky_managed());
+    // The managed RRsets, and the CNAME at each of their names (read to refuse an alias).
+    let mut expected = tricky_managed();
+    let guarded: Vec<_> = expected.iter().map(|(n, _)| key(n, "CNAME")).collect();
+    expected.extend(guarded);
+    assert_eq!(managed, expected);
 
     for key in &managed {
         assert_eq!(
@@ -1354,4 +1447,470 @@ fn keygen_out_writes_a_0600_key_bind_accepts_and_never_overwrites() {
     let out = ws.run(&["keygen", "piped"]);
     assert_exit(&out, 0);
     assert!(support::TsigKey::parse_bind_conf(&stdout(&out)).is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// journal
+
+/// Every command that writes records who ran it (the `sudo` user first) and `--reason`;
+/// `journal` lists the entries as a table or JSON, `--last N` the newest N; lines written
+/// before who/why existed still list.
+#[test]
+fn the_journal_records_who_and_why_and_lists_entries() {
+    let ws = Workspace::new();
+    let journal = ws.path().join("contoso.journal.jsonl");
+    let out = support::xmppdns()
+        .args([
+            "apply",
+            &ws.topology_arg(),
+            "--yes",
+            "--reason",
+            "CHG-1234 move to new edge",
+        ])
+        .env("SUDO_USER", "alice")
+        .current_dir(ws.path())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let entries: Vec<Value> = fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "one entry per zone");
+    for entry in &entries {
+        let who = entry["who"].as_str().unwrap();
+        assert!(who.starts_with("alice@") && who.len() > 6, "{who}");
+        assert_eq!(entry["why"], "CHG-1234 move to new edge");
+    }
+    // rollback records its own reason.
+    let out = ws.run(&[
+        "rollback",
+        &ws.topology_arg(),
+        "--yes",
+        "--force",
+        "--reason",
+        "INC-7 undo",
+    ]);
+    assert_exit(&out, 0);
+    let out = ws.run(&[
+        "journal",
+        &ws.topology_arg(),
+        "--last",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let last: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (last[0]["command"].as_str(), last[0]["why"].as_str()),
+        (Some("rollback"), Some("INC-7 undo"))
+    );
+
+    // An old line, without who and why.
+    let mut old = entries[1].clone();
+    old.as_object_mut().unwrap().remove("who");
+    old.as_object_mut().unwrap().remove("why");
+    old["id"] = 5.into();
+    let mut text = fs::read_to_string(&journal).unwrap();
+    text.push_str(&format!("{old}\n"));
+    fs::write(&journal, text).unwrap();
+
+    let out = ws.run(&["journal", &ws.topology_arg()]);
+    assert_exit(&out, 0);
+    let table = stdout(&out);
+    for needle in [
+        "Who",
+        "Why",
+        "alice@",
+        "CHG-1234 move to new edge",
+        "applied",
+        "apply",
+    ] {
+        assert!(table.contains(needle), "no `{needle}` in:\n{table}");
+    }
+    assert!(table.contains("create SRV _xmpp-server._tcp."), "{table}");
+
+    let journal_arg = journal.display().to_string();
+    let out = ws.run(&[
+        "journal",
+        "--journal",
+        &journal_arg,
+        "--last",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&out, 0);
+    let listed: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [4, 5]
+    );
+    assert!(listed[1].get("who").is_none());
+
+    // No journal yet: said so, not an error; neither source: a usage error.
+    let out = ws.run(&["journal", "--journal", "nowhere.jsonl"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("has no entries"), "{}", stdout(&out));
+    assert_exit(&ws.run(&["journal"]), 1);
+    // --reason is on every command that writes, and only there.
+    for command in ["apply", "failover", "failback", "rollback"] {
+        let help = stdout(&ws.run(&[command, "--help"]));
+        assert!(help.contains("--reason <TEXT>"), "{command}: {help}");
+    }
+    assert_exit(&ws.run(&["plan", &ws.topology_arg(), "--reason", "x"]), 1);
+}
+
+/// The gid of a system group, through the name service.
+fn group_gid(name: &str) -> Option<u32> {
+    let out = Command::new("getent").args(["group", name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// named as Debian runs it (`-u bind`), configured as the README says: the key file included,
+/// `update-policy { grant KEY zonesub ANY; }` and `allow-transfer { key KEY; }`. Waits until
+/// it serves, or (`expect_running` false) until it exits; returns it with its address.
+fn named_as_bind(
+    key_file: &Path,
+    key_name: &str,
+    expect_running: bool,
+) -> (support::ServerProcess, std::net::SocketAddr) {
+    use std::os::unix::fs::PermissionsExt;
+    let named = support::require("named");
+    let bind_gid = group_gid("bind").expect("group bind (package bind9)");
+    support::process::start_with_retries("named -u bind", || {
+        let dir = support::process::server_dir("bind-user");
+        // named runs as bind: it must reach the folder and write its working folder.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let work = dir.path().join("work");
+        fs::create_dir(&work).unwrap();
+        std::os::unix::fs::chown(&work, None, Some(bind_gid)).unwrap();
+        fs::set_permissions(&work, fs::Permissions::from_mode(0o770)).unwrap();
+        fs::write(
+            work.join("contoso.com.zone"),
+            support::zone_text("contoso.com", 1, ""),
+        )
+        .unwrap();
+        let port = support::free_port(support::Transport::TcpAndUdp);
+        let w = work.display();
+        let conf = dir.path().join("named.conf");
+        fs::write(
+            &conf,
+            format!(
+                "include \"{}\";\noptions {{ directory \"{w}\"; pid-file none; \
+                 session-keyfile \"{w}/session.key\"; listen-on port {port} {{ 127.0.0.1; }}; \
+                 listen-on-v6 {{ none; }}; recursion no; notify no; }};\n\
+                 zone \"contoso.com\" {{ type primary; file \"{w}/contoso.com.zone\"; \
+                 update-policy {{ grant {key_name} zonesub ANY; }}; \
+                 allow-transfer {{ key {key_name}; }}; }};\n",
+                key_file.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+        let args = [
+            std::ffi::OsStr::new("-g"),
+            std::ffi::OsStr::new("-u"),
+            std::ffi::OsStr::new("bind"),
+            std::ffi::OsStr::new("-c"),
+            conf.as_os_str(),
+        ];
+        let mut process = support::ServerProcess::spawn("named", dir, &named, &args, Vec::new());
+        let addr = std::net::SocketAddr::from((support::LOOPBACK, port));
+        if expect_running {
+            process.wait_ready(
+                &["address in use"],
+                &["exiting (due to fatal error)"],
+                Some("all zones loaded"),
+                || support::try_soa_serial(addr, "contoso.com").map(drop),
+            )?;
+        } else {
+            let deadline = std::time::Instant::now() + support::ready_timeout();
+            while !process.has_exited() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "named kept running:\n{}",
+                    process.logs()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        Ok((process, addr))
+    })
+}
+
+/// `keygen --group bind` makes a key file Debian's named (running as user bind) can read: mode
+/// 0640, group bind. Without it (0600, root's) named cannot load it and exits. An unknown
+/// group is refused before anything is written.
+#[test]
+fn keygen_group_bind_gives_named_a_key_it_can_read() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let bind_gid =
+        group_gid("bind").expect("no group `bind`: install BIND 9 (Debian: apt-get install bind9)");
+    let ws = Workspace::new();
+    fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o755)).unwrap();
+
+    let missing = ws.path().join("nogroup.key");
+    let out = ws.run(&[
+        "keygen",
+        "k",
+        "--out",
+        missing.to_str().unwrap(),
+        "--group",
+        "no-such-grp",
+    ]);
+    assert_exit(&out, 1);
+    assert_clean_error(&out);
+    assert!(
+        stderr(&out).contains("no group `no-such-grp`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!missing.exists(), "nothing written for an unknown group");
+    assert_exit(&ws.run(&["keygen", "k", "--group", "bind"]), 1); // --group needs --out
+
+    let shared = ws.path().join("shared.key");
+    let out = ws.run(&[
+        "keygen",
+        "xmppdns-update",
+        "--out",
+        shared.to_str().unwrap(),
+        "--group",
+        "bind",
+    ]);
+    assert_exit(&out, 0);
+    let meta = fs::metadata(&shared).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(meta.gid(), bind_gid);
+    assert_eq!(
+        meta.uid(),
+        fs::metadata(ws.path()).unwrap().uid(),
+        "still owned by the user who made it (running the tests needs root for this chown)"
+    );
+    let key = support::TsigKey::parse_bind_conf(&fs::read_to_string(&shared).unwrap()).unwrap();
+    let (named, addr) = named_as_bind(&shared, &key.name, true);
+    support::nsupdate(
+        addr,
+        &key,
+        "zone contoso.com\nupdate add keyed.contoso.com. 300 IN A 192.0.2.1",
+    );
+    assert!(support::axfr(addr, "contoso.com", &key)
+        .iter()
+        .any(|r| r.starts_with("keyed.contoso.com. 300 IN A 192.0.2.1")));
+    drop(named);
+
+    // What the option is for: a 0600 key made as root is unreadable to named.
+    let private = ws.path().join("private.key");
+    assert_exit(
+        &ws.run(&[
+            "keygen",
+            "xmppdns-update",
+            "--out",
+            private.to_str().unwrap(),
+        ]),
+        0,
+    );
+    let (named, _) = named_as_bind(&private, "xmppdns-update", false);
+    assert!(
+        named.logs().contains("permission denied"),
+        "{}",
+        named.logs()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server hints
+
+/// An rfc2136 topology for contoso.com at `server`; EdgePool2 is at 127.0.0.1, port 5269
+/// replaced by `srv_port`.
+fn rfc2136_topology(
+    ws: &Workspace,
+    server: std::net::SocketAddr,
+    key: Value,
+    srv_port: u16,
+) -> String {
+    let mut topology: Value =
+        serde_json::from_str(&fs::read_to_string(ws.topology()).unwrap()).unwrap();
+    topology["zones"] = serde_json::json!(["contoso.com"]);
+    topology["sip_domains"] = serde_json::json!(["contoso.com"]);
+    topology["pools"][1]["ipv4"] = serde_json::json!(["127.0.0.1"]);
+    topology["srv"]["port"] = srv_port.into();
+    let mut provider = serde_json::json!({"kind": "rfc2136", "server": server.to_string()});
+    provider
+        .as_object_mut()
+        .unwrap()
+        .extend(key.as_object().unwrap().clone());
+    topology["provider"] = provider;
+    ws.write("rfc2136.json", &topology.to_string())
+}
+
+/// A missing key file is found when the topology is loaded: `failover` stops before it probes
+/// the new pool (nothing connects to its port) or reads DNS, and names the file.
+#[test]
+fn a_missing_key_file_fails_before_the_probe_and_names_the_file() {
+    let ws = Workspace::new();
+    let pool = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    pool.set_nonblocking(true).unwrap();
+    let dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    dns.set_nonblocking(true).unwrap();
+    let topology = rfc2136_topology(
+        &ws,
+        dns.local_addr().unwrap(),
+        serde_json::json!({"key_file": "keys/xmppdns.key"}),
+        pool.local_addr().unwrap().port(),
+    );
+    for args in [
+        &["failover", &topology, "--to", "EdgePool2", "--yes"][..],
+        &["failover", &topology, "--to", "EdgePool2", "--dry-run"],
+        &["plan", &topology],
+    ] {
+        let out = ws.run(args);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        // (After the warning that the test's port is not 5269.)
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error: TSIG key: provider.key_file: cannot read key file")),
+            "{err}"
+        );
+        let file = ws.path().join("keys/xmppdns.key");
+        assert!(err.contains(&file.display().to_string()), "{args:?}: {err}");
+        assert!(err.contains("provider.key_file"), "{err}");
+        assert!(err.contains("No such file"), "{err}");
+        assert!(pool.accept().is_err(), "{args:?}: the pool was probed");
+        assert!(
+            dns.recv_from(&mut [0; 512]).is_err(),
+            "{args:?}: DNS was asked"
+        );
+    }
+}
+
+/// REFUSED from a real BIND names the likely causes in order: here the key is missing from
+/// the topology (BIND allows updates only with its key).
+#[test]
+fn refused_names_the_likely_causes_in_order() {
+    let ws = Workspace::new();
+    let key = support::TsigKey::generate("xmppdns-update", "hmac-sha256");
+    let zone = support::zone_text("contoso.com", 1, "");
+    let bind = support::Bind::primary(&[("contoso.com", &zone)], &key);
+    let topology = rfc2136_topology(&ws, bind.addr(), serde_json::json!({}), 5269);
+    let out = ws.run(&["apply", &topology, "--yes"]);
+    assert_exit(&out, 1);
+    assert_clean_error(&out);
+    let err = stderr(&out);
+    let causes = [
+        "answered REFUSED",
+        "(1) the zone is not on that server",
+        "(2) the key is missing from the topology",
+        "(3) the server's `allow-update` / `update-policy`",
+    ];
+    let at: Vec<usize> = causes
+        .iter()
+        .map(|c| err.find(c).unwrap_or_else(|| panic!("no `{c}` in {err}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A CNAME where the plan needs records
+
+/// A pool FQDN aliased to a load balancer, with `manage_target_addresses` on: planning it as
+/// "create A" would make apply fail its read-back forever (the server ignores the update), so
+/// plan and apply refuse with exit 3, name the alias and say how to fix it, and write nothing.
+#[track_caller]
+fn assert_cname_refused(out: &Output) {
+    assert_exit(out, 3);
+    let err = stderr(out);
+    assert!(err.starts_with("error: refusing to plan"), "{err}");
+    assert!(
+        err.contains("edgepool2.contoso.com. (zone contoso.com.) is a CNAME to lb.contoso.net., but the topology needs A records there"),
+        "{err}"
+    );
+    assert!(err.contains("Fix: remove the CNAME"), "{err}");
+    assert!(
+        err.contains("set the pool's `fqdn` to the CNAME's target"),
+        "{err}"
+    );
+    assert!(stdout(out).is_empty(), "no plan is shown: {}", stdout(out));
+}
+
+#[test]
+fn a_cname_where_the_plan_needs_records_is_refused_zonefile() {
+    let ws = Workspace::new();
+    // A plan saved before the alias existed is stale once it does.
+    let saved = save_plan(&ws);
+    let mut zone = ws.zone("contoso.com");
+    zone.push_str("edgepool2 IN CNAME lb.contoso.net.\n");
+    fs::write(ws.zone_path("contoso.com"), &zone).unwrap();
+    for args in [
+        &["plan", &ws.topology_arg(), "--detailed-exitcode"][..],
+        &["apply", &ws.topology_arg(), "--yes"],
+    ] {
+        assert_cname_refused(&ws.run(args));
+    }
+    let out = ws.run(&["apply", &saved, "--yes"]);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains(
+            "edgepool2.contoso.com. CNAME: expected absent, found ttl 3600 [lb.contoso.net.]"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ws.zone("contoso.com"), zone, "nothing written");
+    assert!(!ws.bak_path("contoso.com").exists());
+    // The alias gone, the same topology plans normally.
+    fs::write(ws.zone_path("contoso.com"), fixture_zone("contoso.com")).unwrap();
+    assert_exit(
+        &ws.run(&["plan", &ws.topology_arg(), "--detailed-exitcode"]),
+        2,
+    );
+}
+
+#[test]
+fn a_cname_where_the_plan_needs_records_is_refused_bind() {
+    let ws = Workspace::new();
+    let key = support::TsigKey::generate("xmppdns-update", "hmac-sha256");
+    let zone = support::zone_text(
+        "contoso.com",
+        1,
+        "edgepool1 IN A 192.0.2.10\nedgepool2 IN CNAME lb.contoso.net.\n",
+    );
+    let bind = support::Bind::primary(&[("contoso.com", &zone)], &key);
+    ws.write("xmppdns.key", &key.bind_conf());
+    let topology = rfc2136_topology(
+        &ws,
+        bind.addr(),
+        serde_json::json!({"key_file": "xmppdns.key"}),
+        5269,
+    );
+    let before = support::axfr(bind.addr(), "contoso.com", &key);
+    for args in [
+        &["plan", &topology, "--detailed-exitcode"][..],
+        &["apply", &topology, "--yes"],
+        &[
+            "failover",
+            &topology,
+            "--to",
+            "EdgePool2",
+            "--yes",
+            "--skip-probe",
+        ],
+    ] {
+        assert_cname_refused(&ws.run(args));
+    }
+    assert_eq!(
+        support::axfr(bind.addr(), "contoso.com", &key),
+        before,
+        "nothing written"
+    );
 }

@@ -863,7 +863,10 @@ fn server_error_codes_are_said_in_words() {
         (
             5,
             "REFUSED",
-            "the server refused: check allow-update / allow-transfer for this key and zone",
+            "the server refused; the likely causes, in order: (1) the zone is not on that server \
+             (is it the zone's primary?); (2) the key is missing from the topology (`key_file` / \
+             `key_env`) or unknown to the server; (3) the server's `allow-update` / \
+             `update-policy` (or `allow-transfer`, for reads) does not grant this key this zone",
         ),
         (10, "NOTZONE", "a name is outside the zone"),
     ] {

@@ -85,7 +85,16 @@ fn every_problem_of_every_section_in_order() {
             .extend(key.as_object().unwrap().clone());
         cases.push((format!("powerdns-empty-key-{i}"), broken(provider)));
     }
-    // Malformed provider settings: serde's words and position.
+    // Unknown fields: problems with their paths, reported with every other problem.
+    cases.push(("unknown fields".into(), {
+        let mut v = broken(json!({"kind": "rfc2136", "server": "192.0.2.1", "key_fil": "k"}));
+        v["activ_pool"] = json!("EdgePool1");
+        v["pools"][3]["prefrence"] = json!(4);
+        v["federation"]["tll"] = json!(60);
+        v["xmpps"]["colour"] = json!("blue");
+        v
+    }));
+    // Malformed provider settings: serde's words and position (unknown fields: as above).
     for provider in [
         json!({"kind": "powerdns", "api_url": "http://h", "api_key_env": "K", "api_key": "x"}),
         json!({"kind": "powerdns", "api_key_env": "K"}),

@@ -39,6 +39,12 @@ pub struct TopologyJson {
     pub pools: Vec<PoolJson>,
     pub ttl: u32,
     pub srv: SrvJson,
+    /// True when every target's addresses are served in the listed zones (so the tool can
+    /// keep them as the pools say).
+    pub manage_target_addresses: bool,
+    /// The authoritative servers that were asked, to check after each change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
     pub provider: ProviderJson,
 }
 
@@ -57,6 +63,8 @@ pub struct PoolJson {
     pub ipv6: Vec<String>,
     pub servers: Vec<String>,
     pub preference: u32,
+    /// Always true here: the site and servers are guesses until a person fills them in.
+    pub placeholder: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +145,7 @@ pub fn from_dns(
     }
     let (pools, active_pool) = survey.pools(&snapshot, &mut notes);
     notes.push(
-        "sites are placeholders (Site1, Site2, ...) and `servers` is empty: DNS does not tell them; fill them in for the failover runbook".into(),
+        "pools are marked `\"placeholder\": true`: their sites (Site1, Site2, ...) and empty `servers` are guesses, as DNS does not tell them; fill them in and remove the marker before using the failover runbook".into(),
     );
     let mut zones = survey.zones;
     let federation_ttl = federation_record(&snapshot, &federation, &mut zones, &mut notes)?;
@@ -149,6 +157,8 @@ pub fn from_dns(
         step
     };
     let server = provider_server(&options.servers, &snapshot, &zones);
+    let manage_target_addresses = targets_served(&pools, &zones, &federation);
+    let nameservers = servers_asked(&options.servers, &snapshot, &zones);
     notes.push(format!(
         "provider: RFC 2136 to {server} without a key (reads work where queries are allowed); add key_file before `apply`"
     ));
@@ -173,6 +183,8 @@ pub fn from_dns(
                 weight: most_common(&survey.weights, 0),
                 priority_step: step,
             },
+            manage_target_addresses,
+            nameservers,
             provider: ProviderJson {
                 kind: "rfc2136",
                 server: server.to_string(),
@@ -319,6 +331,7 @@ impl SrvSurvey {
                 ipv6,
                 servers: Vec::new(),
                 preference: i as u32,
+                placeholder: true,
             });
         }
         (pools, active_pool)
@@ -379,6 +392,35 @@ fn federation_record(
         ));
     }
     Ok(federation_ttl)
+}
+
+/// Whether every pool's target is inside the zones, has addresses served there, and is not
+/// the federation record (which the tool keeps apart).
+fn targets_served(pools: &[PoolJson], zones: &[Fqdn], federation: &Fqdn) -> bool {
+    pools.iter().all(|pool| {
+        let in_zones = Fqdn::parse(&pool.fqdn)
+            .is_ok_and(|target| &target != federation && zones.iter().any(|z| target.is_within(z)));
+        in_zones && !(pool.ipv4.is_empty() && pool.ipv6.is_empty())
+    })
+}
+
+/// The authoritative servers asked: the given ones, else those found for the zones, each once.
+fn servers_asked(servers: &Servers, snapshot: &Snapshot, zones: &[Fqdn]) -> Vec<String> {
+    let asked: Vec<SocketAddr> = match servers {
+        Servers::Given(servers) => servers.clone(),
+        Servers::Discover { .. } => zones
+            .iter()
+            .filter_map(|zone| snapshot.servers.get(zone))
+            .flatten()
+            .copied()
+            .collect(),
+    };
+    let mut seen = BTreeSet::new();
+    asked
+        .into_iter()
+        .filter(|server| seen.insert(*server))
+        .map(|server| server.to_string())
+        .collect()
 }
 
 /// The server the RFC 2136 provider writes to: the first given one, else the first

@@ -5,6 +5,7 @@
 mod apply;
 mod audit;
 mod docs;
+mod journal;
 mod keygen;
 mod moves;
 mod plan;
@@ -18,9 +19,41 @@ use xmppdns::{app, Error};
 pub(crate) use apply::{apply, rollback};
 pub(crate) use audit::{audit, init};
 pub(crate) use docs::{completions, man};
+pub(crate) use journal::journal;
 pub(crate) use keygen::keygen;
 pub(crate) use moves::{failback, failover};
 pub(crate) use plan::plan;
+
+/// The command line, or exit: usage errors exit 1 (2 means "changes pending" for
+/// `plan --detailed-exitcode`, so clap's usual 2 would read as success with changes);
+/// `--help` and `--version` print on stdout and exit 0.
+pub(crate) fn parse_args() -> crate::cli::Cli {
+    use clap::Parser;
+    crate::cli::Cli::try_parse().unwrap_or_else(|error| {
+        error.print().ok();
+        let code = if error.use_stderr() {
+            xmppdns::error::exit::ERROR
+        } else {
+            xmppdns::error::exit::OK
+        };
+        std::process::exit(code.into())
+    })
+}
+
+/// Hands the command's `--reason` to the journal, for every entry the command writes.
+pub(crate) fn record_reason(command: &crate::cli::Command) {
+    use crate::cli::Command;
+    let reason = match command {
+        Command::Apply(args) => &args.reason,
+        Command::Rollback(args) => &args.reason,
+        Command::Failover(args) => &args.move_options.reason,
+        Command::Failback(args) => &args.move_options.reason,
+        _ => &None,
+    };
+    if let Some(reason) = reason {
+        xmppdns::journal::set_reason(reason);
+    }
+}
 
 /// Logs go to stderr, `warn` and up unless `-v` asks for more.
 pub(crate) fn init_logging(verbose: u8) {

@@ -92,7 +92,7 @@ fn rcode_meaning(code: u8) -> &'static str {
         2 => "the server failed internally",
         3 => "the name does not exist",
         4 => "the server does not implement this request",
-        5 => "the server refused: check allow-update / allow-transfer for this key and zone",
+        5 => "the server refused; the likely causes, in order: (1) the zone is not on that server (is it the zone's primary?); (2) the key is missing from the topology (`key_file` / `key_env`) or unknown to the server; (3) the server's `allow-update` / `update-policy` (or `allow-transfer`, for reads) does not grant this key this zone",
         6 => "a name that must not exist exists",
         7 => "an RRset that must not exist exists: it was created since it was read",
         8 => "an RRset is not as it was read: it changed since it was read",

@@ -18,6 +18,10 @@ pub struct ZoneDesired {
     pub managed: BTreeSet<RrKey>,
     /// The RRsets that must exist, keyed like `managed`.
     pub rrsets: BTreeMap<RrKey, RecordSet>,
+    /// A CNAME key at each name that must hold records: read, never written. A name with a
+    /// CNAME holds nothing else (RFC 1034 §3.6.2), and servers such as BIND silently ignore an
+    /// update that adds to one, so the plan refuses it (see `diff::cname_conflicts`).
+    pub guarded: BTreeSet<RrKey>,
 }
 
 impl ZoneDesired {
@@ -25,8 +29,15 @@ impl ZoneDesired {
         let key = set.key();
         self.managed.insert(key.clone());
         if !set.is_empty() {
+            self.guarded
+                .insert(RrKey::new(set.name.clone(), RecordType::Cname));
             self.rrsets.insert(key, set);
         }
+    }
+
+    /// What to read of the zone: the managed keys and the guarding CNAME keys.
+    pub fn keys_to_read(&self) -> BTreeSet<RrKey> {
+        self.managed.union(&self.guarded).cloned().collect()
     }
 }
 
@@ -242,6 +253,27 @@ mod tests {
         );
         let xmpps = &contoso.rrsets[&key("_xmpps-server._tcp.contoso.com", RecordType::Srv)];
         assert!(xmpps.srv_records().all(|s| s.port == 5270));
+    }
+
+    #[test]
+    fn every_name_that_must_hold_records_is_guarded_against_a_cname() {
+        let mut value = contoso_json();
+        value["manage_target_addresses"] = json!(true);
+        let state = desired(&topology(value));
+        let contoso = &state.zones[&Fqdn::parse("contoso.com").unwrap()];
+        let guarded: Vec<String> = contoso.guarded.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            guarded,
+            [
+                "_xmpp-server._tcp.contoso.com. CNAME",
+                "edgepool1.contoso.com. CNAME",
+                "edgepool2.contoso.com. CNAME",
+                "edgepool3.contoso.com. CNAME",
+                "xmpp.contoso.com. CNAME",
+            ]
+        );
+        assert!(contoso.managed.iter().all(|k| k.rtype != RecordType::Cname));
+        assert!(contoso.keys_to_read().is_superset(&contoso.guarded));
     }
 
     #[test]

@@ -103,6 +103,48 @@ pub fn diff(desired: &DesiredState, current: &BTreeMap<Fqdn, ZoneState>) -> Vec<
     changes
 }
 
+/// A CNAME at a name where the plan needs records (which it could never hold).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CnameConflict {
+    pub zone: Fqdn,
+    pub name: Fqdn,
+    /// The alias's target.
+    pub target: String,
+    /// The types the plan needs at `name`.
+    pub wanted: Vec<RecordType>,
+}
+
+/// Every guarded name (see `ZoneDesired::guarded`) that holds a CNAME.
+pub fn cname_conflicts(
+    desired: &DesiredState,
+    current: &BTreeMap<Fqdn, ZoneState>,
+) -> Vec<CnameConflict> {
+    let mut conflicts = Vec::new();
+    for (zone, want) in &desired.zones {
+        let Some(have) = current.get(zone) else {
+            continue;
+        };
+        for key in &want.guarded {
+            let Some(alias) = have.rrsets.get(key) else {
+                continue;
+            };
+            let target = alias.records().iter().map(ToString::to_string).collect();
+            conflicts.push(CnameConflict {
+                zone: zone.clone(),
+                name: key.name.clone(),
+                target,
+                wanted: want
+                    .rrsets
+                    .keys()
+                    .filter(|k| k.name == key.name)
+                    .map(|k| k.rtype)
+                    .collect(),
+            });
+        }
+    }
+    conflicts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +193,32 @@ mod tests {
             rrsets: sets.iter().map(|s| (s.key(), s.clone())).collect(),
         };
         [(name(zone), state)].into()
+    }
+
+    #[test]
+    fn a_cname_where_records_are_wanted_is_a_conflict() {
+        let federation = a("xmpp.contoso.com", 300, &["192.0.2.1"]);
+        let mut want = desired("contoso.com", &[], std::slice::from_ref(&federation));
+        let zone = want.zones.get_mut(&name("contoso.com")).unwrap();
+        zone.guarded
+            .insert(RrKey::new(name("xmpp.contoso.com"), RecordType::Cname));
+        let alias = RecordSet::new(
+            name("xmpp.contoso.com"),
+            RecordType::Cname,
+            300,
+            vec![Rdata::Cname(name("lb.contoso.net"))],
+        )
+        .unwrap();
+        assert!(cname_conflicts(&want, &current("contoso.com", &[federation])).is_empty());
+        assert_eq!(
+            cname_conflicts(&want, &current("contoso.com", &[alias])),
+            [CnameConflict {
+                zone: name("contoso.com"),
+                name: name("xmpp.contoso.com"),
+                target: "lb.contoso.net.".into(),
+                wanted: vec![RecordType::A],
+            }]
+        );
     }
 
     #[test]

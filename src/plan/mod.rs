@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{Fqdn, RecordSet, RrKey};
 pub use desired::{desired, DesiredState};
-pub use diff::{diff, Action, Change, ZoneState};
+pub use diff::{cname_conflicts, diff, Action, Change, CnameConflict, ZoneState};
 
 /// The saved-plan format name; bumped on any incompatible change.
 pub const PLAN_FORMAT: &str = "xmppdns-plan/1";
@@ -84,7 +84,8 @@ impl Plan {
             .iter()
             .map(|(zone, want)| {
                 let state = current.get(zone).unwrap_or(&empty);
-                ObservedZone::new(zone.clone(), &want.managed, state)
+                // The guarding CNAME keys too: one created after the plan makes it stale.
+                ObservedZone::new(zone.clone(), &want.keys_to_read(), state)
             })
             .collect();
         Plan { changes, observed }

@@ -100,6 +100,32 @@ pub fn load_key(source: &KeySource) -> Result<TsigKey, Rfc2136Error> {
     })
 }
 
+/// Loads every key the configuration names, so that a missing or unreadable key file (or an
+/// unset variable) is reported when the topology is loaded, before any probe, read or plan.
+pub fn check_keys(config: &Rfc2136Config) -> Result<(), Rfc2136Error> {
+    for (field, source) in [("key", &config.key), ("transfer_key", &config.transfer_key)] {
+        if let Some(source) = source {
+            match load_key(source) {
+                Ok(_) => {}
+                Err(Rfc2136Error::Key { message }) => {
+                    return Err(Rfc2136Error::Key {
+                        message: format!("provider.{field}_{}: {message}", source_kind(source)),
+                    })
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn source_kind(source: &KeySource) -> &'static str {
+    match source {
+        KeySource::File(_) => "file",
+        KeySource::Env(_) => "env",
+    }
+}
+
 /// The wire's view of plan changes (the RRset each must still find, the one it installs),
 /// in order. A change whose action does not fit its `before` (a hand-edited saved plan) is
 /// refused here, before anything is sent.

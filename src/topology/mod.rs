@@ -8,6 +8,7 @@
 //! It parses and validates, and does no I/O beyond reading the file, no logging and no
 //! networking: callers log [`Topology::warnings`] themselves.
 
+mod fields;
 mod provider;
 mod raw;
 mod validate;
@@ -170,13 +171,32 @@ impl Topology {
     /// Parses and validates topology JSON; `path` names the file in messages and anchors the
     /// relative paths inside it.
     pub fn from_json(text: &str, path: &Path) -> Result<Topology, TopologyError> {
-        let raw: RawTopology = serde_json::from_str(text).map_err(|e| TopologyError::Json {
+        let json_error = |e: serde_json::Error| TopologyError::Json {
             path: path.to_path_buf(),
             line: e.line(),
             column: e.column(),
             message: strip_position(&e.to_string()),
-        })?;
-        let mut problems = Problems::default();
+        };
+        let mut document: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
+        let unknown = fields::take_unknown(&mut document);
+        // Parsed from the text when nothing was taken out, so that serde's type errors keep
+        // their line and column.
+        let raw: RawTopology = if unknown.is_empty() {
+            serde_json::from_str(text).map_err(json_error)?
+        } else {
+            serde_json::from_value(document).map_err(|e| TopologyError::Invalid {
+                path: path.to_path_buf(),
+                problems: unknown
+                    .iter()
+                    .cloned()
+                    .chain([Problem {
+                        at: "(topology)".into(),
+                        message: e.to_string(),
+                    }])
+                    .collect(),
+            })?
+        };
+        let mut problems = Problems(unknown);
         let topology = validate(raw, path, &mut problems);
         if problems.0.is_empty() {
             Ok(topology.expect("a topology without problems is complete"))
@@ -322,11 +342,70 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_rejected_with_position() {
+    fn unknown_fields_are_problems_reported_with_the_others() {
         let mut v = base();
-        v["pool"] = json!([]);
+        v["activ_pool"] = json!("EdgePool2");
+        v["pools"][0]["placeholder"] = json!(true);
+        v["pools"][1]["prefernce"] = json!(2);
+        v["federation"]["name"] = json!("xmpp..contoso.com");
+        let p = problems(&v);
+        assert!(
+            has(
+                &p,
+                "activ_pool",
+                "unknown field `activ_pool` (did you mean `active_pool`?)"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "pools[1].prefernce", "did you mean `preference`?"),
+            "{p:?}"
+        );
+        assert!(has(&p, "federation.name", "empty label"), "{p:?}");
+        assert_eq!(p.len(), 3, "{p:?}");
         let text = load(&v).unwrap_err().to_string();
-        assert!(text.contains("unknown field `pool`"), "{text}");
+        assert!(!text.contains("malformed"), "{text}");
+    }
+
+    #[test]
+    fn every_listed_field_is_known_to_the_schema() {
+        let mut v = base();
+        v["ttl"] = json!(600);
+        v["federation"]["ttl"] = json!(60);
+        v["srv"] = json!({"port": 5269, "weight": 0, "priority_step": 10});
+        v["xmpps"] = json!({"publish": false, "port": 5270});
+        v["manage_target_addresses"] = json!(false);
+        v["srv_leader"] = json!("EdgePool1");
+        v["nameservers"] = json!(["192.0.2.53"]);
+        v["pools"][1]["servers"] = json!([]);
+        v["pools"][1]["preference"] = json!(1);
+        v["pools"][1]["placeholder"] = json!(true);
+        for provider in [
+            json!({"kind": "zonefile", "directory": ".", "files": {}}),
+            json!({"kind": "rfc2136", "server": "192.0.2.1", "key_file": "k",
+                   "transfer_server": "192.0.2.2", "transfer_key_env": "T",
+                   "timeout_ms": 100, "attempts": 2}),
+            json!({"kind": "rfc2136", "server": "192.0.2.1", "key_env": "K",
+                   "transfer_key_file": "t"}),
+            json!({"kind": "powerdns", "api_url": "http://h", "server_id": "localhost",
+                   "api_key_env": "K", "timeout_ms": 100, "notify": true}),
+            json!({"kind": "powerdns", "api_url": "http://h", "api_key_file": "k"}),
+        ] {
+            v["provider"] = provider;
+            load(&v).unwrap();
+        }
+        assert!(load(&v).unwrap().pools[1].placeholder);
+    }
+
+    #[test]
+    fn a_type_error_still_names_line_and_column() {
+        assert!(err_text("{\"zones\": 1}").contains("x.json:1:"));
+        let mut v = base();
+        v["zones"] = json!(1);
+        v["activ_pool"] = json!("x");
+        let text = load(&v).unwrap_err().to_string();
+        assert!(text.contains("unknown field `activ_pool`"), "{text}");
+        assert!(text.contains("invalid type: integer `1`"), "{text}");
     }
 
     #[test]
@@ -365,7 +444,7 @@ mod tests {
         assert!(has(
             &problems(&v),
             "pools[1].preference",
-            "duplicate priority"
+            "duplicate preference 1 (also pools[0])"
         ));
 
         let mut v = base();

@@ -1,5 +1,6 @@
-//! The raw serde schema of the topology JSON: field for field what the file may hold, unknown
-//! fields refused, nothing checked yet (`validate` turns it into a `Topology`).
+//! The raw serde schema of the topology JSON: field for field what the file may hold, nothing
+//! checked yet (`validate` turns it into a `Topology`). Unknown fields are taken out and
+//! reported by `fields` first; `deny_unknown_fields` stays as its safety net.
 
 use std::collections::BTreeMap;
 

@@ -156,7 +156,7 @@ impl PoolContext<'_> {
                 if let Some(first) = claimed.preferences.insert(value, self.index) {
                     problems.add(
                         self.at("preference"),
-                        format!("duplicate priority: preference {value} is also given to pools[{first}]"),
+                        format!("duplicate preference {value} (also pools[{first}]): give each pool its own"),
                     );
                 }
                 problems
