@@ -114,13 +114,20 @@ pub struct AzureProvider {
 impl AzureProvider {
     /// No request is made, and no token fetched, until the first read.
     pub fn new(config: &AzureConfig, proxy_from_env: bool) -> Result<Self, AzureError> {
-        Ok(AzureProvider {
+        let mut provider = Self::with_token(config, Token::new("", ""), proxy_from_env);
+        provider.token = None;
+        Ok(provider)
+    }
+
+    /// With a token already in hand (no source is consulted).
+    pub fn with_token(config: &AzureConfig, token: Token, proxy_from_env: bool) -> Self {
+        AzureProvider {
             agent: super::http_agent(config.timeout, proxy_from_env),
             config: config.clone(),
-            token: None,
+            token: Some(token),
             read: BTreeMap::new(),
             requests: 0,
-        })
+        }
     }
 
     fn token(&mut self) -> Result<Token, AzureError> {
