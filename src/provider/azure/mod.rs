@@ -69,9 +69,10 @@ impl From<AzureError> for ProviderError {
     fn from(error: AzureError) -> Self {
         let kind = match &error {
             AzureError::Auth(_) => ProviderError::Config,
-            AzureError::Refused { status, .. } if matches!(status, 401 | 403 | 404) => {
-                ProviderError::Config
-            }
+            AzureError::Refused {
+                status: 401 | 403 | 404,
+                ..
+            } => ProviderError::Config,
             AzureError::Refused { .. } | AzureError::Unmanageable { .. } => ProviderError::Rejected,
             AzureError::Transport { .. } => ProviderError::Transport,
             AzureError::OutcomeUnknown { .. } | AzureError::PartlyApplied { .. } => {
