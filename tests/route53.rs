@@ -2,7 +2,9 @@
 //! apply through the CLI, stale plans refused whole with nothing changed (saved, and a DELETE
 //! that no longer matches), the tool's own guard for a CREATE of an RRset that exists (moto
 //! accepts it where Route 53 refuses it), records outside the managed set untouched, hosted
-//! zones found by name, failover and rollback, and the secret key never printed.
+//! zones found by name, failover and rollback, a lost answer settled by reading again (a proxy in
+//! tests/support/moto.rs drops it after moto applied the batch), throttling retried, and the
+//! secret key never printed.
 
 mod support;
 
@@ -12,7 +14,7 @@ use std::process::Output;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use support::moto::Moto;
+use support::moto::{BatchFault, FaultyProxy, Moto};
 use xmppdns::app;
 use xmppdns::error::exit;
 use xmppdns::plan::{Action, Change};
@@ -532,4 +534,56 @@ fn two_hundred_domains_three_pools_request_count() {
         "{requests} requests for {} RRsets",
         keys.len()
     );
+}
+
+#[test]
+fn a_lost_answer_is_settled_by_reading_again_and_throttling_is_retried() {
+    let lab = Lab::new();
+    let proxy = FaultyProxy::start(&lab.moto);
+    let topology = lab.topology(true);
+    let mut value: Value =
+        serde_json::from_str(&std::fs::read_to_string(&topology).unwrap()).unwrap();
+    value["provider"]["endpoint"] = json!(proxy.endpoint());
+    std::fs::write(&topology, value.to_string()).unwrap();
+    let mut provider = lab.provider(&topology);
+    let zone = name("contoso.com");
+
+    proxy.push(BatchFault::LoseAnswer);
+    let create = [change(
+        None,
+        Some(set("xmpp.contoso.com", RecordType::A, 300, &["192.0.2.10"])),
+    )];
+    let applied = provider.apply(&zone, &create).unwrap();
+    assert!(
+        applied.detail.contains("reading again shows it applied"),
+        "{}",
+        applied.detail
+    );
+    assert!(lab
+        .rrsets()
+        .contains(&"xmpp.contoso.com. A 300 [192.0.2.10]".to_string()));
+
+    proxy.push(BatchFault::Throttle);
+    proxy.push(BatchFault::Throttle);
+    let update = [change(
+        Some(set("xmpp.contoso.com", RecordType::A, 300, &["192.0.2.10"])),
+        Some(set(
+            "xmpp.contoso.com",
+            RecordType::A,
+            300,
+            &["198.51.100.20"],
+        )),
+    )];
+    let applied = provider.apply(&zone, &update).unwrap();
+    assert!(applied.detail.contains("INSYNC"), "{}", applied.detail);
+    let posts = proxy.log().iter().filter(|l| l.starts_with("POST")).count();
+    assert_eq!(
+        posts,
+        4,
+        "one lost, two throttled, one through: {:?}",
+        proxy.log()
+    );
+    assert!(lab
+        .rrsets()
+        .contains(&"xmpp.contoso.com. A 300 [198.51.100.20]".to_string()));
 }

@@ -180,3 +180,120 @@ impl Moto {
         out
     }
 }
+
+/// What the proxy does to the next change batch (`POST .../rrset/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFault {
+    /// Forwarded to moto (so it is applied), then the connection closes with no answer.
+    LoseAnswer,
+    /// Answered 400 `Throttling` without forwarding.
+    Throttle,
+}
+
+/// A loopback proxy in front of moto that can spoil the next change batch.
+pub struct FaultyProxy {
+    addr: std::net::SocketAddr,
+    faults: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<BatchFault>>>,
+    /// Every request that reached the proxy, `METHOD path`.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FaultyProxy {
+    pub fn start(moto: &Moto) -> FaultyProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let proxy = FaultyProxy {
+            addr,
+            faults: Default::default(),
+            log: Default::default(),
+        };
+        let (faults, log, upstream) = (proxy.faults.clone(), proxy.log.clone(), moto.endpoint());
+        // The thread ends with the test process; each connection is served in turn.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                serve_proxied(stream, &upstream, &faults, &log);
+            }
+        });
+        proxy
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn push(&self, fault: BatchFault) {
+        self.faults.lock().unwrap().push_back(fault);
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve_proxied(
+    stream: TcpStream,
+    upstream: &str,
+    faults: &std::sync::Mutex<std::collections::VecDeque<BatchFault>>,
+    log: &std::sync::Mutex<Vec<String>>,
+) {
+    use std::io::Write;
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    while let Some(request) = super::azure::read_request(&mut reader) {
+        log.lock()
+            .unwrap()
+            .push(format!("{} {}", request.method, request.path));
+        let fault = if request.method == "POST" && request.path.ends_with("/rrset/") {
+            faults.lock().unwrap().pop_front()
+        } else {
+            None
+        };
+        let (status, body) = if fault == Some(BatchFault::Throttle) {
+            (400, "<?xml version=\"1.0\"?><ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>".to_string())
+        } else {
+            forward(upstream, &request)
+        };
+        if fault == Some(BatchFault::LoseAnswer) {
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        let reply = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn forward(upstream: &str, request: &super::azure::Request) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    let mut url = format!("{upstream}{}", request.path);
+    if !request.query.is_empty() {
+        url = format!("{url}?{}", request.query);
+    }
+    let result = if request.method == "POST" {
+        agent
+            .post(&url)
+            .header("Authorization", AUTHORIZATION)
+            .content_type("application/xml")
+            .send(request.body.clone())
+    } else {
+        agent
+            .get(&url)
+            .header("Authorization", AUTHORIZATION)
+            .call()
+    };
+    match result {
+        Ok(mut response) => (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => (502, e.to_string()),
+    }
+}
