@@ -505,3 +505,72 @@ impl Provider for Route53Provider {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::RecordType;
+
+    fn group(index: usize, records: usize, chars: usize) -> Group {
+        let set = RawSet {
+            key: RrKey::new(Fqdn::parse("x.contoso.com").unwrap(), RecordType::A),
+            ttl: 300,
+            values: vec!["v".repeat(chars / records.max(1)); records],
+            unmanageable: None,
+        };
+        (
+            index,
+            vec![(Verb::Delete, set.clone()), (Verb::Create, set)],
+        )
+    }
+
+    #[test]
+    fn batches_keep_within_route_53_limits_and_keep_pairs_together() {
+        // 3 changes of 2 x 300 records: 600 + 600 > 1,000, so each goes alone.
+        let split = batches(vec![
+            group(0, 300, 300),
+            group(1, 300, 300),
+            group(2, 100, 100),
+        ]);
+        let sizes: Vec<Vec<usize>> = split
+            .iter()
+            .map(|b| b.iter().map(|(i, _)| *i).collect())
+            .collect();
+        assert_eq!(sizes, [vec![0], vec![1, 2]]);
+        assert!(split
+            .iter()
+            .all(|b| b.iter().all(|(_, parts)| parts.len() == 2)));
+        // Characters of values count too: 2 x 20,000 > 32,000.
+        let by_chars = batches(vec![group(0, 1, 20_000), group(1, 1, 20_000)]);
+        assert_eq!(by_chars.len(), 2);
+        assert_eq!(batches(vec![group(0, 1, 10)]).len(), 1);
+    }
+
+    #[test]
+    fn errors_map_to_the_engine_kinds() {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let refused = |code: &str| Route53Error::Refused {
+            zone: zone.clone(),
+            request: "POST x".into(),
+            status: 400,
+            code: code.into(),
+            message: "m".into(),
+            unchanged: true,
+        };
+        assert!(matches!(
+            ProviderError::from(refused("AccessDenied")),
+            ProviderError::Config(_)
+        ));
+        assert!(matches!(
+            ProviderError::from(refused("InvalidChangeBatch")),
+            ProviderError::Rejected(_)
+        ));
+        assert!(refused("InvalidChangeBatch")
+            .to_string()
+            .ends_with("; nothing was changed in this zone"));
+        assert!(is_retryable_code("Throttling") && is_retryable_code("PriorRequestNotComplete"));
+        assert!(!is_retryable_code("InvalidChangeBatch"));
+        assert_eq!(backoff(1), Duration::from_millis(400));
+        assert_eq!(backoff(30), Duration::from_secs(5));
+    }
+}

@@ -117,3 +117,46 @@ fn timeout(problems: &mut Problems, at: &str, value: Option<u64>, default: u64) 
         .unwrap_or(default);
     Duration::from_millis(ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::topology::{ProviderConfig, Topology};
+    use serde_json::{json, Value};
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn with(provider: Value) -> Topology {
+        let value = json!({
+            "zones": ["contoso.com"], "sip_domains": ["contoso.com"],
+            "pools": [{"name": "P1", "site": "S1", "fqdn": "e1.contoso.com", "ipv4": ["192.0.2.1"]}],
+            "active_pool": "P1", "federation": {"name": "xmpp.contoso.com"},
+            "provider": provider,
+        });
+        Topology::from_json(&value.to_string(), Path::new("t.json")).unwrap()
+    }
+
+    #[test]
+    fn cloud_defaults_and_ids_as_aws_prints_them() {
+        let ProviderConfig::Azure(azure) =
+            with(json!({"kind": "azure", "subscription_id": "s-1", "resource_group": "rg(dns)"}))
+                .provider
+        else {
+            panic!("azure")
+        };
+        assert_eq!(azure.endpoint, "https://management.azure.com");
+        assert_eq!(azure.authority, "https://login.microsoftonline.com");
+        assert_eq!(azure.timeout, Duration::from_secs(30));
+        let topology = with(json!({"kind": "route53",
+            "hosted_zone_ids": {"Contoso.com.": "/hostedzone/Z0123456789ABC"}}));
+        assert_eq!(topology.provider.kind(), "route53");
+        let ProviderConfig::Route53(route53) = topology.provider else {
+            panic!("route53")
+        };
+        assert_eq!(
+            route53.hosted_zone_ids.values().collect::<Vec<_>>(),
+            ["Z0123456789ABC"]
+        );
+        assert_eq!(route53.endpoint, "https://route53.amazonaws.com");
+        assert_eq!(route53.sync_timeout, Duration::from_secs(300));
+    }
+}
