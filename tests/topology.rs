@@ -101,12 +101,24 @@ fn every_problem_of_every_section_in_order() {
         json!({"kind": "rfc2136", "server": 53}),
         json!({"kind": "rfc2136", "server": "192.0.2.1", "keyfile": "k"}),
         json!({"kind": "zonefile", "files": []}),
-        json!({"kind": "route53"}),
+        json!({"kind": "cloudflare"}),
+        json!({"kind": "azure", "subscription_id": "s"}),
         json!({"server": "192.0.2.1"}),
     ] {
         let mut v = broken(provider.clone());
         v["zones"] = json!(["contoso.com"]);
         cases.push((format!("provider {provider}"), v));
+    }
+    // The cloud providers' own checks.
+    for provider in [
+        json!({"kind": "azure", "subscription_id": "a/b", "resource_group": " ", "endpoint": "ftp://x", "timeout_ms": 1}),
+        json!({"kind": "route53", "hosted_zone_ids": {"northwind.com": "Z1", "contoso.com": "/hostedzone/Z 1"},
+               "endpoint": "https://user:pw@route53.example", "sync_timeout_ms": 1}),
+    ] {
+        let mut v = broken(provider.clone());
+        v["zones"] = json!(["contoso.com"]);
+        v["sip_domains"] = json!(["contoso.com"]);
+        cases.push((format!("cloud {provider}"), v));
     }
     // The API URL checks, one URL at a time, on an otherwise good topology.
     for url in [

@@ -197,7 +197,14 @@ pub fn authoritative_servers(topology: &Topology, extra: &[SocketAddr]) -> Autho
     resolvers.extend(primary);
     let mut found = discover_servers(&topology.zones, &resolvers, 53);
     let skipped = drop_unreachable_families(&mut found);
-    let note = discovery_note(&found, &skipped, primary);
+    let mut note = discovery_note(&found, &skipped, primary);
+    // A cloud provider's own sync status stands in for servers that cannot be asked.
+    if let (false, Some(stand_in)) = (
+        found.unfound.is_empty(),
+        provider::sync_stand_in(&topology.provider),
+    ) {
+        note.push_str(&format!("; {stand_in}"));
+    }
     let mut zones = found.zones;
     if let Some(primary) = primary {
         for zone in &found.unfound {

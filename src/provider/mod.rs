@@ -1,8 +1,10 @@
 //! The one seam between plans and the places records live. Each adapter is one file, chosen
 //! by matching the topology's provider settings (no registry).
 
+pub mod azure;
 pub mod powerdns;
 pub mod rfc2136;
+pub mod route53;
 pub mod zonefile;
 
 use std::collections::BTreeSet;
@@ -90,7 +92,7 @@ pub fn describe_drift(drift: &[Drift]) -> String {
 
 /// A place where records live.
 pub trait Provider {
-    /// Short name, as in the topology (`zonefile`, `rfc2136`, `powerdns`).
+    /// Short name, as in the topology (`zonefile`, `rfc2136`, `powerdns`, `azure`, `route53`).
     fn kind(&self) -> &'static str;
 
     /// The current RRsets of `keys` in `zone` (absent keys are simply missing).
@@ -110,7 +112,7 @@ pub struct Environment {
     pub today: u32,
     /// Seconds since 1970, for TSIG.
     pub clock: crate::clock::Clock,
-    /// Whether HTTP clients (the `powerdns` provider) use the proxy named by `ALL_PROXY` /
+    /// Whether HTTP clients (the `powerdns`, `azure` and `route53` providers) use the proxy named by `ALL_PROXY` /
     /// `HTTPS_PROXY` / `HTTP_PROXY` (and `NO_PROXY`). True for real runs; tests that talk to a
     /// server on loopback turn it off so that the API key never goes through a proxy the
     /// machine happens to set.
@@ -151,5 +153,47 @@ pub fn open(topology: &Topology, env: &Environment) -> Result<Box<dyn Provider>,
             config,
             env.http_proxy_from_env,
         )?),
+        ProviderConfig::Azure(config) => {
+            Box::new(azure::AzureProvider::new(config, env.http_proxy_from_env)?)
+        }
+        ProviderConfig::Route53(config) => Box::new(route53::Route53Provider::new(
+            config,
+            env.clock.clone(),
+            env.http_proxy_from_env,
+        )?),
     })
+}
+
+/// For a provider that itself confirms its name servers serve what was applied, what it
+/// confirmed: it stands in when those servers cannot be asked (failover's propagation check).
+pub fn sync_stand_in(config: &ProviderConfig) -> Option<&'static str> {
+    match config {
+        ProviderConfig::Route53(_) => Some(
+            "Route 53's own change status stands in: the apply waited until it was INSYNC (every Route 53 name server serves it)",
+        ),
+        ProviderConfig::Azure(_) => Some(
+            "Azure DNS's own answer stands in: each record set write was acknowledged (Azure DNS has no separate sync status; its name servers usually serve a change within 60 s)",
+        ),
+        _ => None,
+    }
+}
+
+/// The HTTP client of the cloud providers: end-to-end `timeout`, no redirects (one would send
+/// the credentials elsewhere), statuses left to the caller, the environment's proxy only when
+/// `proxy_from_env`.
+pub(crate) fn http_agent(timeout: std::time::Duration, proxy_from_env: bool) -> ureq::Agent {
+    let proxy = if proxy_from_env {
+        ureq::Proxy::try_from_env()
+    } else {
+        None
+    };
+    ureq::Agent::config_builder()
+        .proxy(proxy)
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .user_agent(concat!("xmppdns/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
 }

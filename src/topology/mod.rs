@@ -3,7 +3,7 @@
 //!
 //! - `raw`: the serde schema, field for field what the file may hold;
 //! - `validate`: one validator per section, each recording its problems with JSON paths;
-//! - `provider`: the provider configurations (zone files, RFC 2136, PowerDNS).
+//! - `provider`: the provider configurations (zone files, RFC 2136, PowerDNS, Azure DNS, Route 53).
 //!
 //! It parses and validates, and does no I/O beyond reading the file, no logging and no
 //! networking: callers log [`Topology::warnings`] themselves.
@@ -22,8 +22,10 @@ use raw::RawTopology;
 use validate::{validate, Problems};
 
 pub use provider::{
-    ApiKeySource, KeySource, PowerDnsConfig, ProviderConfig, Rfc2136Config,
-    DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS,
+    ApiKeySource, AzureConfig, KeySource, PowerDnsConfig, ProviderConfig, Rfc2136Config,
+    Route53Config, DEFAULT_AZURE_AUTHORITY, DEFAULT_AZURE_ENDPOINT, DEFAULT_CLOUD_TIMEOUT_MS,
+    DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS, DEFAULT_ROUTE53_ENDPOINT,
+    DEFAULT_ROUTE53_SYNC_TIMEOUT_MS,
 };
 pub use validate::server_address;
 

@@ -16,6 +16,10 @@ pub enum ProviderConfig {
     Rfc2136(Rfc2136Config),
     /// The PowerDNS Authoritative HTTP API.
     PowerDns(PowerDnsConfig),
+    /// Azure DNS record sets through Azure Resource Manager.
+    Azure(AzureConfig),
+    /// Amazon Route 53 hosted zones.
+    Route53(Route53Config),
 }
 
 /// Where a TSIG key comes from. The secret itself never sits in the topology.
@@ -72,12 +76,53 @@ pub struct PowerDnsConfig {
     pub notify: bool,
 }
 
+/// Azure Resource Manager, where the record-set API lives (public cloud).
+pub const DEFAULT_AZURE_ENDPOINT: &str = "https://management.azure.com";
+/// The Microsoft identity platform, where a service principal gets its token (public cloud).
+pub const DEFAULT_AZURE_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Default bound on one cloud API call, start to end.
+pub const DEFAULT_CLOUD_TIMEOUT_MS: u64 = 30_000;
+
+/// Azure DNS: the zones (the topology's `zones`) live in one resource group of one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureConfig {
+    pub subscription_id: String,
+    pub resource_group: String,
+    /// Azure Resource Manager's base URL (another for sovereign clouds, or a local stand-in).
+    pub endpoint: String,
+    /// The identity platform's base URL for the service principal's token.
+    pub authority: String,
+    /// Bound on each API call.
+    pub timeout: Duration,
+}
+
+/// Route 53's global endpoint.
+pub const DEFAULT_ROUTE53_ENDPOINT: &str = "https://route53.amazonaws.com";
+/// Default bound on the wait for a change to be INSYNC.
+pub const DEFAULT_ROUTE53_SYNC_TIMEOUT_MS: u64 = 300_000;
+
+/// Amazon Route 53: one hosted zone per topology zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route53Config {
+    /// Hosted zone ids (`Z...`, without `/hostedzone/`) by zone; a zone missing here is looked
+    /// up with ListHostedZonesByName.
+    pub hosted_zone_ids: BTreeMap<Fqdn, String>,
+    /// The API's base URL.
+    pub endpoint: String,
+    /// Bound on each API call.
+    pub timeout: Duration,
+    /// Bound on the wait for each change to be INSYNC.
+    pub sync_timeout: Duration,
+}
+
 impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::ZoneFile { .. } => "zonefile",
             ProviderConfig::Rfc2136(_) => "rfc2136",
             ProviderConfig::PowerDns(_) => "powerdns",
+            ProviderConfig::Azure(_) => "azure",
+            ProviderConfig::Route53(_) => "route53",
         }
     }
 }

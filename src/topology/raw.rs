@@ -81,6 +81,8 @@ pub(super) enum RawProvider {
     Zonefile(RawZonefile),
     Rfc2136(RawRfc2136),
     Powerdns(RawPowerdns),
+    Azure(RawAzure),
+    Route53(RawRoute53),
 }
 
 #[derive(Deserialize)]
@@ -126,4 +128,30 @@ pub(super) struct RawPowerdns {
     pub(super) timeout_ms: Option<u64>,
     #[serde(default)]
     pub(super) notify: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAzure {
+    pub(super) subscription_id: String,
+    pub(super) resource_group: String,
+    #[serde(default)]
+    pub(super) endpoint: Option<String>,
+    #[serde(default)]
+    pub(super) authority: Option<String>,
+    #[serde(default)]
+    pub(super) timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute53 {
+    #[serde(default)]
+    pub(super) hosted_zone_ids: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) endpoint: Option<String>,
+    #[serde(default)]
+    pub(super) timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub(super) sync_timeout_ms: Option<u64>,
 }

@@ -18,10 +18,12 @@
 // Each test binary uses a subset of this module and of its re-exports.
 #![allow(dead_code, unused_imports)]
 
+pub mod azure;
 pub mod bind;
 pub mod dns;
 pub mod http;
 pub mod knot;
+pub mod moto;
 pub mod pdns;
 pub mod process;
 pub mod prosody;

@@ -4,6 +4,7 @@
 //! use what earlier ones built, and the order of the problem list is part of the interface.
 
 mod api_url;
+mod cloud;
 mod domains;
 mod federation;
 mod nameservers;

@@ -1,5 +1,5 @@
-//! `provider`: where the records live (zone files by default, RFC 2136, or the PowerDNS API)
-//! and how to reach them.
+//! `provider`: where the records live (zone files by default, RFC 2136, or the PowerDNS API;
+//! Azure DNS and Route 53 are checked in `cloud`) and how to reach them.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,6 +31,10 @@ pub(super) fn validate(
         Some(RawProvider::Zonefile(raw)) => zonefile(raw, zones, base, problems),
         Some(RawProvider::Rfc2136(raw)) => ProviderConfig::Rfc2136(rfc2136(raw, base, problems)),
         Some(RawProvider::Powerdns(raw)) => ProviderConfig::PowerDns(powerdns(raw, base, problems)),
+        Some(RawProvider::Azure(raw)) => ProviderConfig::Azure(super::cloud::azure(raw, problems)),
+        Some(RawProvider::Route53(raw)) => {
+            ProviderConfig::Route53(super::cloud::route53(raw, zones, problems))
+        }
     }
 }
 
