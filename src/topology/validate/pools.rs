@@ -117,6 +117,11 @@ impl PoolContext<'_> {
             ipv6,
             servers,
             preference,
+            sip_tls_port: rp
+                .sip_tls_port
+                .map(|p| problems.ranged(&self.at("sip_tls_port"), p, 1, 65_535))
+                .unwrap_or(Some(u64::from(crate::topology::SIP_TLS_PORT)))
+                .map_or(crate::topology::SIP_TLS_PORT, |p| p as u16),
         })
     }
 
