@@ -27,6 +27,14 @@ pub enum Format {
     Json,
 }
 
+/// `audit --format`: the shared formats and the Nagios/Icinga check line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Nagios,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what would change in DNS to match the topology.
@@ -71,7 +79,8 @@ but not every authoritative server served it in time.")]
   xmppdns audit topology.json --format json
   xmppdns audit --domain contoso.com --domain fabrikam.com --nameserver 192.0.2.53 --probe
 
-Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could not run.")]
+Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could not run.
+With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the audit could not run).")]
     Audit(AuditArgs),
     /// Write a starting topology from what DNS serves today (use with --from-dns).
     #[command(after_help = "Examples:
@@ -190,12 +199,20 @@ pub struct AuditArgs {
     /// NS records, found through the resolvers of /etc/resolv.conf.
     #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
     pub nameservers: Vec<String>,
-    /// Also connect to port 5269 of every SRV target and expect an XMPP server (rule 9).
+    /// Also connect to port 5269 of every SRV target and expect an XMPP server (rule 9), then
+    /// STARTTLS with each SIP domain and judge the certificate (rules 18-21).
     #[arg(long)]
     pub probe: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format (`nagios`: one status line with perfdata, plugin exit codes 0/1/2/3).
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
+    /// Trust this CA (PEM) instead of the public roots (default: the topology's
+    /// `tls.ca_file`).
+    #[arg(long = "ca", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Warn when a certificate expires in fewer days than this (rule 19).
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub cert_warn_days: i64,
     /// Queries in flight at once.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub concurrency: usize,

@@ -65,12 +65,11 @@ impl Anchors {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-            let anchor = webpki::anchor_from_trusted_cert(&der).map_err(|e| {
-                TlsSetupError::NoAnchor {
+            let anchor =
+                webpki::anchor_from_trusted_cert(&der).map_err(|e| TlsSetupError::NoAnchor {
                     path: path.to_path_buf(),
                     reason: format!("{e:?}"),
-                }
-            })?;
+                })?;
             anchors.push(anchor.to_owned());
         }
         if anchors.is_empty() {
@@ -291,9 +290,10 @@ fn negotiate_starttls(stream: &mut TcpStream, domain: &str, result: &mut TlsChec
         return false;
     }
     let asked = stream.write_all(format!("<starttls xmlns='{TLS_NS}'/>").as_bytes());
-    match asked.map_err(|e| e.to_string()).and_then(|()| {
-        read_until(stream, |t| t.contains("<proceed") || t.contains("<failure"))
-    }) {
+    match asked
+        .map_err(|e| e.to_string())
+        .and_then(|()| read_until(stream, |t| t.contains("<proceed") || t.contains("<failure")))
+    {
         Ok(reply) if reply.contains("<proceed") => true,
         Ok(_) => {
             result.status = TlsStatus::Refused;
@@ -499,7 +499,10 @@ pub fn describe(
         .map(str::to_string);
     let (server_auth, client_auth) = match cert.extended_key_usage().ok().flatten() {
         None => (true, false),
-        Some(eku) => (eku.value.server_auth || eku.value.any, eku.value.client_auth),
+        Some(eku) => (
+            eku.value.server_auth || eku.value.any,
+            eku.value.client_auth,
+        ),
     };
     let not_before = cert.validity().not_before.timestamp();
     let not_after = cert.validity().not_after.timestamp();
