@@ -80,6 +80,28 @@ pub enum Error {
     NotConverged { remaining: Vec<Drift> },
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The failover gate (#14): the new pool's certificate does not cover every SIP domain,
+    /// is not valid now, or could not be seen.
+    #[error("refusing to fail over: the certificate of pool {} is not ready (use --force to go on anyway):\n{}", .0.pool, certificate_problems(.0))]
+    CertificateNotReady(Box<crate::audit::tls::PoolCertificate>),
+}
+
+fn certificate_problems(found: &crate::audit::tls::PoolCertificate) -> String {
+    let mut lines = Vec::new();
+    if !found.missing.is_empty() {
+        lines.push(format!(
+            "  - it does not cover {}: request a certificate with these subject alternative names ({}) for the Access Edge external interface",
+            found.missing.join(", "),
+            found.missing.join(", ")
+        ));
+    }
+    for why in &found.invalid {
+        lines.push(format!("  - {why}: renew it before the move"));
+    }
+    if found.unchecked {
+        lines.push("  - no address answered TLS on the XMPP port nor on the SIP TLS port (sip_tls_port, default 5061), so it could not be checked".to_string());
+    }
+    lines.join("\n")
 }
 
 fn list(zones: &[Fqdn]) -> String {
@@ -97,7 +119,8 @@ impl Error {
             Error::StalePlan { .. }
             | Error::StaleRollback { .. }
             | Error::Unsafe { .. }
-            | Error::ProbeFailed { .. } => exit::REFUSED,
+            | Error::ProbeFailed { .. }
+            | Error::CertificateNotReady(_) => exit::REFUSED,
             Error::Provider(e) if e.is_stale() => exit::REFUSED,
             Error::PartlyApplied { source, .. } if source.is_stale() => exit::REFUSED,
             _ => exit::ERROR,

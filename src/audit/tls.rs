@@ -277,3 +277,119 @@ fn judge_certificate(
             "nothing to do");
     }
 }
+
+/// What the failover gate found about the new pool's certificate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolCertificate {
+    pub pool: String,
+    /// Every check made, 5269 first, then the SIP TLS port for addresses where 5269 did not
+    /// answer.
+    pub checks: Vec<TlsCheck>,
+    /// SIP domains a certificate of the pool does not cover.
+    pub missing: Vec<String>,
+    /// Expired or not yet valid certificates, as `address: why`.
+    pub invalid: Vec<String>,
+    /// No certificate could be seen at all (nothing answered on either port).
+    pub unchecked: bool,
+}
+
+impl PoolCertificate {
+    /// True when the certificate covers every SIP domain and is valid now.
+    pub fn is_ready(&self) -> bool {
+        self.missing.is_empty() && self.invalid.is_empty() && !self.unchecked
+    }
+}
+
+/// The failover gate, before the Lync steps: the new pool's certificate must cover every SIP
+/// domain and be valid. It is looked at with STARTTLS on the XMPP port (each SIP domain as
+/// `to` and SNI) where that answers, else with a direct TLS handshake on the pool's SIP TLS
+/// port (`sip_tls_port`, 5061), where the Access Edge serves the same certificate.
+pub fn check_pool_certificate(
+    topology: &crate::topology::Topology,
+    pool: &crate::topology::Pool,
+    timeout: Duration,
+) -> Result<PoolCertificate, tls::TlsSetupError> {
+    let anchors = Anchors::load(topology.tls_ca_file.as_deref())?;
+    let domains: Vec<String> = topology
+        .sip_domains
+        .iter()
+        .map(|d| d.name.bare().to_string())
+        .collect();
+    let ips: Vec<IpAddr> = pool
+        .ipv4
+        .iter()
+        .map(|ip| IpAddr::V4(*ip))
+        .chain(pool.ipv6.iter().map(|ip| IpAddr::V6(*ip)))
+        .collect();
+    let per_domain = |port: u16, mode: TlsMode, ips: &[IpAddr]| -> Vec<TlsTarget> {
+        ips.iter()
+            .flat_map(|ip| {
+                domains.iter().map(move |d| TlsTarget {
+                    address: SocketAddr::new(*ip, port),
+                    domain: d.clone(),
+                    mode,
+                    alpn: None,
+                })
+            })
+            .collect()
+    };
+    let mut checks = tls::check_all(
+        &per_domain(topology.srv.port, TlsMode::Starttls, &ips),
+        &anchors,
+        timeout,
+    );
+    let silent: Vec<IpAddr> = ips
+        .iter()
+        .copied()
+        .filter(|ip| {
+            checks
+                .iter()
+                .filter(|c| c.address.ip() == *ip)
+                .all(|c| c.status == TlsStatus::Unreachable)
+        })
+        .collect();
+    let fallback = per_domain(pool.sip_tls_port, TlsMode::Direct, &silent);
+    checks.extend(tls::check_all(&fallback, &anchors, timeout));
+    Ok(judge_pool(&pool.name, &domains, checks))
+}
+
+/// Which domains the certificates seen do not cover, and which are not valid now. A domain
+/// whose own handshake could not be made (the stream was refused for it) is judged on the
+/// certificate the same address presented for another domain: the Edge has one.
+fn judge_pool(pool: &str, domains: &[String], checks: Vec<TlsCheck>) -> PoolCertificate {
+    let mut missing = BTreeSet::new();
+    let mut invalid = BTreeSet::new();
+    let mut seen_any = false;
+    let addresses: BTreeSet<SocketAddr> = checks.iter().map(|c| c.address).collect();
+    for address in addresses {
+        let here: Vec<&TlsCheck> = checks.iter().filter(|c| c.address == address).collect();
+        let Some(any) = here.iter().find_map(|c| c.certificate.as_ref()) else {
+            continue;
+        };
+        seen_any = true;
+        for domain in domains {
+            let facts = here
+                .iter()
+                .find(|c| &c.domain == domain)
+                .and_then(|c| c.certificate.as_ref())
+                .unwrap_or(any);
+            if !facts.covers(domain) {
+                missing.insert(domain.clone());
+            }
+            let now = here[0].checked_at;
+            if now >= facts.not_after {
+                let when = crate::clock::rfc3339(u64::try_from(facts.not_after).unwrap_or(0));
+                invalid.insert(format!("{address}: expired on {when}"));
+            } else if now < facts.not_before {
+                invalid.insert(format!("{address}: not valid yet"));
+            }
+        }
+    }
+    PoolCertificate {
+        pool: pool.to_string(),
+        checks,
+        missing: missing.into_iter().collect(),
+        invalid: invalid.into_iter().collect(),
+        unchecked: !seen_any,
+    }
+}

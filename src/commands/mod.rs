@@ -4,6 +4,7 @@
 
 mod apply;
 mod audit;
+mod certificates;
 mod docs;
 mod keygen;
 mod moves;

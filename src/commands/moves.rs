@@ -68,6 +68,7 @@ fn run_move(
     // Before anything is applied: a bad --nameserver is an error now, not after the change.
     let nameservers = failover::parse_nameservers(&flags.nameservers)?;
     print_probes(&prepared, command);
+    super::certificates::gate(&prepared, flags)?;
     let plan = prepared.apply.plan.clone();
     let topology_after = prepared.apply.topology.clone();
     print!("{}", render::table(&plan, look));

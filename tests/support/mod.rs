@@ -19,6 +19,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bind;
+pub mod certs;
 pub mod dns;
 pub mod http;
 pub mod knot;

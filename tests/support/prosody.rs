@@ -38,10 +38,20 @@ impl Prosody {
     /// Like `start`, one VirtualHost (and certificate) per domain.
     pub fn start_hosts(domains: &[&str]) -> Prosody {
         assert!(!domains.is_empty(), "Prosody needs at least one domain");
-        start_with_retries("Prosody", || Prosody::try_start(domains))
+        start_with_retries("Prosody", || Prosody::try_start(domains, None))
     }
 
-    fn try_start(domains: &[&str]) -> Result<Prosody, PortClash> {
+    /// Like `start_hosts`, every host presenting this one certificate (as an Edge pool's
+    /// single Access Edge certificate does for all its SIP domains).
+    pub fn start_with_certificate(domains: &[&str], leaf: &super::certs::Leaf) -> Prosody {
+        assert!(!domains.is_empty(), "Prosody needs at least one domain");
+        start_with_retries("Prosody", || Prosody::try_start(domains, Some(leaf)))
+    }
+
+    fn try_start(
+        domains: &[&str],
+        leaf: Option<&super::certs::Leaf>,
+    ) -> Result<Prosody, PortClash> {
         let prosody = require("prosody");
         let dir = server_dir("prosody");
         let d = dir.path().display().to_string();
@@ -49,7 +59,13 @@ impl Prosody {
         make_dir(&certs);
         make_dir(&dir.path().join("data"));
         for domain in domains {
-            self_signed_certificate(&certs, domain);
+            match leaf {
+                None => self_signed_certificate(&certs, domain),
+                Some(leaf) => {
+                    write_file(&certs.join(format!("{domain}.crt")), &leaf.cert_pem);
+                    write_file(&certs.join(format!("{domain}.key")), &leaf.key_pem);
+                }
+            }
         }
         let port = free_port(Transport::Tcp);
         let mut conf = String::new();
