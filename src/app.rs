@@ -433,9 +433,19 @@ pub fn audit(
     progress: &mut dyn FnMut(audit::Progress),
 ) -> Result<audit::Report, Error> {
     let topology = request.topology.as_deref().map(load_topology).transpose()?;
+    audit_with(topology.as_ref(), request, progress)
+}
+
+/// `audit` with the topology already loaded (`request.topology` is not read again): the
+/// monitor's cycles, which should not log the topology's warnings every time.
+pub fn audit_with(
+    topology: Option<&Topology>,
+    request: &AuditRequest,
+    progress: &mut dyn FnMut(audit::Progress),
+) -> Result<audit::Report, Error> {
     // The topology's `nameservers` when none is given, as failover does: a user who listed
     // the servers expects them to be asked, not the system resolver.
-    let servers = match (&topology, request.nameservers.is_empty()) {
+    let servers = match (topology, request.nameservers.is_empty()) {
         (Some(t), true) if !t.nameservers.is_empty() => {
             audit::Servers::Given(t.nameservers.clone())
         }
@@ -444,7 +454,7 @@ pub fn audit(
     let options = audit::Options {
         domains: parse_domains(&request.domains)?,
         servers,
-        topology: topology.as_ref(),
+        topology,
         settings: request.settings,
         probe: request.probe.then_some(PROBE_TIMEOUT),
     };

@@ -35,6 +35,7 @@ fn run(command: Command) -> Result<u8, Error> {
         Command::Keygen(args) => commands::keygen(args),
         Command::Audit(args) => commands::audit(args, look),
         Command::Init(args) => commands::init(args),
+        Command::Monitor(args) => commands::monitor(args),
         Command::Completions(args) => commands::completions(args),
         Command::Man => commands::man(),
     }

@@ -7,6 +7,7 @@ mod audit;
 mod certificates;
 mod docs;
 mod keygen;
+mod monitor;
 mod moves;
 mod plan;
 
@@ -20,6 +21,7 @@ pub(crate) use apply::{apply, rollback};
 pub(crate) use audit::{audit, init};
 pub(crate) use docs::{completions, man};
 pub(crate) use keygen::keygen;
+pub(crate) use monitor::monitor;
 pub(crate) use moves::{failback, failover};
 pub(crate) use plan::plan;
 
