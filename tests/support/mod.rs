@@ -25,6 +25,7 @@ pub mod http;
 pub mod knot;
 pub mod pdns;
 pub mod process;
+pub mod prometheus;
 pub mod prosody;
 pub mod relay;
 pub mod tools;
