@@ -251,6 +251,14 @@ fn rules_18_to_21_fire_exactly_where_expected_and_nagios_reports_them() {
     );
     for check in checks.iter().filter(|c| c["status"] == "handshake") {
         assert!(check["tls_ms"].as_u64().is_some(), "{check:#}");
+        // Shown with --nocapture: the time TLS adds per address, next to the plain probe.
+        eprintln!(
+            "{} {}: TLS {} ms (whole check {} ms)",
+            check["address"], check["domain"], check["tls_ms"], check["total_ms"]
+        );
+    }
+    for probe in doc["probes"].as_array().unwrap() {
+        eprintln!("{}: plain probe {} ms", probe["address"], probe["total_ms"]);
     }
     nagios_line_is_critical(&lab);
     // Both audits are done: the fake server has served its 6 connections and ends.
@@ -421,4 +429,101 @@ fn the_failover_gate_refuses_a_certificate_missing_a_sip_domain_unless_forced() 
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn direct_tls_is_checked_for_xmpps_server_and_the_gate_falls_back_to_the_sip_tls_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("xmppdns test CA");
+    let ca_file = dir.path().join("ca.pem");
+    ca.write_pem(&ca_file);
+    let prosody =
+        Prosody::start_with_direct_tls(&DOMAINS, &ca.issue(&["contoso.com"], Validity::Current));
+    let direct = prosody.direct_tls_port().unwrap();
+    let srv = format!(
+        "_xmpp-server._tcp IN SRV 10 0 {} edge.contoso.com.\n\
+         _xmpps-server._tcp IN SRV 10 0 {direct} edge.contoso.com.\n",
+        prosody.port()
+    );
+    let contoso = zone_text("contoso.com", 1, &format!("{srv}edge IN A 127.0.0.1\n"));
+    let fabrikam = zone_text("fabrikam.com", 1, &srv);
+    let bind = Bind::primary(
+        &[("contoso.com", &contoso), ("fabrikam.com", &fabrikam)],
+        &TsigKey::test_key(),
+    );
+    let ns = bind.addr().to_string();
+    let ca_arg = ca_file.display().to_string();
+    let out = xmppdns(&[
+        "audit",
+        "--domain",
+        DOMAINS[0],
+        "--domain",
+        DOMAINS[1],
+        "--nameserver",
+        &ns,
+        "--probe",
+        "--ca",
+        &ca_arg,
+        "--format",
+        "json",
+    ]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let direct_checks: Vec<&Value> = doc["tls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["mode"] == "direct")
+        .collect();
+    assert_eq!(direct_checks.len(), 2, "{doc:#}");
+    assert!(
+        direct_checks.iter().all(|c| c["status"] == "handshake"),
+        "{doc:#}"
+    );
+    let eighteens: Vec<String> = tls_findings(&doc)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "18")
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["domain"].as_str().unwrap(),
+                f["record"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        eighteens,
+        [
+            "fabrikam.com. edge.contoso.com. (STARTTLS)",
+            "fabrikam.com. edge.contoso.com. (direct TLS)"
+        ],
+        "{doc:#}"
+    );
+
+    // The gate: port 5269 (here a closed port) does not answer, so the certificate is read
+    // with a direct TLS handshake on the pool's SIP TLS port.
+    let closed = support::free_port(support::Transport::Tcp);
+    let path = failover_topology(dir.path(), closed, &ca_file);
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    value["pools"][1]["sip_tls_port"] = json!(direct);
+    std::fs::write(&path, value.to_string()).unwrap();
+    let topology = xmppdns::topology::Topology::load(&path).unwrap();
+    let found = xmppdns::audit::tls::check_pool_certificate(
+        &topology,
+        &topology.pools[1],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(
+        found
+            .checks
+            .iter()
+            .any(|c| c.mode == xmppdns::probe::tls::TlsMode::Direct
+                && c.address.port() == direct
+                && c.certificate.is_some()),
+        "{found:#?}"
+    );
+    assert_eq!(found.missing, ["fabrikam.com"], "{found:#?}");
+    assert!(!found.is_ready());
 }

@@ -263,6 +263,15 @@ fn judge_certificate(
             "use a certificate from a public CA, and send the intermediate certificates with it",
         );
     }
+    judge_eku(add, at, facts);
+}
+
+/// Rule 20's EKU notes: no server EKU is a warning, a client EKU is worth knowing.
+fn judge_eku(
+    add: &mut impl FnMut(&str, Severity, String, &str),
+    at: &str,
+    facts: &tls::CertificateFacts,
+) {
     if !facts.server_auth {
         add(
             "20",
