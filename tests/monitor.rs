@@ -297,3 +297,28 @@ fn a_non_loopback_address_is_warned_about() {
     assert!(stderr.contains("no authentication"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
+
+#[test]
+fn the_readme_alert_rules_pass_promtool() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```yaml\ngroups:")
+        .expect("the sample alert rules")
+        + "```yaml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yml");
+    std::fs::write(&path, &readme[start..end]).unwrap();
+    let promtool = support::require("promtool");
+    let out = std::process::Command::new(promtool)
+        .args(["check", "rules", &path.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
