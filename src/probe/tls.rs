@@ -281,6 +281,7 @@ fn negotiate_starttls(stream: &mut TcpStream, domain: &str, result: &mut TlsChec
     };
     if let Some(condition) = super::stream_error_condition(&text) {
         result.status = TlsStatus::Refused;
+        let condition = peer_text(&condition);
         result.detail = format!("the stream to {domain} ended with <{condition}/>");
         return false;
     }
@@ -485,7 +486,7 @@ pub fn describe(
                 .general_names
                 .iter()
                 .filter_map(|n| match n {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(peer_text(d)),
                     _ => None,
                 })
                 .collect()
@@ -496,7 +497,7 @@ pub fn describe(
         .iter_common_name()
         .next()
         .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string);
+        .map(peer_text);
     let (server_auth, client_auth) = match cert.extended_key_usage().ok().flatten() {
         None => (true, false),
         Some(eku) => (
@@ -510,8 +511,8 @@ pub fn describe(
     sha256.extend(intermediates.iter().map(|c| fingerprint(c)));
     let chain_error = chain_error(leaf, intermediates, anchors, not_before, not_after);
     Ok(CertificateFacts {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: peer_text(&cert.subject().to_string()),
+        issuer: peer_text(&cert.issuer().to_string()),
         dns_names,
         common_name,
         not_before,
@@ -557,6 +558,12 @@ fn chain_error(
         )),
         Err(e) => Some(format!("{e:?}")),
     }
+}
+
+/// Text from the peer (certificate names, a stream error), control characters shown as `.`,
+/// so that it cannot drive the terminal it is printed on; at most 256 characters.
+fn peer_text(text: &str) -> String {
+    super::printable_prefix(text.as_bytes(), 256)
 }
 
 /// `AB:CD:...` SHA-256 of a DER certificate.
@@ -621,6 +628,11 @@ mod tests {
         assert!(!dns_id_matches("s*.contoso.com", "sip.contoso.com"));
         assert!(!dns_id_matches("*.com", "contoso.com"));
         assert!(!dns_id_matches("*", "contoso"));
+    }
+
+    #[test]
+    fn peer_text_cannot_drive_a_terminal() {
+        assert_eq!(peer_text("CN=a\x1b[31mb\n"), "CN=a.[31mb.");
     }
 
     #[test]
