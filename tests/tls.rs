@@ -527,3 +527,26 @@ fn direct_tls_is_checked_for_xmpps_server_and_the_gate_falls_back_to_the_sip_tls
     assert_eq!(found.missing, ["fabrikam.com"], "{found:#?}");
     assert!(!found.is_ready());
 }
+
+#[test]
+fn the_topology_takes_a_private_ca_and_a_sip_tls_port_per_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = failover_topology(dir.path(), 5269, Path::new("private-ca.pem"));
+    let topology = xmppdns::topology::Topology::load(&path).unwrap();
+    // Relative to the topology's folder; 5061 unless a pool says otherwise.
+    assert_eq!(
+        topology.tls_ca_file.as_deref(),
+        Some(dir.path().join("private-ca.pem").as_path())
+    );
+    assert!(topology.pools.iter().all(|p| p.sip_tls_port == 5061));
+
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    value["pools"][0]["sip_tls_port"] = json!(0);
+    value["pools"][1]["sip_tls_port"] = json!(5062);
+    std::fs::write(&path, value.to_string()).unwrap();
+    let error = xmppdns::topology::Topology::load(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("pools[0].sip_tls_port"), "{error}");
+    assert!(!error.contains("pools[1]"), "{error}");
+}
