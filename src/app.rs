@@ -455,6 +455,8 @@ pub struct AuditRequest {
     pub nameservers: Vec<String>,
     pub probe: bool,
     pub settings: BatchSettings,
+    /// `--ca` and `--cert-warn-days`: how certificates are judged (with `probe`).
+    pub tls: audit::tls::TlsOptions,
 }
 
 fn parse_domains(texts: &[String]) -> Result<Vec<Fqdn>, Error> {
@@ -496,14 +498,32 @@ pub fn audit(
         .as_deref()
         .map(load_topology_to_read)
         .transpose()?;
+    audit_with(topology.as_ref(), request, progress)
+}
+
+/// `audit` with the topology already loaded (`request.topology` is not read again): the
+/// monitor's cycles, which should not log the topology's warnings every time.
+pub fn audit_with(
+    topology: Option<&Topology>,
+    request: &AuditRequest,
+    progress: &mut dyn FnMut(audit::Progress),
+) -> Result<audit::Report, Error> {
+    // The topology's `nameservers` when none is given, as failover does: a user who listed
+    // the servers expects them to be asked, not the system resolver.
+    let servers = match (topology, request.nameservers.is_empty()) {
+        (Some(t), true) if !t.nameservers.is_empty() => {
+            audit::Servers::Given(t.nameservers.clone())
+        }
+        _ => audit_servers(&request.nameservers)?,
+    };
     let options = audit::Options {
         domains: parse_domains(&request.domains)?,
-        servers: audit_servers(&request.nameservers)?,
-        topology: topology.as_ref(),
+        servers,
+        topology,
         settings: request.settings,
         probe: request.probe.then_some(PROBE_TIMEOUT),
     };
-    let (report, _snapshot) = audit::run(&options, progress)?;
+    let (report, _snapshot) = audit::run_with_tls(&options, &request.tls, progress)?;
     Ok(report)
 }
 

@@ -27,6 +27,14 @@ pub enum Format {
     Json,
 }
 
+/// `audit --format`: the shared formats and the Nagios/Icinga check line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Nagios,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what would change in DNS to match the topology.
@@ -76,8 +84,18 @@ changed but not verified (the pool did not answer XMPP, or a server did not serv
   xmppdns audit topology.json --format json
   xmppdns audit --domain contoso.com --domain fabrikam.com --nameserver 192.0.2.53 --probe
 
-Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could not run.")]
+Exit codes: 0 no error-level finding, 4 error-level findings, 1 the audit could not run.
+With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the audit could not run).")]
     Audit(AuditArgs),
+    /// Run the audit (and probes) on a schedule; serve Prometheus metrics, /healthz and a
+    /// status page.
+    #[command(after_help = "Examples:
+  xmppdns monitor topology.json
+  xmppdns monitor topology.json --listen 127.0.0.1:9469 --interval 60 --probe
+
+Stops on SIGTERM or SIGINT after the cycle in progress. The page and metrics have no
+authentication: keep the default loopback address, or put a proxy in front.")]
+    Monitor(MonitorArgs),
     /// Write a starting topology from what DNS serves today (use with --from-dns).
     #[command(after_help = "Examples:
   xmppdns init --from-dns --domain contoso.com --domain fabrikam.com --out topology.json
@@ -210,18 +228,56 @@ pub struct AuditArgs {
     /// NS records, found through the resolvers of /etc/resolv.conf.
     #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
     pub nameservers: Vec<String>,
-    /// Also connect to port 5269 of every SRV target and expect an XMPP server (rule 9).
+    /// Also connect to port 5269 of every SRV target and expect an XMPP server (rule 9), then
+    /// STARTTLS with each SIP domain and judge the certificate (rules 18-21).
     #[arg(long)]
     pub probe: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format (`nagios`: one status line with perfdata, plugin exit codes 0/1/2/3).
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
+    /// Trust this CA (PEM) instead of the public roots (default: the topology's
+    /// `tls.ca_file`).
+    #[arg(long = "ca", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Warn when a certificate expires in fewer days than this (rule 19).
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub cert_warn_days: i64,
     /// Queries in flight at once.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub concurrency: usize,
     /// First timeout of a query in milliseconds (doubled on each of 4 attempts).
     #[arg(long, default_value_t = 800, value_name = "MS")]
     pub timeout_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MonitorArgs {
+    /// The topology JSON file (read again at every cycle).
+    pub topology: PathBuf,
+    /// The HTTP address to serve on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9469")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds from the start of one cycle to the next (0: back to back).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub interval: u64,
+    /// Also probe port 5269 and check the certificates (rules 9, 18-21).
+    #[arg(long)]
+    pub probe: bool,
+    /// Ask these authoritative servers (default: the topology's `nameservers`, else the NS
+    /// records through /etc/resolv.conf).
+    #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// Trust this CA (PEM) instead of the public roots (default: the topology's
+    /// `tls.ca_file`).
+    #[arg(long = "ca", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Warn when a certificate expires in fewer days than this (rule 19).
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub cert_warn_days: i64,
+    /// Stop after this many cycles (for tests and memory measurements).
+    #[arg(long, value_name = "N", hide = true)]
+    pub max_cycles: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

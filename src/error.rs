@@ -105,6 +105,10 @@ pub enum Error {
     CnameConflict {
         conflicts: Vec<crate::plan::CnameConflict>,
     },
+    /// The failover gate (#14): the new pool's certificate does not cover every SIP domain,
+    /// is not valid now, or could not be seen.
+    #[error("refusing to fail over: the certificate of pool {} is not ready (use --force to go on anyway):\n{}", .0.pool, certificate_problems(.0))]
+    CertificateNotReady(Box<crate::audit::tls::PoolCertificate>),
 }
 
 fn describe_conflict(conflict: &crate::plan::CnameConflict) -> String {
@@ -116,6 +120,15 @@ fn describe_conflict(conflict: &crate::plan::CnameConflict) -> String {
         conflict.target,
         wanted.join(" and ")
     )
+}
+
+fn certificate_problems(found: &crate::audit::tls::PoolCertificate) -> String {
+    let lines: Vec<String> = found
+        .problems()
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect();
+    lines.join("\n")
 }
 
 fn list(zones: &[Fqdn]) -> String {
@@ -135,7 +148,8 @@ impl Error {
             | Error::Unsafe { .. }
             | Error::ProbeFailed { .. }
             | Error::MovePending { .. }
-            | Error::CnameConflict { .. } => exit::REFUSED,
+            | Error::CnameConflict { .. }
+            | Error::CertificateNotReady(_) => exit::REFUSED,
             Error::Provider(e) if e.is_stale() => exit::REFUSED,
             Error::PartlyApplied { source, .. } if source.is_stale() => exit::REFUSED,
             _ => exit::ERROR,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod failover;
 pub mod files;
 pub mod journal;
+pub mod monitor;
 pub mod plan;
 pub mod probe;
 pub mod provider;

@@ -36,6 +36,7 @@ fn run(command: Command) -> Result<u8, Error> {
         Command::Audit(args) => commands::audit(args, look),
         Command::Init(args) => commands::init(args),
         Command::Journal(args) => commands::journal(args, look),
+        Command::Monitor(args) => commands::monitor(args),
         Command::Completions(args) => commands::completions(args),
         Command::Man => commands::man(),
     }

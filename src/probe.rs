@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod tls;
+
 /// The namespace every XMPP stream header declares (RFC 6120 §4.8.1).
 const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
 /// The namespace of `<starttls/>` in stream features (RFC 6120 §5.4.1).

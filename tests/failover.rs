@@ -132,7 +132,11 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let prosody = Prosody::start("contoso.com");
+        // Serving contoso.com only (a probe naming fabrikam.com gets host-unknown), with one
+        // certificate for both SIP domains, as an Access Edge has: the failover gate checks
+        // that it covers every domain.
+        let prosody =
+            Prosody::start_with_certificate(&["contoso.com"], &support::certs::self_signed(&ZONES));
         let key = TsigKey::generate("xmppdns-failover", "hmac-sha256");
         let zones = zones(prosody.port());
         let zone_refs: Vec<(&str, &str)> = zones.iter().map(|(z, t)| (*z, t.as_str())).collect();

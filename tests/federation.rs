@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use support::certs::Leaf;
 use support::process::{make_dir, server_dir, write_file, ServerProcess};
 use support::tools::{require, run, running_as_root, xmppdns};
 use support::tsig::TsigKey;
@@ -325,19 +326,37 @@ fn topology_json() -> String {
     .to_string()
 }
 
-/// A Prosody on `address`:5269 serving `host` over s2s with dialback only (no TLS: the test is
-/// about which server DNS leads to, not certificates), with the admin shell for pings.
-fn start_prosody(kind: &'static str, address: &str, host: &str) -> ServerProcess {
+/// A Prosody on `address`:5269 serving `host` over s2s with dialback, with the admin shell for
+/// pings. With a certificate (the pools: failover checks that it covers the SIP domain) it
+/// offers STARTTLS; without one (the remote) it has no TLS. Encryption is never required, and
+/// dialback authenticates, so a self-signed certificate does not stop federation: the test is
+/// about which server DNS leads to.
+fn start_prosody(
+    kind: &'static str,
+    address: &str,
+    host: &str,
+    certificate: Option<&Leaf>,
+) -> ServerProcess {
     let dir = server_dir(kind);
     let d = dir.path().display().to_string();
     make_dir(&dir.path().join("data"));
+    let tls = match certificate {
+        Some(leaf) => {
+            let certs = dir.path().join("certs");
+            make_dir(&certs);
+            write_file(&certs.join(format!("{host}.crt")), &leaf.cert_pem);
+            write_file(&certs.join(format!("{host}.key")), &leaf.key_pem);
+            format!(
+                "certificates = \"{d}/certs\"\nmodules_enabled = {{ \"tls\", \"dialback\", \"admin_shell\", \"ping\" }}\nmodules_disabled = {{ \"s2s_bidi\" }}\n"
+            )
+        }
+        None => "modules_enabled = { \"dialback\", \"admin_shell\", \"ping\" }\nmodules_disabled = { \"tls\", \"s2s_bidi\" }\n".to_string(),
+    };
     let conf = format!(
         "run_as_root = true\ndaemonize = false\npidfile = \"{d}/prosody.pid\"\n\
          data_path = \"{d}/data\"\ninterfaces = {{ \"{address}\" }}\ns2s_ports = {{ 5269 }}\n\
          c2s_ports = {{ }}\nhttp_ports = {{ }}\nhttps_ports = {{ }}\n\
-         s2s_require_encryption = false\ns2s_secure_auth = false\n\
-         modules_enabled = {{ \"dialback\", \"admin_shell\", \"ping\" }}\n\
-         modules_disabled = {{ \"tls\", \"s2s_bidi\" }}\n\
+         s2s_require_encryption = false\ns2s_secure_auth = false\n{tls}\
          log = {{ {{ levels = {{ min = \"info\" }}, to = \"file\", filename = \"{d}/prosody.log\" }} }}\n\
          VirtualHost \"{host}\"\n"
     );
@@ -366,7 +385,13 @@ struct Pool(ServerProcess);
 
 impl Pool {
     fn start(address: &str) -> Pool {
-        Pool(start_prosody("prosody-pool", address, "contoso.test"))
+        let certificate = support::certs::self_signed(&["contoso.test"]);
+        Pool(start_prosody(
+            "prosody-pool",
+            address,
+            "contoso.test",
+            Some(&certificate),
+        ))
     }
 }
 
@@ -384,7 +409,7 @@ struct Remote {
 
 impl Remote {
     fn start() -> Remote {
-        let process = start_prosody("prosody-remote", REMOTE, "remote.test");
+        let process = start_prosody("prosody-remote", REMOTE, "remote.test", None);
         let config = process.dir().join("prosody.cfg.lua");
         Remote { process, config }
     }

@@ -31,16 +31,31 @@ const ZONES: [&str; 2] = ["contoso.com", "fabrikam.com"];
 
 /// BIND + Knot serving the zones pre-provisioned with EdgePool1 active, a topology for them,
 /// and the port EdgePool2's services listen on (nothing listens until a test starts Prosody).
+/// EdgePool2's SIP TLS side (`sip_tls_port`, where the failover's certificate gate looks while
+/// the XMPP service is stopped) runs all along, presenting the pool's one certificate.
 struct Lab {
     dir: tempfile::TempDir,
     bind: Bind,
     knot: Knot,
     key: TsigKey,
     port: u16,
+    _sip_tls: Prosody,
+}
+
+/// EdgePool2's Access Edge certificate: every SIP domain.
+fn edge_certificate() -> support::certs::Leaf {
+    support::certs::self_signed(&ZONES)
+}
+
+/// EdgePool2's XMPP service on `port`, presenting its Access Edge certificate.
+fn start_pool2(port: u16) -> Prosody {
+    Prosody::start_on_with_certificate("contoso.com", port, &edge_certificate())
 }
 
 impl Lab {
     fn new(port: u16) -> Lab {
+        let sip_tls = Prosody::start_with_direct_tls(&["contoso.com"], &edge_certificate());
+        let sip_tls_port = sip_tls.direct_tls_port().expect("a direct TLS port");
         let key = TsigKey::generate("xmppdns-staged", "hmac-sha256");
         let srv = format!(
             "_xmpp-server._tcp 3600 IN SRV 10 0 {port} edgepool1.contoso.com.\n\
@@ -67,7 +82,8 @@ impl Lab {
                 {"name": "EdgePool1", "site": "Site1", "fqdn": "edgepool1.contoso.com",
                  "ipv4": [OLD_ADDRESS], "servers": ["edge1a.contoso.com"]},
                 {"name": "EdgePool2", "site": "Site 2", "fqdn": "edgepool2.contoso.com",
-                 "ipv4": [NEW_ADDRESS], "servers": ["edge2a.contoso.com", "edge2b.contoso.com"]}
+                 "ipv4": [NEW_ADDRESS], "servers": ["edge2a.contoso.com", "edge2b.contoso.com"],
+                 "sip_tls_port": sip_tls_port}
             ],
             "srv": {"port": port},
             "nameservers": [bind.addr().to_string(), knot.addr().to_string()],
@@ -85,6 +101,7 @@ impl Lab {
             knot,
             key,
             port,
+            _sip_tls: sip_tls,
         }
     }
 
@@ -226,7 +243,7 @@ fn staged_failover_then_failback_with_the_services_stopped_before_dns_and_starte
     assert!(script.contains("$site = 'Site 2'"), "{script}");
 
     // The admin starts the services; verify waits for them and for every server.
-    let _prosody = Prosody::start_on("contoso.com", lab.port);
+    let _prosody = start_pool2(lab.port);
     let out = lab.run(&[
         "failover",
         "topology.json",
@@ -250,9 +267,15 @@ fn staged_failover_then_failback_with_the_services_stopped_before_dns_and_starte
         ],
     );
 
-    // Failback in the same stages. EdgePool1 (127.0.0.2) has no XMPP server in this lab, so
-    // its verify checks DNS only.
-    let out = lab.run(&["failback", "topology.json", "--stage", "lync"]);
+    // Failback in the same stages. EdgePool1 (127.0.0.2) has no server in this lab, so its
+    // certificate is not checked and its verify checks DNS only (--skip-probe).
+    let out = lab.run(&[
+        "failback",
+        "topology.json",
+        "--stage",
+        "lync",
+        "--skip-probe",
+    ]);
     assert_exit(&out, exit::OK);
     assert!(
         stdout_of(&out).contains("Stop-CsWindowsService -ComputerName 'edge1a.contoso.com'"),
@@ -285,6 +308,43 @@ fn staged_failover_then_failback_with_the_services_stopped_before_dns_and_starte
     assert_eq!(
         stdout_of(&out),
         "EdgePool1 is already active; nothing to do.\n"
+    );
+}
+
+/// Once the services run, verify looks at the certificate again on the XMPP port itself: one
+/// that misses a SIP domain there fails verify (exit 5) although XMPP answers and DNS is right.
+#[test]
+fn verify_checks_the_certificate_again_once_the_services_run() {
+    let lab = Lab::new(free_port(Transport::Tcp));
+    let out = lab.run(&[
+        "failover",
+        "topology.json",
+        "--to",
+        "EdgePool2",
+        "--stage",
+        "dns",
+        "--yes",
+    ]);
+    assert_exit(&out, exit::OK);
+    let only_contoso = support::certs::self_signed(&["contoso.com"]);
+    let _prosody = Prosody::start_on_with_certificate("contoso.com", lab.port, &only_contoso);
+    let out = lab.run(&[
+        "failover",
+        "topology.json",
+        "--to",
+        "EdgePool2",
+        "--stage",
+        "verify",
+    ]);
+    assert_exit(&out, exit::NOT_PROPAGATED);
+    assert_in_order(
+        &stdout_of(&out),
+        &[
+            "Every authoritative server serves the change",
+            "Certificate of EdgePool2:",
+            "NOT verified: DNS is left changed",
+            "it does not cover fabrikam.com",
+        ],
     );
 }
 
@@ -449,7 +509,7 @@ fn on_a_terminal_the_command_walks_the_admin_through_each_stage() {
     terminal.type_line("y");
     terminal.wait_for("Press Enter once the services are started to verify, or q to stop here");
     assert_eq!(lab.federation(lab.bind.addr()), [NEW_ADDRESS]);
-    let _prosody = Prosody::start_on("contoso.com", lab.port);
+    let _prosody = start_pool2(lab.port);
     terminal.type_line("");
     let (code, shown) = terminal.finish();
     assert_eq!(code, Some(0), "{shown}");

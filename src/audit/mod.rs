@@ -4,8 +4,10 @@
 
 pub mod collect;
 pub mod init;
+pub mod nagios;
 pub mod render;
 pub mod rules;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -37,6 +39,8 @@ pub enum AuditError {
     Init(String),
     #[error("{path} exists; not overwriting it (remove it or choose another --out)")]
     Exists { path: String },
+    #[error(transparent)]
+    Tls(#[from] crate::probe::tls::TlsSetupError),
 }
 
 /// Parses `ADDR` or `ADDR:PORT` (IPv6 as `[::1]:53`), port 53 by default.
@@ -96,6 +100,9 @@ pub struct Report {
     /// Port 5269 probes, when `--probe` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probes: Option<Vec<TargetProbe>>,
+    /// TLS checks of the probed addresses (rules 18-21), when `--probe` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Vec<tls::TargetTls>>,
     pub stats: Stats,
 }
 
@@ -145,9 +152,19 @@ fn all_domains(options: &Options<'_>) -> Vec<Fqdn> {
     domains
 }
 
-/// Reads DNS and checks it. `progress` is told how far the reading is.
+/// Reads DNS and checks it. `progress` is told how far the reading is. With `probe`, the
+/// certificates are judged against the public roots (or the topology's `tls.ca_file`).
 pub fn run(
     options: &Options<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Report, Snapshot), AuditError> {
+    run_with_tls(options, &tls::TlsOptions::default(), progress)
+}
+
+/// `run`, with the certificate checks' own settings (a private CA, the expiry warning).
+pub fn run_with_tls(
+    options: &Options<'_>,
+    tls_options: &tls::TlsOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Report, Snapshot), AuditError> {
     let started = Instant::now();
@@ -155,6 +172,15 @@ pub fn run(
     if domains.is_empty() {
         return Err(AuditError::NoDomains);
     }
+    let ca_file = tls_options
+        .ca_file
+        .clone()
+        .or_else(|| options.topology.and_then(|t| t.tls_ca_file.clone()));
+    // Before any query: a bad CA file is an error now, not after the whole read.
+    let anchors = match options.probe {
+        Some(_) => Some(crate::probe::tls::Anchors::load(ca_file.as_deref())?),
+        None => None,
+    };
     let request = request(options, &domains);
     let snapshot = collect::collect(&request, progress);
     let checking = Instant::now();
@@ -172,13 +198,18 @@ pub fn run(
         summary: Summary::default(),
         names,
         probes: None,
+        tls: None,
         stats: Stats {
             queries: snapshot.stats,
             elapsed_ms: duration_ms(started.elapsed()),
         },
     };
-    if let Some(timeout) = options.probe {
+    if let (Some(timeout), Some(anchors)) = (options.probe, &anchors) {
         run_probes(&mut report, &snapshot, timeout);
+        let targets = tls::targets(&report.names, &snapshot);
+        let checks = tls::run(&targets, anchors, timeout);
+        tls::findings(&mut report.names, &checks, tls_options.warn_days);
+        report.tls = Some(checks);
     }
     report.recount();
     Ok((report, snapshot))

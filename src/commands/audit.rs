@@ -3,12 +3,13 @@
 
 use std::io::{IsTerminal, Write};
 
+use xmppdns::audit::nagios;
 use xmppdns::dns::batch::BatchSettings;
 use xmppdns::error::exit;
 use xmppdns::plan::render::Look;
 use xmppdns::{app, Error};
 
-use crate::cli::{AuditArgs, Format, InitArgs};
+use crate::cli::{AuditArgs, AuditFormat, InitArgs};
 
 /// Reads and checks DNS, prints the report, and exits 4 when it holds an error-level finding.
 pub(crate) fn audit(args: AuditArgs, look: Look) -> Result<u8, Error> {
@@ -22,14 +23,29 @@ pub(crate) fn audit(args: AuditArgs, look: Look) -> Result<u8, Error> {
             timeout: std::time::Duration::from_millis(args.timeout_ms),
             ..Default::default()
         },
+        tls: xmppdns::audit::tls::TlsOptions {
+            ca_file: args.ca_file,
+            warn_days: args.cert_warn_days,
+        },
     };
-    let mut bar = ProgressBar::new(args.format == Format::Table);
+    let mut bar = ProgressBar::new(args.format == AuditFormat::Table);
     let report = app::audit(&request, &mut |p| bar.update(p));
     bar.finish();
-    let report = report?;
+    let report = match (report, args.format) {
+        (Err(e), AuditFormat::Nagios) => {
+            print!("{}", nagios::unknown(&e.to_string()));
+            return Ok(nagios::state::UNKNOWN);
+        }
+        (report, _) => report?,
+    };
     match args.format {
-        Format::Table => print!("{}", xmppdns::audit::render::table(&report, look)),
-        Format::Json => print!("{}", xmppdns::audit::render::json(&report)),
+        AuditFormat::Table => print!("{}", xmppdns::audit::render::table(&report, look)),
+        AuditFormat::Json => print!("{}", xmppdns::audit::render::json(&report)),
+        AuditFormat::Nagios => {
+            let (text, code) = nagios::render(&report, args.cert_warn_days);
+            print!("{text}");
+            return Ok(code);
+        }
     }
     Ok(if report.has_errors() {
         exit::AUDIT_ERRORS

@@ -4,9 +4,11 @@
 
 mod apply;
 mod audit;
+mod certificates;
 mod docs;
 mod journal;
 mod keygen;
+mod monitor;
 mod moves;
 mod plan;
 
@@ -21,6 +23,7 @@ pub(crate) use audit::{audit, init};
 pub(crate) use docs::{completions, man};
 pub(crate) use journal::journal;
 pub(crate) use keygen::keygen;
+pub(crate) use monitor::monitor;
 pub(crate) use moves::{failback, failover};
 pub(crate) use plan::plan;
 

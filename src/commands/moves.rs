@@ -114,6 +114,20 @@ fn run_move(
     }
     print_heading(&prepared, command, probe_before);
     print!("{}", render::table(&prepared.apply.plan, look));
+    // The certificate gate comes before the Lync steps: the Access Edge certificate already
+    // serves SIP on 5061 while the XMPP service may be down. Not at `--stage dns`: by then the
+    // admin has stopped the pool's services, as the procedure says. A dry run only reports it.
+    if flags.stage != Some(MoveStage::Dns) {
+        match super::certificates::gate(&prepared, flags) {
+            Err(refusal) if flags.dry_run => {
+                eprintln!(
+                    "note: {refusal}
+note: a real run would stop here (exit 3)"
+                )
+            }
+            other => other?,
+        }
+    }
     match flags.stage {
         _ if flags.dry_run => mv.dry_run(&prepared),
         Some(MoveStage::Lync) => mv.lync_stage(&prepared),
@@ -411,6 +425,14 @@ impl Move<'_> {
         );
         let verification = verify::verify(&request, &self.env.clock);
         print_verification(&verification, topology);
+        // Once the services run, the certificate is checked again on the XMPP port itself.
+        let certificate = (verification.passed() && !self.flags.skip_probe)
+            .then(|| super::certificates::recheck(topology, request.probe_timeout))
+            .flatten();
+        if let Some(problem) = certificate {
+            println!("NOT verified: DNS is left changed; see below what to check.");
+            return (exit::NOT_PROPAGATED, VerifyStep::Failed(vec![problem]));
+        }
         if verification.passed() {
             let dns_only = if self.flags.skip_probe {
                 " (DNS only: --skip-probe)"

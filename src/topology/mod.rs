@@ -35,6 +35,8 @@ pub const DEFAULT_TTL: u32 = 3600;
 pub const DEFAULT_FEDERATION_TTL: u32 = 300;
 /// The XMPP server-to-server port that Lync / Skype for Business Edge servers listen on.
 pub const XMPP_SERVER_PORT: u16 = 5269;
+/// The Edge's SIP federation TLS port, when a pool does not name another (`sip_tls_port`).
+pub const SIP_TLS_PORT: u16 = 5061;
 pub const DEFAULT_PRIORITY_STEP: u16 = 10;
 /// RFC 2181 §8: TTLs are 31-bit values.
 const MAX_TTL: u64 = 2_147_483_647;
@@ -63,6 +65,9 @@ pub struct Topology {
     /// Port for `_xmpps-server._tcp` (XEP-0368), when it is published.
     pub xmpps_port: Option<u16>,
     pub provider: ProviderConfig,
+    /// `tls.ca_file`, resolved against the topology's folder: the private CA that the
+    /// certificate checks trust instead of the public roots.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +92,8 @@ pub struct Pool {
     /// `"placeholder": true`: the site, FQDN and servers are guesses (`init --from-dns`) until
     /// someone checks them, so the runbook never emits live commands built from them.
     pub placeholder: bool,
+    /// The SIP federation TLS port (default 5061): the same certificate as port 5269.
+    pub sip_tls_port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

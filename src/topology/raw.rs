@@ -28,6 +28,16 @@ pub(super) struct RawTopology {
     pub(super) srv_leader: Option<String>,
     #[serde(default)]
     pub(super) nameservers: Vec<String>,
+    /// `"tls": {"ca_file": ...}`: a private CA for the certificate checks (#14).
+    #[serde(default)]
+    pub(super) tls: RawTls,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    #[serde(default)]
+    pub(super) ca_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +57,10 @@ pub(super) struct RawPool {
     /// Guessed by `init --from-dns`: the runbook comments out commands built from it.
     #[serde(default)]
     pub(super) placeholder: bool,
+    /// The Edge's SIP federation TLS port, where its certificate is checked when port 5269
+    /// does not answer (#14).
+    #[serde(default)]
+    pub(super) sip_tls_port: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -20,12 +20,14 @@
 
 pub mod azure;
 pub mod bind;
+pub mod certs;
 pub mod dns;
 pub mod http;
 pub mod knot;
 pub mod moto;
 pub mod pdns;
 pub mod process;
+pub mod prometheus;
 pub mod prosody;
 pub mod relay;
 pub mod tools;

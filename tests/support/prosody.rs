@@ -25,6 +25,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Prosody {
     process: ServerProcess,
     port: u16,
+    /// The XEP-0368 direct TLS s2s port, when asked for.
+    direct_tls_port: Option<u16>,
     domains: Vec<String>,
 }
 
@@ -38,16 +40,57 @@ impl Prosody {
     /// Like `start`, one VirtualHost (and certificate) per domain.
     pub fn start_hosts(domains: &[&str]) -> Prosody {
         assert!(!domains.is_empty(), "Prosody needs at least one domain");
-        start_with_retries("Prosody", || Prosody::try_start(domains, None))
+        start_with_retries("Prosody", || Prosody::try_start(domains, None, None, false))
     }
 
     /// Like `start`, on a given port: the port of a Prosody stopped earlier (an Edge pool's
     /// services started again), or one reserved with `free_port`.
     pub fn start_on(domain: &str, port: u16) -> Prosody {
-        start_with_retries("Prosody", || Prosody::try_start(&[domain], Some(port)))
+        start_with_retries("Prosody", || {
+            Prosody::try_start(&[domain], Some(port), None, false)
+        })
     }
 
-    fn try_start(domains: &[&str], port: Option<u16>) -> Result<Prosody, PortClash> {
+    /// Like `start_hosts`, every host presenting this one certificate (as an Edge pool's
+    /// single Access Edge certificate does for all its SIP domains).
+    pub fn start_with_certificate(domains: &[&str], leaf: &super::certs::Leaf) -> Prosody {
+        assert!(!domains.is_empty(), "Prosody needs at least one domain");
+        start_with_retries("Prosody", || {
+            Prosody::try_start(domains, None, Some(leaf), false)
+        })
+    }
+
+    /// Like `start_on`, presenting this one certificate (an Access Edge certificate naming
+    /// every SIP domain), on the port of a Prosody stopped earlier.
+    pub fn start_on_with_certificate(
+        domain: &str,
+        port: u16,
+        leaf: &super::certs::Leaf,
+    ) -> Prosody {
+        start_with_retries("Prosody", || {
+            Prosody::try_start(&[domain], Some(port), Some(leaf), false)
+        })
+    }
+
+    /// Like `start_with_certificate`, plus a direct TLS s2s port (XEP-0368) on
+    /// `direct_tls_port()`.
+    pub fn start_with_direct_tls(domains: &[&str], leaf: &super::certs::Leaf) -> Prosody {
+        assert!(!domains.is_empty(), "Prosody needs at least one domain");
+        start_with_retries("Prosody", || {
+            Prosody::try_start(domains, None, Some(leaf), true)
+        })
+    }
+
+    pub fn direct_tls_port(&self) -> Option<u16> {
+        self.direct_tls_port
+    }
+
+    fn try_start(
+        domains: &[&str],
+        port: Option<u16>,
+        leaf: Option<&super::certs::Leaf>,
+        direct_tls: bool,
+    ) -> Result<Prosody, PortClash> {
         let prosody = require("prosody");
         let dir = server_dir("prosody");
         let d = dir.path().display().to_string();
@@ -55,7 +98,13 @@ impl Prosody {
         make_dir(&certs);
         make_dir(&dir.path().join("data"));
         for domain in domains {
-            self_signed_certificate(&certs, domain);
+            match leaf {
+                None => self_signed_certificate(&certs, domain),
+                Some(leaf) => {
+                    write_file(&certs.join(format!("{domain}.crt")), &leaf.cert_pem);
+                    write_file(&certs.join(format!("{domain}.key")), &leaf.key_pem);
+                }
+            }
         }
         let port = port.unwrap_or_else(|| free_port(Transport::Tcp));
         let mut conf = String::new();
@@ -65,6 +114,10 @@ impl Prosody {
         let _ = writeln!(conf, "data_path = \"{d}/data\"");
         let _ = writeln!(conf, "interfaces = {{ \"127.0.0.1\" }}");
         let _ = writeln!(conf, "s2s_ports = {{ {port} }}");
+        let direct_tls_port = direct_tls.then(|| free_port(Transport::Tcp));
+        if let Some(direct) = direct_tls_port {
+            let _ = writeln!(conf, "s2s_direct_tls_ports = {{ {direct} }}");
+        }
         let _ = writeln!(conf, "c2s_ports = {{ }}");
         let _ = writeln!(conf, "certificates = \"{d}/certs\"");
         let _ = writeln!(conf, "modules_enabled = {{ \"tls\", \"dialback\" }}");
@@ -100,6 +153,7 @@ impl Prosody {
         Ok(Prosody {
             process,
             port,
+            direct_tls_port,
             domains: domains.iter().map(|d| d.to_string()).collect(),
         })
     }

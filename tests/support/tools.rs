@@ -27,6 +27,7 @@ pub fn debian_package(program: &str) -> &'static str {
         "sqlite3" => "sqlite3",
         "openssl" => "openssl",
         "curl" => "curl",
+        "prometheus" | "promtool" => "prometheus",
         _ => "<the package that provides it>",
     }
 }

@@ -59,6 +59,7 @@ pub(super) fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -
         manage_target_addresses: manage_targets,
         xmpps_port,
         provider,
+        tls_ca_file: raw.tls.ca_file.map(|f| base.join(f)),
     })
 }
 

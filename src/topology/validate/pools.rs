@@ -118,6 +118,11 @@ impl PoolContext<'_> {
             servers,
             preference,
             placeholder: rp.placeholder,
+            sip_tls_port: rp
+                .sip_tls_port
+                .map(|p| problems.ranged(&self.at("sip_tls_port"), p, 1, 65_535))
+                .unwrap_or(Some(u64::from(crate::topology::SIP_TLS_PORT)))
+                .map_or(crate::topology::SIP_TLS_PORT, |p| p as u16),
         })
     }
 
