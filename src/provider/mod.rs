@@ -3,6 +3,7 @@
 
 pub mod powerdns;
 pub mod rfc2136;
+pub mod rfc2136_gss;
 pub mod zonefile;
 
 use std::collections::BTreeSet;

@@ -21,8 +21,8 @@ use raw::RawTopology;
 use validate::{validate, Problems};
 
 pub use provider::{
-    ApiKeySource, KeySource, PowerDnsConfig, ProviderConfig, Rfc2136Config,
-    DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS,
+    ApiKeySource, GssTsigConfig, KeySource, PowerDnsConfig, ProviderConfig, Rfc2136Auth,
+    Rfc2136Config, DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS,
 };
 pub use validate::server_address;
 
