@@ -21,6 +21,7 @@
 pub mod bind;
 pub mod dns;
 pub mod http;
+pub mod kdc;
 pub mod knot;
 pub mod pdns;
 pub mod process;
