@@ -122,3 +122,139 @@ fn bind_with_kerberos_creates_updates_converges_and_says_why_when_it_cannot() {
     assert_eq!(dig(bind.addr(), &format!("www.{ZONE}"), "A"), ["192.0.2.80"]);
     assert!(changes(&krb, dir.path(), &topology).is_empty());
 }
+
+/// Rewrites the topology's provider settings (same zone, pools and server).
+fn with_provider(topology: &Path, settings: Value) {
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(topology).unwrap()).unwrap();
+    let provider = doc["provider"].as_object_mut().unwrap();
+    provider.extend(settings.as_object().unwrap().clone());
+    provider.retain(|_, v| !v.is_null());
+    std::fs::write(topology, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+}
+
+/// Sets the first pool's address: a change of the federation A record and nothing else.
+fn with_first_pool_address(topology: &Path, address: &str) {
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(topology).unwrap()).unwrap();
+    doc["pools"][0]["ipv4"] = json!([address]);
+    std::fs::write(topology, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+}
+
+/// The shared scenario: failover and failback with `--skip-probe`, then a saved plan gone
+/// stale (someone else changed the A record) refused with exit 3 and nothing changed.
+fn failover_failback_and_a_stale_plan(krb: &Krb, dir: &Path, topology: &Path, server: SocketAddr) {
+    let t = topology.to_str().unwrap();
+    let srv = format!("_xmpp-server._tcp.{ZONE}");
+    let out = krb.run(dir, &["failover", t, "--to", "EdgePool2", "--yes", "--skip-probe"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        sorted(server, &srv, "SRV"),
+        [format!("10 0 5269 edgepool2.{ZONE}."), format!("20 0 5269 edgepool1.{ZONE}.")]
+    );
+    assert_eq!(dig(server, &format!("xmpp.{ZONE}"), "A"), ["192.0.2.2"]);
+    let out = krb.run(dir, &["failback", t, "--yes", "--skip-probe"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        sorted(server, &srv, "SRV"),
+        [format!("10 0 5269 edgepool1.{ZONE}."), format!("20 0 5269 edgepool2.{ZONE}.")]
+    );
+    assert_eq!(dig(server, &format!("xmpp.{ZONE}"), "A"), ["192.0.2.1"]);
+    assert!(changes(krb, dir, topology).is_empty());
+
+    // A plan saved now goes stale when someone else moves the record first.
+    with_first_pool_address(topology, "192.0.2.77");
+    let saved = dir.join("plan.json");
+    let out = krb.run(dir, &["plan", t, "--out", saved.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    with_first_pool_address(topology, "192.0.2.66");
+    assert_exit(&krb.run(dir, &["apply", t, "--yes"]), 0);
+    assert_eq!(dig(server, &format!("xmpp.{ZONE}"), "A"), ["192.0.2.66"]);
+    let out = krb.run(dir, &["apply", saved.to_str().unwrap(), "--yes"]);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("stale"), "{}", stderr(&out));
+    assert_eq!(dig(server, &format!("xmpp.{ZONE}"), "A"), ["192.0.2.66"], "nothing changed");
+    with_first_pool_address(topology, "192.0.2.1");
+    assert_exit(&krb.run(dir, &["apply", t, "--yes"]), 0);
+}
+
+#[test]
+fn bind_failover_failback_and_stale_plans_under_gss_tsig() {
+    let kdc = Kdc::start(&["admin"]);
+    let zone = zone_text(ZONE, 1, "");
+    let bind = GssBind::start(&kdc, &[(ZONE, &zone)], &["admin@CONTOSO.TEST"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let krb = Krb {
+        krb5_conf: kdc.krb5_conf.clone(),
+        ccache: dir.path().join("ccache"),
+    };
+    kdc.kinit("admin", &krb.ccache, None);
+    let topology = write_topology(dir.path(), ZONE, bind.addr(), 1, json!({"auth": "gss-tsig"}));
+    with_nameservers(&topology, bind.addr());
+    assert_exit(&krb.run(dir.path(), &["apply", topology.to_str().unwrap(), "--yes"]), 0);
+    failover_failback_and_a_stale_plan(&krb, dir.path(), &topology, bind.addr());
+}
+
+/// Names the server to poll after failover/failback (the zone's NS is not reachable here).
+fn with_nameservers(topology: &Path, server: SocketAddr) {
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(topology).unwrap()).unwrap();
+    doc["nameservers"] = json!([server.to_string()]);
+    std::fs::write(topology, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+}
+
+#[test]
+fn bind_refusals_in_kerberos_words_keytabs_and_explicitly_unsigned_updates() {
+    let kdc = Kdc::start(&["admin", "intruder"]);
+    let zone = zone_text(ZONE, 1, "");
+    let open = zone_text("fabrikam.test", 1, "");
+    let bind = GssBind::start(&kdc, &[(ZONE, &zone)], &["admin@CONTOSO.TEST", "robot@CONTOSO.TEST"], &[("fabrikam.test", &open)]);
+    let dir = tempfile::tempdir().unwrap();
+    let krb = Krb {
+        krb5_conf: kdc.krb5_conf.clone(),
+        ccache: dir.path().join("ccache"),
+    };
+    let topology = write_topology(dir.path(), ZONE, bind.addr(), 1, json!({"auth": "gss-tsig"}));
+    let t = topology.to_str().unwrap();
+
+    // A principal update-policy does not name: REFUSED, with what to check.
+    kdc.kinit("intruder", &krb.ccache, None);
+    let out = krb.run(dir.path(), &["apply", t, "--yes"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("REFUSED") && err.contains("intruder@CONTOSO.TEST") && err.contains("update-policy"), "{err}");
+    assert!(dig(bind.addr(), &format!("xmpp.{ZONE}"), "A").is_empty());
+
+    // A server principal the KDC does not know: named.
+    with_provider(&topology, json!({"server_principal": "DNS/nowhere.contoso.test"}));
+    let out = krb.run(dir.path(), &["plan", t]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("does not know the server principal DNS/nowhere.contoso.test"), "{err}");
+
+    // Unattended: a keytab and its principal, no ticket cache at all.
+    let keytab = dir.path().join("robot.keytab");
+    kdc.add_keytab_user("robot", &keytab);
+    std::fs::remove_file(&krb.ccache).unwrap();
+    with_provider(&topology, json!({"server_principal": null, "keytab": "robot.keytab", "principal": "robot@CONTOSO.TEST"}));
+    let out = krb.run(dir.path(), &["apply", t, "--yes"]);
+    assert_exit(&out, 0);
+    assert_eq!(dig(bind.addr(), &format!("xmpp.{ZONE}"), "A"), ["192.0.2.1"]);
+    assert!(!krb.ccache.exists(), "a keytab run leaves the user's cache alone");
+
+    // No key and no auth: refused, listing the three choices.
+    let plain = tempfile::tempdir().unwrap();
+    let unsigned = write_topology(plain.path(), "fabrikam.test", bind.addr(), 1, json!({}));
+    let out = krb.run(plain.path(), &["plan", unsigned.to_str().unwrap()]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("key_file") && err.contains("gss-tsig") && err.contains("\"none\""), "{err}");
+
+    // `auth: none` on a zone that takes unsigned updates from 127.0.0.1: works, and warns on
+    // every plan and apply.
+    with_provider(&unsigned, json!({"auth": "none"}));
+    let u = unsigned.to_str().unwrap();
+    for args in [vec!["plan", u], vec!["apply", u, "--yes"]] {
+        let out = krb.run(plain.path(), &args);
+        assert_exit(&out, 0);
+        assert!(stderr(&out).contains("unsigned") && stderr(&out).contains("forge"), "{}", stderr(&out));
+    }
+    assert_eq!(dig(bind.addr(), "xmpp.fabrikam.test", "A"), ["192.0.2.1"]);
+}

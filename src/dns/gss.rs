@@ -546,20 +546,31 @@ impl Initiator {
 
     fn init_error(&self, major: Major, minor: Minor) -> GssError {
         let detail = self.api.describe(major, minor);
-        let principal = named(&self.credentials);
+        let principal = named(&self.credentials).or_else(|| self.client.clone());
+        // MIT's mechglue renumbers minor codes that come through SPNEGO, so the krb5 codes
+        // are matched by their fixed messages too.
+        let says = |text: &str| detail.contains(text);
         match (major & 0x00ff_0000, minor) {
             (_, KRB5_S_PRINCIPAL_UNKNOWN) => GssError::UnknownServer {
                 principal: self.server_principal.clone(),
                 detail,
             },
+            _ if says("Server") && says("not found in Kerberos database") => {
+                GssError::UnknownServer {
+                    principal: self.server_principal.clone(),
+                    detail,
+                }
+            }
             (_, KRB5_C_PRINCIPAL_UNKNOWN | KRB5_PREAUTH_FAILED) => GssError::UnknownClient {
                 principal: principal.unwrap_or_default(),
                 detail,
             },
             (_, KRB5_SKEW) => GssError::ClockSkew { detail },
+            _ if says("Clock skew too great") => GssError::ClockSkew { detail },
             (CREDENTIALS_EXPIRED, _) | (_, KRB5_TKT_EXPIRED) => {
                 GssError::Expired { principal, detail }
             }
+            _ if says("Ticket expired") => GssError::Expired { principal, detail },
             (NO_CRED, _) => GssError::NoTicket { principal, detail },
             _ => GssError::Failed {
                 during: "security context establishment",

@@ -249,18 +249,26 @@ impl Rfc2136Provider {
         keys: &BTreeSet<RrKey>,
     ) -> Result<ZoneState, ProviderError> {
         let gss = self.gss.as_mut().expect("only called with gss");
-        let key = gss.key(&self.update, zone)?;
-        let rrsets = match transfer::query_keys(&self.update, Some(&key), keys) {
+        let key = Some(gss.key(&self.update, zone)?).filter(|_| gss.replies_verify);
+        let rrsets = match transfer::query_keys(&self.update, key.as_ref(), keys) {
             Err(e) if gss.forget_if_expired(&e) => {
                 let key = gss.key(&self.update, zone)?;
                 transfer::query_keys(&self.update, Some(&key), keys)
+            }
+            // Samba AD DC and Windows DNS sign no reply verifiably: a signed query gains
+            // nothing over an unsigned one there, and they answer queries from anyone.
+            Err(DnsError::Unverifiable { .. }) => {
+                tracing::info!("{}: GSS-signed replies do not verify (Samba AD DC / Windows DNS); reading with unsigned queries", self.update.server);
+                gss.replies_verify = false;
+                transfer::query_keys(&self.update, None, keys)
             }
             other => other,
         }
         .map_err(|e| Self::dns_error(zone, e, 0, 0))?;
         tracing::info!(
-            "read {zone}: {} managed RRsets by GSS-signed query to {}",
+            "read {zone}: {} managed RRsets by {} query to {}",
             keys.len(),
+            if gss.replies_verify { "GSS-signed" } else { "unsigned" },
             self.update.server
         );
         self.last_read = Some(ReadPath::Queries { count: keys.len() });

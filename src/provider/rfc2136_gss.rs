@@ -21,6 +21,9 @@ pub struct GssSession {
     /// The client principal, for refusal hints.
     client: Option<String>,
     renegotiated: bool,
+    /// False once a signed reply failed to verify: the server (Samba AD DC, Windows DNS)
+    /// signs nothing verifiably, so reads go unsigned.
+    pub replies_verify: bool,
 }
 
 /// GSS-TSIG failures, in Kerberos terms.
@@ -76,6 +79,7 @@ impl GssSession {
             key: None,
             client: config.principal.clone(),
             renegotiated: false,
+            replies_verify: true,
         }
     }
 

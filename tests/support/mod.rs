@@ -27,6 +27,7 @@ pub mod pdns;
 pub mod process;
 pub mod prosody;
 pub mod relay;
+pub mod samba;
 pub mod tools;
 pub mod tsig;
 

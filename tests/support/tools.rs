@@ -25,6 +25,11 @@ pub fn debian_package(program: &str) -> &'static str {
         "sqlite3" => "sqlite3",
         "openssl" => "openssl",
         "curl" => "curl",
+        "krb5kdc" | "kdb5_util" => "krb5-kdc",
+        "kadmin.local" => "krb5-admin-server",
+        "kinit" | "klist" | "kdestroy" => "krb5-user",
+        "samba" => "samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules",
+        "samba-tool" => "samba-common-bin",
         _ => "<the package that provides it>",
     }
 }

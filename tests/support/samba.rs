@@ -1,0 +1,159 @@
+//! Samba 4.17 AD DC (`samba -i`) with its internal DNS server on 127.0.0.1: the closest open
+//! implementation of Windows DNS secure (GSS-TSIG) updates.
+//!
+//! Provisioning takes about 13 s, so a test binary provisions once. Samba's rpc service binds
+//! 127.0.0.1:135 (needed to create zones), so only one Samba runs at a time: callers hold
+//! `SAMBA_LOCK`. `dns forwarder` is emptied after provisioning (provisioning copies the host's
+//! resolver there): this Samba never forwards a query anywhere.
+
+use std::ffi::OsStr;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::dns::try_soa_serial;
+use super::kdc::krb5_conf;
+use super::process::{
+    free_port, server_dir, write_file, PortClash, ServerProcess, Transport, LOOPBACK,
+};
+use super::tools::{require, run};
+
+/// One Samba at a time (port 135).
+pub static SAMBA_LOCK: Mutex<()> = Mutex::new(());
+
+pub const SAMBA_REALM: &str = "SAMBA.TEST";
+pub const SAMBA_PASSWORD: &str = "Xmppdns-Test-1";
+const PROVISION_TIMEOUT: Duration = Duration::from_secs(180);
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running AD DC. Stopped and its directory removed on drop.
+pub struct Samba {
+    process: ServerProcess,
+    pub dns_port: u16,
+    pub kdc_port: u16,
+    smb_conf: PathBuf,
+    /// The client-side krb5.conf for the realm.
+    pub krb5_conf: PathBuf,
+}
+
+impl Samba {
+    /// Provisions a domain (`SAMBA.TEST`, DC `dc1`) and starts it with only the kdc, dns and
+    /// rpc services.
+    pub fn start() -> Samba {
+        let samba_tool = require("samba-tool");
+        let samba = require("samba");
+        let dir = server_dir("samba");
+        let d = dir.path().join("dc");
+        let dns_port = free_port(Transport::TcpAndUdp);
+        let kdc_port = free_port(Transport::TcpAndUdp);
+        let kpasswd_port = free_port(Transport::TcpAndUdp);
+        let mut cmd = Command::new(samba_tool);
+        cmd.args(["domain", "provision"])
+            .arg(format!("--targetdir={}", d.display()))
+            .args([
+                "--realm=SAMBA.TEST",
+                "--domain=SAMBA",
+                "--server-role=dc",
+                "--dns-backend=SAMBA_INTERNAL",
+                "--host-name=dc1",
+                "--use-rfc2307",
+                "--option=interfaces=lo",
+                "--option=bind interfaces only=yes",
+            ])
+            .arg(format!("--adminpass={SAMBA_PASSWORD}"))
+            .arg(format!("--option=dns port={dns_port}"))
+            .arg(format!("--option=krb5 port={kdc_port}"))
+            .arg(format!("--option=kpasswd port={kpasswd_port}"));
+        let ran = run(&mut cmd, None, PROVISION_TIMEOUT).expect("samba-tool domain provision");
+        assert!(ran.success(), "samba-tool domain provision: {}", ran.output());
+        let smb_conf = d.join("etc/smb.conf");
+        confine(&smb_conf, &d);
+        let krb5 = dir.path().join("krb5.conf");
+        write_file(&krb5, &krb5_conf(SAMBA_REALM, kdc_port));
+        let args = [OsStr::new("-i"), OsStr::new("-s"), smb_conf.as_os_str()];
+        let mut process = ServerProcess::spawn("samba", dir, &samba, &args, Vec::new());
+        let dns = SocketAddr::from((LOOPBACK, dns_port));
+        let kdc = SocketAddr::from((LOOPBACK, kdc_port));
+        let ready = process.wait_ready(&["Address already in use"], &[], None, || {
+            try_soa_serial(dns, "samba.test")?;
+            TcpStream::connect_timeout(&kdc, Duration::from_millis(200))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(PortClash { log_tail }) = ready {
+            panic!("samba could not bind its ports:\n{log_tail}");
+        }
+        Samba {
+            process,
+            dns_port,
+            kdc_port,
+            smb_conf,
+            krb5_conf: krb5,
+        }
+    }
+
+    pub fn dns(&self) -> SocketAddr {
+        SocketAddr::from((LOOPBACK, self.dns_port))
+    }
+
+    /// `samba-tool dns ARGS... -U administrator` against this DC.
+    pub fn dns_tool(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(require("samba-tool"));
+        cmd.arg("dns")
+            .args(args)
+            .arg("-s")
+            .arg(&self.smb_conf)
+            .args(["-U", "administrator"])
+            .arg(format!("--password={SAMBA_PASSWORD}"));
+        let ran = run(&mut cmd, None, TOOL_TIMEOUT).expect("samba-tool dns");
+        assert!(ran.success(), "samba-tool dns {args:?}: {}", ran.output());
+        ran.output()
+    }
+
+    /// A new AD-integrated zone (its SOA MNAME is dc1.samba.test).
+    pub fn create_zone(&self, zone: &str) {
+        self.dns_tool(&["zonecreate", "127.0.0.1", zone]);
+    }
+
+    /// `kinit administrator@SAMBA.TEST` into the ticket cache file `ccache`.
+    pub fn kinit(&self, ccache: &Path) {
+        let mut cmd = Command::new(require("kinit"));
+        cmd.env("KRB5_CONFIG", &self.krb5_conf)
+            .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+            .arg(format!("administrator@{SAMBA_REALM}"));
+        let ran = run(&mut cmd, Some(&format!("{SAMBA_PASSWORD}\n")), TOOL_TIMEOUT)
+            .expect("kinit");
+        assert!(ran.success(), "kinit administrator: {}", ran.output());
+    }
+
+    pub fn logs(&self) -> String {
+        self.process.logs()
+    }
+}
+
+/// Keeps the DC to itself: no forwarder (provisioning copied the host's resolver there), only
+/// the services the tests need, and every runtime file under its own directory.
+fn confine(smb_conf: &Path, dir: &Path) {
+    let text = std::fs::read_to_string(smb_conf).expect("read smb.conf");
+    let d = dir.display();
+    let mut out = String::new();
+    for line in text.lines() {
+        let key = line.trim().split('=').next().unwrap_or("").trim();
+        if matches!(key, "dns forwarder" | "log file") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "[global]" {
+            out.push_str(&format!(
+                "\tdns forwarder =\n\tserver services = kdc, dns, rpc\n\tlog file = {d}/log.%m\n\tpid directory = {d}/run\n\tncalrpc dir = {d}/ncalrpc\n\twinbindd socket directory = {d}/winbindd\n"
+            ));
+        }
+    }
+    for sub in ["run", "ncalrpc", "winbindd"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("create a Samba runtime directory");
+    }
+    write_file(smb_conf, &out);
+}
