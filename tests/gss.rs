@@ -53,7 +53,13 @@ impl Krb {
 
 /// A two-pool topology for `zone` (SIP domain = zone) with the rfc2136 provider at `server`
 /// and `auth` settings merged into the provider.
-fn write_topology(dir: &Path, zone: &str, server: SocketAddr, active: usize, auth: Value) -> PathBuf {
+fn write_topology(
+    dir: &Path,
+    zone: &str,
+    server: SocketAddr,
+    active: usize,
+    auth: Value,
+) -> PathBuf {
     let pools: Vec<Value> = (1..=2)
         .map(|p| {
             json!({"name": format!("EdgePool{p}"), "site": format!("Site{p}"),
@@ -78,7 +84,10 @@ fn write_topology(dir: &Path, zone: &str, server: SocketAddr, active: usize, aut
 }
 
 fn changes(krb: &Krb, dir: &Path, topology: &Path) -> Vec<Value> {
-    let out = krb.run(dir, &["plan", topology.to_str().unwrap(), "--format", "json"]);
+    let out = krb.run(
+        dir,
+        &["plan", topology.to_str().unwrap(), "--format", "json"],
+    );
     assert_exit(&out, 0);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["changes"].as_array().cloned().unwrap_or_default()
@@ -102,13 +111,23 @@ fn bind_with_kerberos_creates_updates_converges_and_says_why_when_it_cannot() {
         krb5_conf: kdc.krb5_conf.clone(),
         ccache: dir.path().join("ccache"),
     };
-    let topology = write_topology(dir.path(), ZONE, bind.addr(), 1, json!({"auth": "gss-tsig"}));
+    let topology = write_topology(
+        dir.path(),
+        ZONE,
+        bind.addr(),
+        1,
+        json!({"auth": "gss-tsig"}),
+    );
     let t = topology.to_str().unwrap();
 
     // No ticket yet: say so, and how to get one.
     let out = krb.run(dir.path(), &["plan", t]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("no Kerberos ticket") && stderr(&out).contains("kinit"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no Kerberos ticket") && stderr(&out).contains("kinit"),
+        "{}",
+        stderr(&out)
+    );
 
     kdc.kinit("admin", &krb.ccache, None);
     let out = krb.run(dir.path(), &["apply", t, "--yes", "-v"]);
@@ -116,10 +135,19 @@ fn bind_with_kerberos_creates_updates_converges_and_says_why_when_it_cannot() {
     eprintln!("{}", stderr(&out));
     assert_eq!(
         sorted(bind.addr(), &format!("_xmpp-server._tcp.{ZONE}"), "SRV"),
-        [format!("10 0 5269 edgepool1.{ZONE}."), format!("20 0 5269 edgepool2.{ZONE}.")]
+        [
+            format!("10 0 5269 edgepool1.{ZONE}."),
+            format!("20 0 5269 edgepool2.{ZONE}.")
+        ]
     );
-    assert_eq!(dig(bind.addr(), &format!("xmpp.{ZONE}"), "A"), ["192.0.2.1"]);
-    assert_eq!(dig(bind.addr(), &format!("www.{ZONE}"), "A"), ["192.0.2.80"]);
+    assert_eq!(
+        dig(bind.addr(), &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.1"]
+    );
+    assert_eq!(
+        dig(bind.addr(), &format!("www.{ZONE}"), "A"),
+        ["192.0.2.80"]
+    );
     assert!(changes(&krb, dir.path(), &topology).is_empty());
 }
 
@@ -144,18 +172,27 @@ fn with_first_pool_address(topology: &Path, address: &str) {
 fn failover_failback_and_a_stale_plan(krb: &Krb, dir: &Path, topology: &Path, server: SocketAddr) {
     let t = topology.to_str().unwrap();
     let srv = format!("_xmpp-server._tcp.{ZONE}");
-    let out = krb.run(dir, &["failover", t, "--to", "EdgePool2", "--yes", "--skip-probe"]);
+    let out = krb.run(
+        dir,
+        &["failover", t, "--to", "EdgePool2", "--yes", "--skip-probe"],
+    );
     assert_exit(&out, 0);
     assert_eq!(
         sorted(server, &srv, "SRV"),
-        [format!("10 0 5269 edgepool2.{ZONE}."), format!("20 0 5269 edgepool1.{ZONE}.")]
+        [
+            format!("10 0 5269 edgepool2.{ZONE}."),
+            format!("20 0 5269 edgepool1.{ZONE}.")
+        ]
     );
     assert_eq!(dig(server, &format!("xmpp.{ZONE}"), "A"), ["192.0.2.2"]);
     let out = krb.run(dir, &["failback", t, "--yes", "--skip-probe"]);
     assert_exit(&out, 0);
     assert_eq!(
         sorted(server, &srv, "SRV"),
-        [format!("10 0 5269 edgepool1.{ZONE}."), format!("20 0 5269 edgepool2.{ZONE}.")]
+        [
+            format!("10 0 5269 edgepool1.{ZONE}."),
+            format!("20 0 5269 edgepool2.{ZONE}.")
+        ]
     );
     assert_eq!(dig(server, &format!("xmpp.{ZONE}"), "A"), ["192.0.2.1"]);
     assert!(changes(krb, dir, topology).is_empty());
@@ -171,7 +208,11 @@ fn failover_failback_and_a_stale_plan(krb: &Krb, dir: &Path, topology: &Path, se
     let out = krb.run(dir, &["apply", saved.to_str().unwrap(), "--yes"]);
     assert_exit(&out, 3);
     assert!(stderr(&out).contains("stale"), "{}", stderr(&out));
-    assert_eq!(dig(server, &format!("xmpp.{ZONE}"), "A"), ["192.0.2.66"], "nothing changed");
+    assert_eq!(
+        dig(server, &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.66"],
+        "nothing changed"
+    );
     with_first_pool_address(topology, "192.0.2.1");
     assert_exit(&krb.run(dir, &["apply", t, "--yes"]), 0);
 }
@@ -187,9 +228,18 @@ fn bind_failover_failback_and_stale_plans_under_gss_tsig() {
         ccache: dir.path().join("ccache"),
     };
     kdc.kinit("admin", &krb.ccache, None);
-    let topology = write_topology(dir.path(), ZONE, bind.addr(), 1, json!({"auth": "gss-tsig"}));
+    let topology = write_topology(
+        dir.path(),
+        ZONE,
+        bind.addr(),
+        1,
+        json!({"auth": "gss-tsig"}),
+    );
     with_nameservers(&topology, bind.addr());
-    assert_exit(&krb.run(dir.path(), &["apply", topology.to_str().unwrap(), "--yes"]), 0);
+    assert_exit(
+        &krb.run(dir.path(), &["apply", topology.to_str().unwrap(), "--yes"]),
+        0,
+    );
     failover_failback_and_a_stale_plan(&krb, dir.path(), &topology, bind.addr());
 }
 
@@ -205,13 +255,24 @@ fn bind_refusals_in_kerberos_words_keytabs_and_explicitly_unsigned_updates() {
     let kdc = Kdc::start(&["admin", "intruder"]);
     let zone = zone_text(ZONE, 1, "");
     let open = zone_text("fabrikam.test", 1, "");
-    let bind = GssBind::start(&kdc, &[(ZONE, &zone)], &["admin@CONTOSO.TEST", "robot@CONTOSO.TEST"], &[("fabrikam.test", &open)]);
+    let bind = GssBind::start(
+        &kdc,
+        &[(ZONE, &zone)],
+        &["admin@CONTOSO.TEST", "robot@CONTOSO.TEST"],
+        &[("fabrikam.test", &open)],
+    );
     let dir = tempfile::tempdir().unwrap();
     let krb = Krb {
         krb5_conf: kdc.krb5_conf.clone(),
         ccache: dir.path().join("ccache"),
     };
-    let topology = write_topology(dir.path(), ZONE, bind.addr(), 1, json!({"auth": "gss-tsig"}));
+    let topology = write_topology(
+        dir.path(),
+        ZONE,
+        bind.addr(),
+        1,
+        json!({"auth": "gss-tsig"}),
+    );
     let t = topology.to_str().unwrap();
 
     // A principal update-policy does not name: REFUSED, with what to check.
@@ -219,25 +280,45 @@ fn bind_refusals_in_kerberos_words_keytabs_and_explicitly_unsigned_updates() {
     let out = krb.run(dir.path(), &["apply", t, "--yes"]);
     assert_exit(&out, 1);
     let err = stderr(&out);
-    assert!(err.contains("REFUSED") && err.contains("intruder@CONTOSO.TEST") && err.contains("update-policy"), "{err}");
+    assert!(
+        err.contains("REFUSED")
+            && err.contains("intruder@CONTOSO.TEST")
+            && err.contains("update-policy"),
+        "{err}"
+    );
     assert!(dig(bind.addr(), &format!("xmpp.{ZONE}"), "A").is_empty());
 
     // A server principal the KDC does not know: named.
-    with_provider(&topology, json!({"server_principal": "DNS/nowhere.contoso.test"}));
+    with_provider(
+        &topology,
+        json!({"server_principal": "DNS/nowhere.contoso.test"}),
+    );
     let out = krb.run(dir.path(), &["plan", t]);
     assert_exit(&out, 1);
     let err = stderr(&out);
-    assert!(err.contains("does not know the server principal DNS/nowhere.contoso.test"), "{err}");
+    assert!(
+        err.contains("does not know the server principal DNS/nowhere.contoso.test"),
+        "{err}"
+    );
 
     // Unattended: a keytab and its principal, no ticket cache at all.
     let keytab = dir.path().join("robot.keytab");
     kdc.add_keytab_user("robot", &keytab);
     std::fs::remove_file(&krb.ccache).unwrap();
-    with_provider(&topology, json!({"server_principal": null, "keytab": "robot.keytab", "principal": "robot@CONTOSO.TEST"}));
+    with_provider(
+        &topology,
+        json!({"server_principal": null, "keytab": "robot.keytab", "principal": "robot@CONTOSO.TEST"}),
+    );
     let out = krb.run(dir.path(), &["apply", t, "--yes"]);
     assert_exit(&out, 0);
-    assert_eq!(dig(bind.addr(), &format!("xmpp.{ZONE}"), "A"), ["192.0.2.1"]);
-    assert!(!krb.ccache.exists(), "a keytab run leaves the user's cache alone");
+    assert_eq!(
+        dig(bind.addr(), &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.1"]
+    );
+    assert!(
+        !krb.ccache.exists(),
+        "a keytab run leaves the user's cache alone"
+    );
 
     // No key and no auth: refused, listing the three choices.
     let plain = tempfile::tempdir().unwrap();
@@ -245,7 +326,10 @@ fn bind_refusals_in_kerberos_words_keytabs_and_explicitly_unsigned_updates() {
     let out = krb.run(plain.path(), &["plan", unsigned.to_str().unwrap()]);
     assert_exit(&out, 1);
     let err = stderr(&out);
-    assert!(err.contains("key_file") && err.contains("gss-tsig") && err.contains("\"none\""), "{err}");
+    assert!(
+        err.contains("key_file") && err.contains("gss-tsig") && err.contains("\"none\""),
+        "{err}"
+    );
 
     // `auth: none` on a zone that takes unsigned updates from 127.0.0.1: works, and warns on
     // every plan and apply.
@@ -254,7 +338,127 @@ fn bind_refusals_in_kerberos_words_keytabs_and_explicitly_unsigned_updates() {
     for args in [vec!["plan", u], vec!["apply", u, "--yes"]] {
         let out = krb.run(plain.path(), &args);
         assert_exit(&out, 0);
-        assert!(stderr(&out).contains("unsigned") && stderr(&out).contains("forge"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("unsigned") && stderr(&out).contains("forge"),
+            "{}",
+            stderr(&out)
+        );
     }
     assert_eq!(dig(bind.addr(), "xmpp.fabrikam.test", "A"), ["192.0.2.1"]);
+}
+
+/// Samba AD DC, the Windows DNS stand-in: one test (one Samba at a time, provisioned once).
+#[test]
+fn samba_ad_dc_secure_updates_settled_by_reading_back() {
+    let _one_samba = support::samba::SAMBA_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let samba = support::samba::Samba::start();
+    samba.create_zone(ZONE);
+    let dir = tempfile::tempdir().unwrap();
+    let krb = Krb {
+        krb5_conf: samba.krb5_conf.clone(),
+        ccache: dir.path().join("ccache"),
+    };
+    samba.kinit(&krb.ccache);
+    let topology = write_topology(
+        dir.path(),
+        ZONE,
+        samba.dns(),
+        1,
+        json!({"auth": "gss-tsig"}),
+    );
+    with_nameservers(&topology, samba.dns());
+    let t = topology.to_str().unwrap();
+
+    // Samba applies the update and signs its reply unverifiably: settled by reading back.
+    let started = std::time::Instant::now();
+    let out = krb.run(dir.path(), &["apply", t, "--yes", "-v"]);
+    assert_exit(&out, 0);
+    eprintln!(
+        "apply against Samba took {:?}\n{}",
+        started.elapsed(),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("confirmed by re-reading"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("does not verify"), "{}", stdout(&out));
+    let srv = format!("_xmpp-server._tcp.{ZONE}");
+    assert_eq!(
+        sorted(samba.dns(), &srv, "SRV"),
+        [
+            format!("10 0 5269 edgepool1.{ZONE}."),
+            format!("20 0 5269 edgepool2.{ZONE}.")
+        ]
+    );
+    assert_eq!(
+        dig(samba.dns(), &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.1"]
+    );
+    assert!(
+        changes(&krb, dir.path(), &topology).is_empty(),
+        "re-plan is empty"
+    );
+
+    failover_failback_and_a_stale_plan(&krb, dir.path(), &topology, samba.dns());
+    stale_prerequisites_are_honoured_by_samba(&krb, dir.path(), &topology, samba.dns());
+
+    let out = krb.run(
+        dir.path(),
+        &[
+            "audit",
+            t,
+            "--nameserver",
+            &samba.dns().to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(matches!(out.status.code(), Some(0 | 4)), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["summary"]["sip_domains"], 1, "{doc:#}");
+    assert!(
+        doc.to_string().contains("edgepool1.contoso.test"),
+        "{doc:#}"
+    );
+}
+
+/// The server's own guard: a change whose `before` no longer holds goes to Samba, which
+/// answers NXRRSET (unverifiably) and changes nothing; the provider reports it stale.
+fn stale_prerequisites_are_honoured_by_samba(
+    krb: &Krb,
+    dir: &Path,
+    topology: &Path,
+    server: SocketAddr,
+) {
+    use xmppdns::provider::{self, Environment, ProviderError};
+    // This test binary's only in-process Kerberos user; subprocesses get their own settings.
+    std::env::set_var("KRB5_CONFIG", &krb.krb5_conf);
+    std::env::set_var("KRB5CCNAME", format!("FILE:{}", krb.ccache.display()));
+    with_first_pool_address(topology, "192.0.2.55");
+    let topo = xmppdns::topology::Topology::load(topology).unwrap();
+    let mut samba = provider::open(&topo, &Environment::system()).unwrap();
+    let plan = xmppdns::app::plan(&topo, samba.as_mut()).unwrap();
+    assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
+    with_first_pool_address(topology, "192.0.2.44");
+    assert_exit(
+        &krb.run(dir, &["apply", topology.to_str().unwrap(), "--yes"]),
+        0,
+    );
+    let zone = plan.changes[0].zone.clone();
+    let err = samba.apply(&zone, &plan.changes).unwrap_err();
+    assert!(matches!(err, ProviderError::Stale { .. }), "{err}");
+    assert_eq!(
+        dig(server, &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.44"],
+        "nothing changed"
+    );
+    with_first_pool_address(topology, "192.0.2.1");
+    assert_exit(
+        &krb.run(dir, &["apply", topology.to_str().unwrap(), "--yes"]),
+        0,
+    );
 }

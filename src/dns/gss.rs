@@ -43,8 +43,7 @@ type Cred = *mut c_void;
 
 type ImportName = unsafe extern "C" fn(*mut Minor, *const Buffer, *const Oid, *mut Name) -> Major;
 type ReleaseName = unsafe extern "C" fn(*mut Minor, *mut Name) -> Major;
-type DisplayName =
-    unsafe extern "C" fn(*mut Minor, Name, *mut Buffer, *mut *const Oid) -> Major;
+type DisplayName = unsafe extern "C" fn(*mut Minor, Name, *mut Buffer, *mut *const Oid) -> Major;
 type InitSecContext = unsafe extern "C" fn(
     *mut Minor,
     Cred,
@@ -79,8 +78,14 @@ type AcquireCredFrom = unsafe extern "C" fn(
     *mut *mut c_void,
     *mut u32,
 ) -> Major;
-type InquireCred =
-    unsafe extern "C" fn(*mut Minor, Cred, *mut Name, *mut u32, *mut c_int, *mut *mut c_void) -> Major;
+type InquireCred = unsafe extern "C" fn(
+    *mut Minor,
+    Cred,
+    *mut Name,
+    *mut u32,
+    *mut c_int,
+    *mut *mut c_void,
+) -> Major;
 
 /// The library's file name (the soname, which the runtime package ships without -dev).
 pub const LIBRARY: &str = "libgssapi_krb5.so.2";
@@ -185,7 +190,10 @@ pub enum GssError {
     #[error("the MIC does not verify ({detail})")]
     BadMic { detail: String },
     #[error("GSS-API {during} failed: {detail}")]
-    Failed { during: &'static str, detail: String },
+    Failed {
+        during: &'static str,
+        detail: String,
+    },
 }
 
 fn cache_hint() -> String {
@@ -237,8 +245,7 @@ impl Api {
             Vec::new()
         } else {
             // SAFETY: the library filled `buffer` with `length` readable bytes.
-            unsafe { std::slice::from_raw_parts(buffer.value as *const u8, buffer.length) }
-                .to_vec()
+            unsafe { std::slice::from_raw_parts(buffer.value as *const u8, buffer.length) }.to_vec()
         };
         let mut minor = 0;
         // SAFETY: the buffer was allocated by this library.
@@ -308,8 +315,7 @@ impl Api {
         let mut buffer = empty_buffer();
         let mut minor = 0;
         // SAFETY: `name` is a valid name handle; the OID out-pointer may be null.
-        let major =
-            unsafe { (self.display_name)(&mut minor, name, &mut buffer, ptr::null_mut()) };
+        let major = unsafe { (self.display_name)(&mut minor, name, &mut buffer, ptr::null_mut()) };
         (!is_error(major)).then(|| String::from_utf8_lossy(&self.take(&mut buffer)).into_owned())
     }
 }
@@ -346,7 +352,9 @@ fn acquire(
     let (desired, store): (Name, Vec<(CString, CString)>) = match credentials {
         Credentials::TicketCache { .. } => (ptr::null_mut(), Vec::new()),
         Credentials::Keytab { path, principal } => {
-            let c = |s: &str| CString::new(s).map_err(|_| keytab_error(path, principal, "contains a NUL byte"));
+            let c = |s: &str| {
+                CString::new(s).map_err(|_| keytab_error(path, principal, "contains a NUL byte"))
+            };
             let unique = format!("MEMORY:xmppdns-{}-{:p}", std::process::id(), path);
             (
                 api.import_principal(principal)?,
@@ -513,7 +521,9 @@ impl Initiator {
     pub fn step(&mut self, input: Option<&[u8]>) -> Result<Step, GssError> {
         let mech = oid(SPNEGO);
         let input_buffer = input.map(borrowed);
-        let input_ptr = input_buffer.as_ref().map_or(ptr::null(), |b| b as *const Buffer);
+        let input_ptr = input_buffer
+            .as_ref()
+            .map_or(ptr::null(), |b| b as *const Buffer);
         let mut output = empty_buffer();
         let mut minor = 0;
         // SAFETY: all pointers are valid for the call; the context handle is ours.
@@ -646,9 +656,8 @@ impl SecurityContext {
         let (input, token) = (borrowed(message), borrowed(mic));
         let mut minor = 0;
         // SAFETY: as for get_mic; the qop out-pointer may be null.
-        let major = unsafe {
-            (self.api.verify_mic)(&mut minor, handle.0, &input, &token, ptr::null_mut())
-        };
+        let major =
+            unsafe { (self.api.verify_mic)(&mut minor, handle.0, &input, &token, ptr::null_mut()) };
         if is_error(major) {
             return Err(self.mic_error(major, minor, "verifying"));
         }

@@ -216,10 +216,18 @@ impl Rfc2136Provider {
                 Some(gss) => Some(gss.key(&self.update, zone)?),
                 None => self.update_key.clone(),
             };
+            let started = std::time::Instant::now();
             let result = self
                 .update
-                .exchange(key.as_ref(), &|id| Ok(update::with_id(encoded.to_vec(), id)))
+                .exchange(key.as_ref(), &|id| {
+                    Ok(update::with_id(encoded.to_vec(), id))
+                })
                 .and_then(|reply| check_reply(self.update.server, key.as_ref(), &reply));
+            tracing::info!(
+                "UPDATE to {}: answered in {:.1} ms",
+                self.update.server,
+                started.elapsed().as_secs_f64() * 1000.0
+            );
             if let (Err(e), Some(gss)) = (&result, self.gss.as_mut()) {
                 if gss.forget_if_expired(e) {
                     continue;
@@ -268,7 +276,11 @@ impl Rfc2136Provider {
         tracing::info!(
             "read {zone}: {} managed RRsets by {} query to {}",
             keys.len(),
-            if gss.replies_verify { "GSS-signed" } else { "unsigned" },
+            if gss.replies_verify {
+                "GSS-signed"
+            } else {
+                "unsigned"
+            },
             self.update.server
         );
         self.last_read = Some(ReadPath::Queries { count: keys.len() });

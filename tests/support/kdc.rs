@@ -129,7 +129,11 @@ impl Kdc {
     /// A service principal with a random key, exported to `keytab`.
     pub fn add_service(&self, principal: &str, keytab: &Path) {
         let env = self.env();
-        tool(&env, "kadmin.local", &["-q", &format!("addprinc -randkey {principal}")]);
+        tool(
+            &env,
+            "kadmin.local",
+            &["-q", &format!("addprinc -randkey {principal}")],
+        );
         tool(
             &env,
             "kadmin.local",
@@ -176,8 +180,8 @@ fn tool(env: &[(&str, &Path)], program: &str, args: &[&str]) {
         cmd.env(k, v);
     }
     cmd.args(args);
-    let ran = run(&mut cmd, None, TOOL_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
+    let ran =
+        run(&mut cmd, None, TOOL_TIMEOUT).unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
     assert!(ran.success(), "{program} {args:?}: {}", ran.output());
 }
 
@@ -190,7 +194,12 @@ pub struct GssBind {
 }
 
 impl GssBind {
-    pub fn start(kdc: &Kdc, zones: &[(&str, &str)], grants: &[&str], unsigned_zones: &[(&str, &str)]) -> GssBind {
+    pub fn start(
+        kdc: &Kdc,
+        zones: &[(&str, &str)],
+        grants: &[&str],
+        unsigned_zones: &[(&str, &str)],
+    ) -> GssBind {
         start_with_retries("BIND with GSS-TSIG", || {
             GssBind::try_start(kdc, zones, grants, unsigned_zones)
         })
@@ -216,9 +225,16 @@ impl GssBind {
         }
         let mut conf = String::new();
         let _ = writeln!(conf, "options {{\n  directory \"{0}\"; pid-file \"{0}/named.pid\"; session-keyfile \"{0}/session.key\";", d.display());
-        let _ = writeln!(conf, "  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};");
+        let _ = writeln!(
+            conf,
+            "  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};"
+        );
         let _ = writeln!(conf, "  recursion no; dnssec-validation no; notify no;");
-        let _ = writeln!(conf, "  tkey-gssapi-keytab \"{}\";\n}};\ncontrols {{ }};", keytab.display());
+        let _ = writeln!(
+            conf,
+            "  tkey-gssapi-keytab \"{}\";\n}};\ncontrols {{ }};",
+            keytab.display()
+        );
         let policy: String = grants
             .iter()
             .map(|p| format!("grant {p} wildcard * ANY; "))
@@ -235,14 +251,25 @@ impl GssBind {
             ("KRB5_CONFIG", kdc.krb5_conf.as_path()),
             ("KRB5RCACHETYPE", Path::new("none")),
         ];
-        let args = with_env(&named, &env, &[OsStr::new("-g"), OsStr::new("-c"), conf_path.as_os_str()]);
+        let args = with_env(
+            &named,
+            &env,
+            &[OsStr::new("-g"), OsStr::new("-c"), conf_path.as_os_str()],
+        );
         let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
         let mut process =
             ServerProcess::spawn("named", dir, Path::new("/usr/bin/env"), &args, Vec::new());
         let addr = SocketAddr::from((LOOPBACK, port));
-        let all: Vec<&str> = zones.iter().chain(unsigned_zones).map(|(z, _)| *z).collect();
+        let all: Vec<&str> = zones
+            .iter()
+            .chain(unsigned_zones)
+            .map(|(z, _)| *z)
+            .collect();
         process.wait_ready(
-            &["unable to listen on any configured interfaces", "address in use"],
+            &[
+                "unable to listen on any configured interfaces",
+                "address in use",
+            ],
             &["not loaded due to errors"],
             Some("all zones loaded"),
             || {
@@ -268,7 +295,9 @@ fn mname_of(text: &str, zone: &str) -> String {
         .find_map(|l| {
             let fields: Vec<&str> = l.split_whitespace().collect();
             let at = fields.iter().position(|f| *f == "SOA")?;
-            fields.get(at + 1).map(|m| m.trim_end_matches('.').to_string())
+            fields
+                .get(at + 1)
+                .map(|m| m.trim_end_matches('.').to_string())
         })
         .unwrap_or_else(|| format!("ns1.{zone}"))
 }

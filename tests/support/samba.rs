@@ -67,7 +67,11 @@ impl Samba {
             .arg(format!("--option=krb5 port={kdc_port}"))
             .arg(format!("--option=kpasswd port={kpasswd_port}"));
         let ran = run(&mut cmd, None, PROVISION_TIMEOUT).expect("samba-tool domain provision");
-        assert!(ran.success(), "samba-tool domain provision: {}", ran.output());
+        assert!(
+            ran.success(),
+            "samba-tool domain provision: {}",
+            ran.output()
+        );
         let smb_conf = d.join("etc/smb.conf");
         confine(&smb_conf, &d);
         let krb5 = dir.path().join("krb5.conf");
@@ -123,8 +127,7 @@ impl Samba {
         cmd.env("KRB5_CONFIG", &self.krb5_conf)
             .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
             .arg(format!("administrator@{SAMBA_REALM}"));
-        let ran = run(&mut cmd, Some(&format!("{SAMBA_PASSWORD}\n")), TOOL_TIMEOUT)
-            .expect("kinit");
+        let ran = run(&mut cmd, Some(&format!("{SAMBA_PASSWORD}\n")), TOOL_TIMEOUT).expect("kinit");
         assert!(ran.success(), "kinit administrator: {}", ran.output());
     }
 

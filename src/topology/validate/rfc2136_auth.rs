@@ -115,8 +115,14 @@ fn gss(raw: &RawAuth, has_key: bool, base: &Path, problems: &mut Problems) -> Rf
         ("principal", &raw.principal),
         ("server_principal", &raw.server_principal),
     ] {
-        if value.as_deref().is_some_and(|v| v.trim().is_empty() || v.contains(char::is_whitespace)) {
-            problems.add(format!("provider.{field}"), "not a Kerberos principal (no spaces, not empty)");
+        if value
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty() || v.contains(char::is_whitespace))
+        {
+            problems.add(
+                format!("provider.{field}"),
+                "not a Kerberos principal (no spaces, not empty)",
+            );
         }
     }
     let microsoft_algorithm = match raw.gss_algorithm.as_deref() {
