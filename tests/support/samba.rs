@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::dns::try_soa_serial;
 use super::kdc::krb5_conf;
@@ -27,6 +27,8 @@ pub const SAMBA_REALM: &str = "SAMBA.TEST";
 pub const SAMBA_PASSWORD: &str = "Xmppdns-Test-1";
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(180);
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the RPC service may take to listen after DNS and the KDC answer.
+const RPC_READY: Duration = Duration::from_secs(60);
 
 /// A running AD DC. Stopped and its directory removed on drop.
 pub struct Samba {
@@ -84,10 +86,23 @@ impl Samba {
             try_soa_serial(dns, "samba.test")?;
             TcpStream::connect_timeout(&kdc, Duration::from_millis(200))
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{kdc}: {e}"))
         });
         if let Err(PortClash { log_tail }) = ready {
             panic!("samba could not bind its ports:\n{log_tail}");
+        }
+        // The RPC endpoint mapper (`samba-tool dns` talks to it) comes up last, and slowly
+        // on a busy machine: a bounded poll of its own.
+        let rpc = SocketAddr::from((LOOPBACK, 135));
+        let started = Instant::now();
+        while let Err(e) = TcpStream::connect_timeout(&rpc, Duration::from_millis(200)) {
+            if process.has_exited() || started.elapsed() > RPC_READY {
+                panic!(
+                    "samba: {rpc} did not answer within {RPC_READY:?} ({e}; is another Samba running?)\n{}",
+                    process.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         Samba {
             process,

@@ -63,7 +63,7 @@ fn rfc2136(raw: RawRfc2136, base: &Path, problems: &mut Problems) -> Rfc2136Conf
         .attempts
         .and_then(|a| problems.ranged("provider.attempts", a, 1, 10))
         .map_or(DEFAULT_RFC2136_ATTEMPTS, |a| a as u32);
-    let auth = super::rfc2136_auth::validate(&raw_auth, key.is_some(), base, problems);
+    let auth = super::rfc2136_auth::validate(&raw_auth, base, problems);
     Rfc2136Config {
         server: server.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53))),
         key,

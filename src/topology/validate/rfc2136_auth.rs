@@ -17,6 +17,8 @@ pub(super) struct RawAuth {
     server_principal: Option<String>,
     gss_algorithm: Option<String>,
     transfer: bool,
+    /// `key_file` or `key_env` given (usable or not: a bad one has its own problem).
+    has_key: bool,
 }
 
 impl RawAuth {
@@ -30,17 +32,13 @@ impl RawAuth {
             transfer: raw.transfer_server.is_some()
                 || raw.transfer_key_file.is_some()
                 || raw.transfer_key_env.is_some(),
+            has_key: raw.key_file.is_some() || raw.key_env.is_some(),
         }
     }
 }
 
-/// `has_key`: whether `key_file` or `key_env` was given.
-pub(super) fn validate(
-    raw: &RawAuth,
-    has_key: bool,
-    base: &Path,
-    problems: &mut Problems,
-) -> Rfc2136Auth {
+pub(super) fn validate(raw: &RawAuth, base: &Path, problems: &mut Problems) -> Rfc2136Auth {
+    let has_key = raw.has_key;
     let auth = match raw.auth.as_deref() {
         None if has_key => Rfc2136Auth::Tsig,
         None => {
@@ -142,4 +140,83 @@ fn gss(raw: &RawAuth, has_key: bool, base: &Path, problems: &mut Problems) -> Rf
         server_principal: raw.server_principal.clone(),
         microsoft_algorithm,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use serde_json::{json, Value};
+
+    use crate::topology::{GssTsigConfig, ProviderConfig, Rfc2136Auth, Topology, TopologyError};
+
+    fn load(provider: Value) -> Result<Topology, TopologyError> {
+        let mut value = json!({
+            "zones": ["contoso.com"], "sip_domains": ["contoso.com"],
+            "active_pool": "P1", "federation": {"name": "xmpp.contoso.com"},
+            "pools": [{"name": "P1", "site": "S", "fqdn": "p1.contoso.com", "ipv4": ["192.0.2.1"]}]
+        });
+        let mut p = json!({"kind": "rfc2136", "server": "192.0.2.53"});
+        p.as_object_mut()
+            .unwrap()
+            .extend(provider.as_object().unwrap().clone());
+        value["provider"] = p;
+        Topology::from_json(&value.to_string(), Path::new("/t/topology.json"))
+    }
+
+    fn auth(provider: Value) -> Rfc2136Auth {
+        match load(provider).unwrap().provider {
+            ProviderConfig::Rfc2136(c) => c.auth,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn problems(provider: Value) -> String {
+        match load(provider) {
+            Err(e @ TopologyError::Invalid { .. }) => e.to_string(),
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tsig_is_the_default_with_a_key_and_gss_tsig_takes_its_own_settings() {
+        assert_eq!(auth(json!({"key_env": "K"})), Rfc2136Auth::Tsig);
+        assert_eq!(auth(json!({"auth": "none"})), Rfc2136Auth::None);
+        assert_eq!(
+            auth(json!({"auth": "gss-tsig", "keytab": "xmppdns.keytab",
+                        "principal": "xmppdns@CONTOSO.COM", "gss_algorithm": "gss.microsoft.com"})),
+            Rfc2136Auth::GssTsig(GssTsigConfig {
+                keytab: Some(PathBuf::from("/t/xmppdns.keytab")),
+                principal: Some("xmppdns@CONTOSO.COM".into()),
+                server_principal: None,
+                microsoft_algorithm: true,
+            })
+        );
+    }
+
+    #[test]
+    fn no_key_and_no_auth_is_refused_naming_the_three_choices() {
+        let text = problems(json!({}));
+        for choice in ["key_file", "\"auth\": \"gss-tsig\"", "\"auth\": \"none\""] {
+            assert!(text.contains(choice), "{text}");
+        }
+        assert!(problems(json!({"auth": "tsig"})).contains("`tsig` needs a key"));
+        assert!(problems(json!({"auth": "kerberos"})).contains("use `tsig`, `gss-tsig` or `none`"));
+    }
+
+    #[test]
+    fn settings_that_do_not_fit_the_auth_are_refused() {
+        let text = problems(json!({"auth": "none", "key_env": "K", "keytab": "k"}));
+        assert!(
+            text.contains("remove `key_file`") && text.contains("provider.keytab"),
+            "{text}"
+        );
+        let text = problems(
+            json!({"auth": "gss-tsig", "keytab": "k", "transfer_server": "192.0.2.54",
+                                   "gss_algorithm": "hmac-sha256"}),
+        );
+        assert!(text.contains("needs the `principal`"), "{text}");
+        assert!(text.contains("provider.transfer_server"), "{text}");
+        assert!(text.contains("not a GSS-TSIG algorithm"), "{text}");
+    }
 }
