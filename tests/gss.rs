@@ -8,6 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 use support::kdc::{GssBind, Kdc};
@@ -435,9 +436,7 @@ fn stale_prerequisites_are_honoured_by_samba(
     server: SocketAddr,
 ) {
     use xmppdns::provider::{self, Environment, ProviderError};
-    // This test binary's only in-process Kerberos user; subprocesses get their own settings.
-    std::env::set_var("KRB5_CONFIG", &krb.krb5_conf);
-    std::env::set_var("KRB5CCNAME", format!("FILE:{}", krb.ccache.display()));
+    let _kerberos = kerberos_in_this_process(krb);
     with_first_pool_address(topology, "192.0.2.55");
     let topo = xmppdns::topology::Topology::load(topology).unwrap();
     let mut samba = provider::open(&topo, &Environment::system()).unwrap();
@@ -460,5 +459,50 @@ fn stale_prerequisites_are_honoured_by_samba(
     assert_exit(
         &krb.run(dir, &["apply", topology.to_str().unwrap(), "--yes"]),
         0,
+    );
+}
+
+/// In-process GSS-TSIG reads `KRB5_CONFIG`/`KRB5CCNAME` from this process's environment: the
+/// tests that use it take turns (runs of the binary get their own settings and are unaffected).
+fn kerberos_in_this_process(krb: &Krb) -> MutexGuard<'static, ()> {
+    static IN_PROCESS: Mutex<()> = Mutex::new(());
+    let guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("KRB5_CONFIG", &krb.krb5_conf);
+    std::env::set_var("KRB5CCNAME", format!("FILE:{}", krb.ccache.display()));
+    guard
+}
+
+#[test]
+fn a_context_the_server_forgot_is_negotiated_again_once() {
+    use xmppdns::provider::{self, Environment};
+    let kdc = Kdc::start(&["admin"]);
+    let zone = zone_text(ZONE, 1, "");
+    let mut bind = GssBind::start(&kdc, &[(ZONE, &zone)], &["admin@CONTOSO.TEST"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let krb = Krb {
+        krb5_conf: kdc.krb5_conf.clone(),
+        ccache: dir.path().join("ccache"),
+    };
+    kdc.kinit("admin", &krb.ccache, None);
+    let topology = write_topology(
+        dir.path(),
+        ZONE,
+        bind.addr(),
+        1,
+        json!({"auth": "gss-tsig"}),
+    );
+    let _kerberos = kerberos_in_this_process(&krb);
+    let topo = xmppdns::topology::Topology::load(&topology).unwrap();
+    let mut server = provider::open(&topo, &Environment::system()).unwrap();
+    // Planning negotiates the command's context (its reads are GSS-signed queries).
+    let plan = xmppdns::app::plan(&topo, server.as_mut()).unwrap();
+    assert_eq!(plan.changes.len(), 2, "{:?}", plan.changes);
+    bind.restart();
+    // The UPDATE signed with the forgotten context gets BADKEY; a new context, one resend.
+    let zone = plan.changes[0].zone.clone();
+    server.apply(&zone, &plan.changes).unwrap();
+    assert_eq!(
+        dig(bind.addr(), &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.1"]
     );
 }

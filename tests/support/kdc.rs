@@ -191,6 +191,11 @@ fn tool(env: &[(&str, &Path)], program: &str, args: &[&str]) {
 pub struct GssBind {
     process: ServerProcess,
     pub port: u16,
+    /// `env KRB5_CONFIG=... named -g -c CONF`, for `restart`.
+    args: Vec<OsString>,
+    zones: Vec<String>,
+    /// Stopped instances, kept so that their directory (config, zones, journals) stays.
+    retired: Vec<ServerProcess>,
 }
 
 impl GssBind {
@@ -256,28 +261,32 @@ impl GssBind {
             &env,
             &[OsStr::new("-g"), OsStr::new("-c"), conf_path.as_os_str()],
         );
-        let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-        let mut process =
-            ServerProcess::spawn("named", dir, Path::new("/usr/bin/env"), &args, Vec::new());
-        let addr = SocketAddr::from((LOOPBACK, port));
-        let all: Vec<&str> = zones
+        let zones: Vec<String> = zones
             .iter()
             .chain(unsigned_zones)
-            .map(|(z, _)| *z)
+            .map(|(z, _)| z.to_string())
             .collect();
-        process.wait_ready(
-            &[
-                "unable to listen on any configured interfaces",
-                "address in use",
-            ],
-            &["not loaded due to errors"],
-            Some("all zones loaded"),
-            || {
-                all.iter()
-                    .try_for_each(|z| super::dns::try_soa_serial(addr, z).map(drop))
-            },
-        )?;
-        Ok(GssBind { process, port })
+        let process = spawn_named(dir, &args, port, &zones)?;
+        Ok(GssBind {
+            process,
+            port,
+            args,
+            zones,
+            retired: Vec::new(),
+        })
+    }
+
+    /// Stops named and starts it again on the same port and files: it keeps the zones (and
+    /// their journals) but forgets every GSS-TSIG context.
+    pub fn restart(&mut self) {
+        self.process.stop();
+        let dir = server_dir("gssbind-restarted");
+        let process =
+            spawn_named(dir, &self.args, self.port, &self.zones).unwrap_or_else(|clash| {
+                panic!("named could not take its port back:\n{}", clash.log_tail)
+            });
+        self.retired
+            .push(std::mem::replace(&mut self.process, process));
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -287,6 +296,32 @@ impl GssBind {
     pub fn logs(&self) -> String {
         self.process.logs()
     }
+}
+
+fn spawn_named(
+    dir: tempfile::TempDir,
+    args: &[OsString],
+    port: u16,
+    zones: &[String],
+) -> Result<ServerProcess, PortClash> {
+    let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    let mut process =
+        ServerProcess::spawn("named", dir, Path::new("/usr/bin/env"), &args, Vec::new());
+    let addr = SocketAddr::from((LOOPBACK, port));
+    process.wait_ready(
+        &[
+            "unable to listen on any configured interfaces",
+            "address in use",
+        ],
+        &["not loaded due to errors"],
+        Some("all zones loaded"),
+        || {
+            zones
+                .iter()
+                .try_for_each(|z| super::dns::try_soa_serial(addr, z).map(drop))
+        },
+    )?;
+    Ok(process)
 }
 
 /// The SOA MNAME of a zone text written by `zone_text` (`ns1.ZONE.`) or by hand.
