@@ -278,7 +278,11 @@ impl Api {
                 if is_error(status) {
                     break;
                 }
-                parts.push(String::from_utf8_lossy(&self.take(&mut buffer)).into_owned());
+                let text = String::from_utf8_lossy(&self.take(&mut buffer)).into_owned();
+                // A mechanism with nothing to add says "Success"; that only confuses.
+                if text != "Success" && !text.is_empty() {
+                    parts.push(text);
+                }
                 if context == 0 {
                     break;
                 }
@@ -691,5 +695,55 @@ impl Drop for SecurityContext {
 impl std::fmt::Debug for SecurityContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecurityContext(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_what_to_run_and_name_the_principals() {
+        let no_ticket = GssError::NoTicket {
+            principal: Some("svc@CONTOSO.COM".into()),
+            detail: "No Kerberos credentials available".into(),
+        }
+        .to_string();
+        assert!(
+            no_ticket.contains("run `kinit svc@CONTOSO.COM`"),
+            "{no_ticket}"
+        );
+        let expired = GssError::Expired {
+            principal: None,
+            detail: String::new(),
+        }
+        .to_string();
+        assert!(
+            expired.contains("expired") && expired.contains("kinit PRINCIPAL"),
+            "{expired}"
+        );
+        let server = GssError::UnknownServer {
+            principal: "DNS/dc9.contoso.com".into(),
+            detail: String::new(),
+        }
+        .to_string();
+        assert!(
+            server.contains("DNS/dc9.contoso.com") && server.contains("server_principal"),
+            "{server}"
+        );
+        let library = GssError::Library {
+            reason: "not found".into(),
+        }
+        .to_string();
+        assert!(
+            library.contains(LIBRARY) && library.contains("libgssapi-krb5-2"),
+            "{library}"
+        );
+    }
+
+    #[test]
+    fn routine_errors_are_told_from_supplementary_bits() {
+        assert!(!is_error(CONTINUE_NEEDED));
+        assert!(is_error(NO_CRED) && is_error(BAD_MIC) && is_error(CONTEXT_EXPIRED));
     }
 }

@@ -916,6 +916,18 @@ mod tests {
     }
 
     #[test]
+    fn gss_algorithms_take_no_secret_and_never_come_from_key_files() {
+        assert_eq!(Algorithm::GssTsig.name(), "gss-tsig");
+        assert_eq!(Algorithm::GssMicrosoft.name(), "gss.microsoft.com");
+        assert!(Algorithm::GssTsig.is_gss() && !Algorithm::HmacSha256.is_gss());
+        let err = TsigKey::new("k", Algorithm::GssTsig, Secret::new(vec![1; 32])).unwrap_err();
+        assert!(err.to_string().contains("TKEY"), "{err}");
+        assert!(Algorithm::from_name("gss-tsig").is_err());
+        assert!(TsigKey::from_spec("gss-tsig:k:c2VjcmV0").is_err());
+        assert!(!Algorithm::ALL.iter().any(|a| a.is_gss()));
+    }
+
+    #[test]
     fn generated_keys_have_full_length_secrets() {
         let a = TsigKey::generate("k", Algorithm::HmacSha384).unwrap();
         let b = TsigKey::generate("k", Algorithm::HmacSha384).unwrap();
