@@ -134,6 +134,18 @@ fn bind_with_kerberos_creates_updates_converges_and_says_why_when_it_cannot() {
     let out = krb.run(dir.path(), &["apply", t, "--yes", "-v"]);
     assert_exit(&out, 0);
     eprintln!("{}", stderr(&out));
+    // BIND's replies verify: nothing needed settling, and reads were GSS-signed.
+    assert!(!stdout(&out).contains("re-reading"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("by GSS-signed query"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("1 TKEY round trip"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         sorted(bind.addr(), &format!("_xmpp-server._tcp.{ZONE}"), "SRV"),
         [
@@ -319,6 +331,14 @@ fn bind_refusals_in_kerberos_words_keytabs_and_explicitly_unsigned_updates() {
     assert!(
         !krb.ccache.exists(),
         "a keytab run leaves the user's cache alone"
+    );
+    // The algorithm name of Windows 2000-era servers, which BIND also takes.
+    with_provider(&topology, json!({"gss_algorithm": "gss.microsoft.com"}));
+    with_first_pool_address(&topology, "192.0.2.9");
+    assert_exit(&krb.run(dir.path(), &["apply", t, "--yes"]), 0);
+    assert_eq!(
+        dig(bind.addr(), &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.9"]
     );
 
     // No key and no auth: refused, listing the three choices.
