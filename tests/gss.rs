@@ -427,6 +427,28 @@ fn samba_ad_dc_secure_updates_settled_by_reading_back() {
     failover_failback_and_a_stale_plan(&krb, dir.path(), &topology, samba.dns());
     stale_prerequisites_are_honoured_by_samba(&krb, dir.path(), &topology, samba.dns());
 
+    // A user who may not rewrite the administrator's records: Samba answers SERVFAIL
+    // (unverifiably), the read-back confirms nothing changed, and the refusal is reported.
+    samba.add_user("bob");
+    let bob = Krb {
+        krb5_conf: samba.krb5_conf.clone(),
+        ccache: dir.path().join("bob.ccache"),
+    };
+    samba.kinit_as("bob", &bob.ccache);
+    with_first_pool_address(&topology, "192.0.2.33");
+    let out = bob.run(dir.path(), &["apply", t, "--yes"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("SERVFAIL") && err.contains("did not let principal bob@SAMBA.TEST"),
+        "{err}"
+    );
+    assert_eq!(
+        dig(samba.dns(), &format!("xmpp.{ZONE}"), "A"),
+        ["192.0.2.1"]
+    );
+    with_first_pool_address(&topology, "192.0.2.1");
+
     let out = krb.run(
         dir.path(),
         &[

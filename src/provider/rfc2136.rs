@@ -375,12 +375,7 @@ impl Provider for Rfc2136Provider {
                         // An unverifiable refusal that the records confirm: the server's
                         // real answer.
                         Ok(Outcome::NotApplied) if unverified_refusal(&error) => {
-                            let refusal = DnsError::Rcode {
-                                server: self.update.server,
-                                rcode: error.rcode().unwrap_or(0),
-                                signed: false,
-                            };
-                            return Err(self.refusal(zone, refusal, done, total));
+                            return Err(self.refusal(zone, error, done, total));
                         }
                         Ok(_) | Err(_) => return Err(Self::dns_error(zone, error, done, total)),
                     }

@@ -35,7 +35,7 @@ pub enum GssTsigError {
         server: SocketAddr,
         source: Box<TkeyError>,
     },
-    #[error("zone {zone}: {source}: the server refused principal {principal} for this zone; BIND: `update-policy {{ grant {principal} ... }};` must allow it; Windows DNS / Samba AD: the account needs Create All Child Objects and Write rights on the zone (for example membership of DnsAdmins), and the zone must allow secure dynamic updates")]
+    #[error("zone {zone}: {source}; nothing was changed: the server did not let principal {principal} change this zone. BIND: `update-policy {{ grant {principal} ... }};` must allow it; Windows DNS / Samba AD DC (Samba answers SERVFAIL here): the account needs Create All Child Objects and Write on the zone, and Write on records another account created (or membership of DnsAdmins), and the zone must allow secure dynamic updates")]
     Refused {
         zone: Fqdn,
         principal: String,
@@ -131,9 +131,12 @@ impl GssSession {
         false
     }
 
-    /// A REFUSED reply, with what to check for the principal; other errors unchanged.
+    /// A refusal (REFUSED; SERVFAIL in a reply that does not verify, as Samba answers a
+    /// principal without rights), with what to check for the principal; other errors unchanged.
     pub fn explain(&self, zone: &Fqdn, error: DnsError) -> Result<DnsError, GssTsigError> {
-        if error.rcode() == Some(5) {
+        let refused =
+            error.rcode() == Some(5) || matches!(error, DnsError::Unverifiable { rcode: 2, .. });
+        if refused {
             return Err(GssTsigError::Refused {
                 zone: zone.clone(),
                 principal: self

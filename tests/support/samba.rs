@@ -138,12 +138,30 @@ impl Samba {
 
     /// `kinit administrator@SAMBA.TEST` into the ticket cache file `ccache`.
     pub fn kinit(&self, ccache: &Path) {
+        self.kinit_as("administrator", ccache);
+    }
+
+    /// `kinit USER@SAMBA.TEST` (password `SAMBA_PASSWORD`) into `ccache`.
+    pub fn kinit_as(&self, user: &str, ccache: &Path) {
         let mut cmd = Command::new(require("kinit"));
         cmd.env("KRB5_CONFIG", &self.krb5_conf)
             .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
-            .arg(format!("administrator@{SAMBA_REALM}"));
+            .arg(format!("{user}@{SAMBA_REALM}"));
         let ran = run(&mut cmd, Some(&format!("{SAMBA_PASSWORD}\n")), TOOL_TIMEOUT).expect("kinit");
-        assert!(ran.success(), "kinit administrator: {}", ran.output());
+        assert!(ran.success(), "kinit {user}: {}", ran.output());
+    }
+
+    /// A plain domain user (no DNS rights beyond what Authenticated Users have).
+    pub fn add_user(&self, user: &str) {
+        let mut cmd = Command::new(require("samba-tool"));
+        cmd.args(["user", "create", user, SAMBA_PASSWORD, "-s"])
+            .arg(&self.smb_conf);
+        let ran = run(&mut cmd, None, TOOL_TIMEOUT).expect("samba-tool user create");
+        assert!(
+            ran.success(),
+            "samba-tool user create {user}: {}",
+            ran.output()
+        );
     }
 
     pub fn logs(&self) -> String {
