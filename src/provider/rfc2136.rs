@@ -373,9 +373,12 @@ impl Provider for Rfc2136Provider {
                             })
                         }
                         // An unverifiable refusal that the records confirm: the server's
-                        // real answer.
+                        // real answer, no longer ambiguous.
                         Ok(Outcome::NotApplied) if unverified_refusal(&error) => {
-                            return Err(self.refusal(zone, error, done, total));
+                            return Err(match self.refusal(zone, error, done, total) {
+                                ProviderError::Ambiguous(e) => ProviderError::Rejected(e),
+                                other => other,
+                            });
                         }
                         Ok(_) | Err(_) => return Err(Self::dns_error(zone, error, done, total)),
                     }

@@ -160,3 +160,65 @@ fn default_server_principal(transport: &Transport, zone: &Fqdn) -> Result<String
         )))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> GssSession {
+        GssSession::new(&GssTsigConfig {
+            keytab: None,
+            principal: Some("svc@CONTOSO.COM".into()),
+            server_principal: None,
+            microsoft_algorithm: false,
+        })
+    }
+
+    #[test]
+    fn refusals_name_the_principal_and_only_refusals() {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let server = "127.0.0.1:53".parse().unwrap();
+        let refused = DnsError::Rcode {
+            server,
+            rcode: 5,
+            signed: true,
+        };
+        let err = session().explain(&zone, refused).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("did not let principal svc@CONTOSO.COM"));
+        assert!(matches!(
+            ProviderError::from(err),
+            ProviderError::Rejected(_)
+        ));
+        let samba = DnsError::Unverifiable {
+            server,
+            rcode: 2,
+            source: TsigError::BadMac { key: "k.".into() },
+        };
+        assert!(session().explain(&zone, samba).is_err());
+        let failed = DnsError::Rcode {
+            server,
+            rcode: 2,
+            signed: true,
+        };
+        assert!(
+            session().explain(&zone, failed).is_ok(),
+            "a verified SERVFAIL is a failure"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_context_is_renegotiated_once_per_command() {
+        let badkey = DnsError::TsigRejected {
+            server: "127.0.0.1:53".parse().unwrap(),
+            rcode: 9,
+            tsig_error: tsig::BADKEY,
+            hint: String::new(),
+        };
+        let mut gss = session();
+        assert!(gss.forget_if_expired(&badkey));
+        assert!(!gss.forget_if_expired(&badkey), "only once");
+        assert!(!session().forget_if_expired(&DnsError::Malformed("x".into())));
+    }
+}
