@@ -280,13 +280,20 @@ impl GssBind {
     /// their journals) but forgets every GSS-TSIG context.
     pub fn restart(&mut self) {
         self.process.stop();
-        let dir = server_dir("gssbind-restarted");
-        let process =
-            spawn_named(dir, &self.args, self.port, &self.zones).unwrap_or_else(|clash| {
-                panic!("named could not take its port back:\n{}", clash.log_tail)
-            });
-        self.retired
-            .push(std::mem::replace(&mut self.process, process));
+        // The port was just released; a moment's contention for it is retried, bounded.
+        let mut last = String::new();
+        for _ in 0..super::process::MAX_START_ATTEMPTS {
+            let dir = server_dir("gssbind-restarted");
+            match spawn_named(dir, &self.args, self.port, &self.zones) {
+                Ok(process) => {
+                    self.retired
+                        .push(std::mem::replace(&mut self.process, process));
+                    return;
+                }
+                Err(clash) => last = clash.log_tail,
+            }
+        }
+        panic!("named could not take its port {} back:\n{last}", self.port);
     }
 
     pub fn addr(&self) -> SocketAddr {
