@@ -13,10 +13,13 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 use super::dns::try_soa_serial;
 use super::kdc::krb5_conf;
 use super::process::{
     free_port, server_dir, write_file, PortClash, ServerProcess, Transport, LOOPBACK,
+    MAX_START_ATTEMPTS,
 };
 use super::tools::{require, run};
 
@@ -38,79 +41,42 @@ pub struct Samba {
     smb_conf: PathBuf,
     /// The client-side krb5.conf for the realm.
     pub krb5_conf: PathBuf,
+    /// The provisioned domain (declared after `process`: removed once Samba has stopped).
+    _data: TempDir,
 }
+
+/// Logged when one of Samba's ports is taken (it then exits).
+const CLASH_MARKER: &str = "NT_STATUS_ADDRESS_ALREADY_ASSOCIATED";
 
 impl Samba {
     /// Provisions a domain (`SAMBA.TEST`, DC `dc1`) and starts it with only the kdc, dns and
-    /// rpc services.
+    /// rpc services; a port taken meanwhile means new ports in smb.conf and another start.
     pub fn start() -> Samba {
-        let samba_tool = require("samba-tool");
-        let samba = require("samba");
-        let dir = server_dir("samba");
-        let d = dir.path().join("dc");
-        let dns_port = free_port(Transport::TcpAndUdp);
-        let kdc_port = free_port(Transport::TcpAndUdp);
-        let kpasswd_port = free_port(Transport::TcpAndUdp);
-        let mut cmd = Command::new(samba_tool);
-        cmd.args(["domain", "provision"])
-            .arg(format!("--targetdir={}", d.display()))
-            .args([
-                "--realm=SAMBA.TEST",
-                "--domain=SAMBA",
-                "--server-role=dc",
-                "--dns-backend=SAMBA_INTERNAL",
-                "--host-name=dc1",
-                "--use-rfc2307",
-                "--option=interfaces=lo",
-                "--option=bind interfaces only=yes",
-            ])
-            .arg(format!("--adminpass={SAMBA_PASSWORD}"))
-            .arg(format!("--option=dns port={dns_port}"))
-            .arg(format!("--option=krb5 port={kdc_port}"))
-            .arg(format!("--option=kpasswd port={kpasswd_port}"));
-        let ran = run(&mut cmd, None, PROVISION_TIMEOUT).expect("samba-tool domain provision");
-        assert!(
-            ran.success(),
-            "samba-tool domain provision: {}",
-            ran.output()
-        );
-        let smb_conf = d.join("etc/smb.conf");
-        confine(&smb_conf, &d);
-        let krb5 = dir.path().join("krb5.conf");
-        write_file(&krb5, &krb5_conf(SAMBA_REALM, kdc_port));
-        let args = [OsStr::new("-i"), OsStr::new("-s"), smb_conf.as_os_str()];
-        let mut process = ServerProcess::spawn("samba", dir, &samba, &args, Vec::new());
-        let dns = SocketAddr::from((LOOPBACK, dns_port));
-        let kdc = SocketAddr::from((LOOPBACK, kdc_port));
-        let ready = process.wait_ready(&["Address already in use"], &[], None, || {
-            try_soa_serial(dns, "samba.test")?;
-            TcpStream::connect_timeout(&kdc, Duration::from_millis(200))
-                .map(drop)
-                .map_err(|e| format!("{kdc}: {e}"))
-        });
-        if let Err(PortClash { log_tail }) = ready {
-            panic!("samba could not bind its ports:\n{log_tail}");
-        }
-        // The RPC endpoint mapper (`samba-tool dns` talks to it) comes up last, and slowly
-        // on a busy machine: a bounded poll of its own.
-        let rpc = SocketAddr::from((LOOPBACK, 135));
-        let started = Instant::now();
-        while let Err(e) = TcpStream::connect_timeout(&rpc, Duration::from_millis(200)) {
-            if process.has_exited() || started.elapsed() > RPC_READY {
-                panic!(
-                    "samba: {rpc} did not answer within {RPC_READY:?} ({e}; is another Samba running?)\n{}",
-                    process.log_tail(40)
-                );
+        let data = server_dir("samba");
+        let smb_conf = provision(data.path());
+        let krb5 = data.path().join("krb5.conf");
+        let mut last = String::new();
+        for _ in 0..MAX_START_ATTEMPTS {
+            let dns_port = free_port(Transport::TcpAndUdp);
+            let kdc_port = free_port(Transport::TcpAndUdp);
+            let kpasswd_port = free_port(Transport::TcpAndUdp);
+            set_ports(&smb_conf, dns_port, kdc_port, kpasswd_port);
+            write_file(&krb5, &krb5_conf(SAMBA_REALM, kdc_port));
+            match run_samba(&smb_conf, dns_port, kdc_port) {
+                Ok(process) => {
+                    return Samba {
+                        process,
+                        dns_port,
+                        kdc_port,
+                        smb_conf,
+                        krb5_conf: krb5,
+                        _data: data,
+                    }
+                }
+                Err(clash) => last = clash.log_tail,
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        Samba {
-            process,
-            dns_port,
-            kdc_port,
-            smb_conf,
-            krb5_conf: krb5,
-        }
+        panic!("samba: its ports were taken on each of {MAX_START_ATTEMPTS} attempts (is another Samba holding 127.0.0.1:135?); last log:\n{last}");
     }
 
     pub fn dns(&self) -> SocketAddr {
@@ -167,6 +133,93 @@ impl Samba {
     pub fn logs(&self) -> String {
         self.process.logs()
     }
+}
+
+/// `samba-tool domain provision` into `dir/dc`; returns its smb.conf, confined.
+fn provision(dir: &Path) -> PathBuf {
+    let d = dir.join("dc");
+    let mut cmd = Command::new(require("samba-tool"));
+    cmd.args(["domain", "provision"])
+        .arg(format!("--targetdir={}", d.display()))
+        .args([
+            "--realm=SAMBA.TEST",
+            "--domain=SAMBA",
+            "--server-role=dc",
+            "--dns-backend=SAMBA_INTERNAL",
+            "--host-name=dc1",
+            "--use-rfc2307",
+            "--option=interfaces=lo",
+            "--option=bind interfaces only=yes",
+        ])
+        .arg(format!("--adminpass={SAMBA_PASSWORD}"));
+    let ran = run(&mut cmd, None, PROVISION_TIMEOUT).expect("samba-tool domain provision");
+    assert!(
+        ran.success(),
+        "samba-tool domain provision: {}",
+        ran.output()
+    );
+    let smb_conf = d.join("etc/smb.conf");
+    confine(&smb_conf, &d);
+    smb_conf
+}
+
+/// Puts the three ports into smb.conf's [global] section (replacing any there).
+fn set_ports(smb_conf: &Path, dns: u16, kdc: u16, kpasswd: u16) {
+    let text = std::fs::read_to_string(smb_conf).expect("read smb.conf");
+    let mut out = String::new();
+    for line in text.lines() {
+        let key = line.trim().split('=').next().unwrap_or("").trim();
+        if matches!(key, "dns port" | "krb5 port" | "kpasswd port") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "[global]" {
+            out.push_str(&format!(
+                "\tdns port = {dns}\n\tkrb5 port = {kdc}\n\tkpasswd port = {kpasswd}\n"
+            ));
+        }
+    }
+    write_file(smb_conf, &out);
+}
+
+/// Starts `samba -i` and waits for DNS, the KDC and then the RPC endpoint mapper.
+fn run_samba(smb_conf: &Path, dns_port: u16, kdc_port: u16) -> Result<ServerProcess, PortClash> {
+    let args = [OsStr::new("-i"), OsStr::new("-s"), smb_conf.as_os_str()];
+    let mut process = ServerProcess::spawn(
+        "samba",
+        server_dir("samba-run"),
+        &require("samba"),
+        &args,
+        Vec::new(),
+    );
+    let dns = SocketAddr::from((LOOPBACK, dns_port));
+    let kdc = SocketAddr::from((LOOPBACK, kdc_port));
+    process.wait_ready(&[CLASH_MARKER], &[], None, || {
+        try_soa_serial(dns, "samba.test")?;
+        TcpStream::connect_timeout(&kdc, Duration::from_millis(200))
+            .map(drop)
+            .map_err(|e| format!("{kdc}: {e}"))
+    })?;
+    // The RPC endpoint mapper (`samba-tool dns` talks to it) comes up last, and slowly on a
+    // busy machine: a bounded poll of its own.
+    let rpc = SocketAddr::from((LOOPBACK, 135));
+    let started = Instant::now();
+    while let Err(e) = TcpStream::connect_timeout(&rpc, Duration::from_millis(200)) {
+        if process.logs().contains(CLASH_MARKER) {
+            return Err(PortClash {
+                log_tail: process.log_tail(40),
+            });
+        }
+        if process.has_exited() || started.elapsed() > RPC_READY {
+            panic!(
+                "samba: {rpc} did not answer within {RPC_READY:?} ({e}; is another Samba running?)\n{}",
+                process.log_tail(40)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(process)
 }
 
 /// Keeps the DC to itself: no forwarder (provisioning copied the host's resolver there), only
