@@ -621,7 +621,7 @@ fn init_from_dns_writes_a_topology_that_plans_no_srv_change() {
         note_lines,
         [
             "note: pools are marked `\"placeholder\": true`: their sites (Site1, Site2, ...) and empty `servers` are guesses, as DNS does not tell them; fill them in and remove the marker before using the failover runbook".to_string(),
-            format!("note: provider: RFC 2136 to {ns} without a key (reads work where queries are allowed); add key_file before `apply`"),
+            format!("note: provider: RFC 2136 to {ns} with \"auth\": \"none\" (unsigned; reads work where queries are allowed); before `apply`, give key_file (TSIG) or \"auth\": \"gss-tsig\" (Kerberos)"),
         ],
         "{notes}"
     );

@@ -1795,18 +1795,23 @@ fn a_missing_key_file_fails_before_the_probe_and_names_the_file() {
 }
 
 /// REFUSED from a real BIND names the likely causes in order: here the key is missing from
-/// the topology (BIND allows updates only with its key).
+/// the topology (BIND allows updates only with its key; unsigned updates must be asked for).
 #[test]
 fn refused_names_the_likely_causes_in_order() {
     let ws = Workspace::new();
     let key = support::TsigKey::generate("xmppdns-update", "hmac-sha256");
     let zone = support::zone_text("contoso.com", 1, "");
     let bind = support::Bind::primary(&[("contoso.com", &zone)], &key);
-    let topology = rfc2136_topology(&ws, bind.addr(), serde_json::json!({}), 5269);
+    let unsigned = serde_json::json!({"auth": "none"});
+    let topology = rfc2136_topology(&ws, bind.addr(), unsigned, 5269);
     let out = ws.run(&["apply", &topology, "--yes"]);
     assert_exit(&out, 1);
-    assert_clean_error(&out);
     let err = stderr(&out);
+    assert!(
+        err.starts_with(" WARN") && err.contains("provider.auth is `none`"),
+        "unsigned updates are warned about first: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
     let causes = [
         "answered REFUSED",
         "(1) the zone is not on that server",

@@ -78,6 +78,9 @@ pub struct SrvJson {
 pub struct ProviderJson {
     pub kind: &'static str,
     pub server: String,
+    /// `none`: written explicitly, so plans read unsigned (with a warning) until a key or
+    /// Kerberos is set; a topology with neither a key nor `auth` is refused.
+    pub auth: &'static str,
 }
 
 /// An inferred topology and what the user should check in it.
@@ -160,7 +163,7 @@ pub fn from_dns(
     let manage_target_addresses = targets_served(&pools, &zones, &federation);
     let nameservers = servers_asked(&options.servers, &snapshot, &zones);
     notes.push(format!(
-        "provider: RFC 2136 to {server} without a key (reads work where queries are allowed); add key_file before `apply`"
+        "provider: RFC 2136 to {server} with \"auth\": \"none\" (unsigned; reads work where queries are allowed); before `apply`, give key_file (TSIG) or \"auth\": \"gss-tsig\" (Kerberos)"
     ));
 
     Ok(Inferred {
@@ -188,6 +191,7 @@ pub fn from_dns(
             provider: ProviderJson {
                 kind: "rfc2136",
                 server: server.to_string(),
+                auth: "none",
             },
         },
         notes,

@@ -3,6 +3,8 @@
 pub mod authority;
 pub mod batch;
 pub mod convert;
+pub mod gss;
+pub mod tkey;
 pub mod transfer;
 pub mod transport;
 pub mod tsig;
@@ -51,6 +53,15 @@ pub enum DnsError {
         rcode: u8,
         signed: bool,
     },
+    /// A GSS-TSIG reply whose signature does not verify. Samba AD DC and Windows DNS sign
+    /// their UPDATE replies this way although they applied the update: the outcome is unknown
+    /// until the records are read back.
+    #[error("{server} answered {} in a reply whose GSS-TSIG signature does not verify ({source}); Samba AD DC and Windows DNS reply this way, so the outcome is settled by reading back", rcode_name(*rcode))]
+    Unverifiable {
+        server: SocketAddr,
+        rcode: u8,
+        source: TsigError,
+    },
     #[error("{server} answered NOERROR without a TSIG signature to a signed request: the reply cannot be trusted (forged or a middlebox?)")]
     UnsignedSuccess { server: SocketAddr },
     #[error("malformed DNS data: {0}")]
@@ -79,7 +90,9 @@ impl DnsError {
     /// The response code the server gave, if that is what this error is.
     pub fn rcode(&self) -> Option<u8> {
         match self {
-            DnsError::Rcode { rcode, .. } | DnsError::TsigRejected { rcode, .. } => Some(*rcode),
+            DnsError::Rcode { rcode, .. }
+            | DnsError::TsigRejected { rcode, .. }
+            | DnsError::Unverifiable { rcode, .. } => Some(*rcode),
             _ => None,
         }
     }

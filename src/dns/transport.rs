@@ -55,7 +55,8 @@ pub fn rcode_name(code: u8) -> &'static str {
     }
 }
 
-fn new_id() -> u16 {
+/// A random message ID.
+pub fn new_id() -> u16 {
     let mut b = [0u8; 2];
     // A failing system RNG leaves ID 0: still correct, only less spoof-resistant.
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
@@ -131,7 +132,10 @@ impl Transport {
         for attempt in 1..=self.attempts.max(1) {
             let id = new_id();
             let signed = self.sign(key, build(id)?)?;
-            let result = if signed.bytes.len() <= 512 {
+            // GSS-TSIG goes over TCP: servers whose replies do not verify (Samba, Windows)
+            // would make UDP wait out its timeout for a genuine reply that never comes.
+            let gss = key.is_some_and(TsigKey::is_context);
+            let result = if signed.bytes.len() <= 512 && !gss {
                 match self.udp(key, &signed, id, timeout) {
                     Ok(reply) if wire::truncated(&reply) => self.tcp(&signed.bytes, timeout),
                     other => other,
@@ -141,7 +145,14 @@ impl Transport {
             };
             match result {
                 Ok(bytes) => {
-                    let verdict = self.verify(key, &signed, &bytes)?;
+                    let verdict = self.verify(key, &signed, &bytes).map_err(|e| match e {
+                        DnsError::Tsig(source) if gss => DnsError::Unverifiable {
+                            server: self.server,
+                            rcode: rcode(&bytes),
+                            source,
+                        },
+                        e => e,
+                    })?;
                     return Ok(Reply { bytes, verdict });
                 }
                 Err(e) if e.is_timeout() => {
@@ -253,6 +264,13 @@ impl Transport {
         unverified.map(|(_, reply)| reply).ok_or(DnsError::Timeout {
             server: self.server,
         })
+    }
+
+    /// One message and its reply over a new TCP connection, unsigned and not retried (a
+    /// TKEY round: its token is consumed by the server, so a retry starts the negotiation
+    /// again instead).
+    pub fn tcp_exchange(&self, message: &[u8]) -> Result<Vec<u8>, DnsError> {
+        self.tcp(message, self.timeout)
     }
 
     fn connect(&self, timeout: Duration) -> Result<TcpStream, DnsError> {

@@ -7,9 +7,11 @@
 //! see NOTAUTH + BADSIG / BADKEY / BADTIME by name.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ring::hmac;
 
+use crate::dns::gss::SecurityContext;
 use crate::dns::wire::{self, Reader, WireError};
 
 /// RR type and class numbers used by TSIG.
@@ -41,13 +43,18 @@ pub fn error_name(code: u16) -> String {
     }
 }
 
-/// The HMAC algorithms we sign with.
+/// The algorithms we sign with: HMACs with a shared secret, and GSS-TSIG (RFC 3645), whose
+/// MAC is a GSS-API MIC made with a context negotiated by TKEY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     HmacSha1,
     HmacSha256,
     HmacSha384,
     HmacSha512,
+    /// `gss-tsig`.
+    GssTsig,
+    /// `gss.microsoft.com`: the name Windows 2000 used; later Windows accepts both.
+    GssMicrosoft,
 }
 
 impl Algorithm {
@@ -77,26 +84,35 @@ impl Algorithm {
             Algorithm::HmacSha256 => "hmac-sha256",
             Algorithm::HmacSha384 => "hmac-sha384",
             Algorithm::HmacSha512 => "hmac-sha512",
+            Algorithm::GssTsig => "gss-tsig",
+            Algorithm::GssMicrosoft => "gss.microsoft.com",
         }
     }
 
-    fn ring(self) -> hmac::Algorithm {
+    /// True for the GSS-API algorithms (no shared secret; MICs of varying length).
+    pub fn is_gss(self) -> bool {
+        matches!(self, Algorithm::GssTsig | Algorithm::GssMicrosoft)
+    }
+
+    fn ring(self) -> Option<hmac::Algorithm> {
         match self {
             // SHA-1 HMAC is still what older appliances offer; RFC 8945 keeps it as optional.
-            Algorithm::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            Algorithm::HmacSha256 => hmac::HMAC_SHA256,
-            Algorithm::HmacSha384 => hmac::HMAC_SHA384,
-            Algorithm::HmacSha512 => hmac::HMAC_SHA512,
+            Algorithm::HmacSha1 => Some(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+            Algorithm::HmacSha256 => Some(hmac::HMAC_SHA256),
+            Algorithm::HmacSha384 => Some(hmac::HMAC_SHA384),
+            Algorithm::HmacSha512 => Some(hmac::HMAC_SHA512),
+            Algorithm::GssTsig | Algorithm::GssMicrosoft => None,
         }
     }
 
-    /// Length of a full MAC (and of a generated key).
+    /// Length of a full MAC (and of a generated key); 0 for GSS-TSIG, whose MICs vary.
     pub fn output_len(self) -> usize {
         match self {
             Algorithm::HmacSha1 => 20,
             Algorithm::HmacSha256 => 32,
             Algorithm::HmacSha384 => 48,
             Algorithm::HmacSha512 => 64,
+            Algorithm::GssTsig | Algorithm::GssMicrosoft => 0,
         }
     }
 }
@@ -134,19 +150,33 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A TSIG key: name, algorithm and secret.
+/// A TSIG key: name, algorithm and secret; or, for GSS-TSIG, the name TKEY gave a
+/// negotiated security context (RFC 3645 calls that context the key).
 #[derive(Clone)]
 pub struct TsigKey {
     /// Lower-case, absolute (`xmppdns-key.`).
     name: String,
     algorithm: Algorithm,
     secret: Secret,
-    hmac: hmac::Key,
+    mac: KeyMac,
+}
+
+/// What computes the MACs.
+#[derive(Clone)]
+enum KeyMac {
+    Hmac(hmac::Key),
+    Context(Arc<SecurityContext>),
 }
 
 impl PartialEq for TsigKey {
     fn eq(&self, other: &Self) -> bool {
+        let same_context = match (&self.mac, &other.mac) {
+            (KeyMac::Context(a), KeyMac::Context(b)) => Arc::ptr_eq(a, b),
+            (KeyMac::Hmac(_), KeyMac::Hmac(_)) => true,
+            _ => false,
+        };
         (&self.name, self.algorithm, &self.secret) == (&other.name, other.algorithm, &other.secret)
+            && same_context
     }
 }
 
@@ -176,13 +206,48 @@ impl TsigKey {
         if secret.0.is_empty() {
             return Err(TsigError::BadKey(format!("key {name} has an empty secret")));
         }
-        let hmac = hmac::Key::new(algorithm.ring(), &secret.0);
+        let Some(ring) = algorithm.ring() else {
+            return Err(TsigError::BadKey(format!(
+                "{algorithm} keys come from TKEY negotiation, not from a secret"
+            )));
+        };
+        let mac = KeyMac::Hmac(hmac::Key::new(ring, &secret.0));
         Ok(TsigKey {
             name,
             algorithm,
             secret,
-            hmac,
+            mac,
         })
+    }
+
+    /// The key of an established GSS-API context, named as TKEY negotiated it.
+    pub fn from_context(
+        name: &str,
+        algorithm: Algorithm,
+        context: Arc<SecurityContext>,
+    ) -> Result<Self, TsigError> {
+        let mut name = name.trim().to_ascii_lowercase();
+        if !name.ends_with('.') {
+            name.push('.');
+        }
+        wire::name_to_wire(&name)
+            .map_err(|e| TsigError::BadKey(format!("key name {name}: {e}")))?;
+        if !algorithm.is_gss() {
+            return Err(TsigError::BadKey(format!(
+                "{algorithm} needs a secret, not a GSS-API context"
+            )));
+        }
+        Ok(TsigKey {
+            name,
+            algorithm,
+            secret: Secret::new(Vec::new()),
+            mac: KeyMac::Context(context),
+        })
+    }
+
+    /// True when the MACs are GSS-API MICs (the key is a negotiated context).
+    pub fn is_context(&self) -> bool {
+        matches!(self.mac, KeyMac::Context(_))
     }
 
     pub fn name(&self) -> &str {
@@ -301,8 +366,23 @@ impl TsigKey {
         )
     }
 
-    fn mac(&self, data: &[u8]) -> Vec<u8> {
-        hmac::sign(&self.hmac, data).as_ref().to_vec()
+    fn mac(&self, data: &[u8]) -> Result<Vec<u8>, TsigError> {
+        match &self.mac {
+            KeyMac::Hmac(key) => Ok(hmac::sign(key, data).as_ref().to_vec()),
+            KeyMac::Context(context) => context
+                .get_mic(data)
+                .map_err(|e| TsigError::Context(e.to_string())),
+        }
+    }
+
+    fn verify_mac(&self, data: &[u8], mac: &[u8]) -> Result<(), TsigError> {
+        let bad = || TsigError::BadMac {
+            key: self.name.clone(),
+        };
+        match &self.mac {
+            KeyMac::Hmac(key) => hmac::verify(key, data, mac).map_err(|_| bad()),
+            KeyMac::Context(context) => context.verify_mic(data, mac).map_err(|_| bad()),
+        }
     }
 }
 
@@ -340,6 +420,8 @@ pub enum TsigError {
     ErrorInStream { code: u16, signed: bool },
     #[error("malformed TSIG record: {0}")]
     Malformed(String),
+    #[error("GSS-TSIG: {0}")]
+    Context(String),
 }
 
 impl From<WireError> for TsigError {
@@ -394,7 +476,7 @@ pub fn sign_chained(
     digest.extend_from_slice(&DEFAULT_FUDGE.to_be_bytes());
     digest.extend_from_slice(&0u16.to_be_bytes()); // error
     digest.extend_from_slice(&0u16.to_be_bytes()); // other len
-    let mac = key.mac(&digest);
+    let mac = key.mac(&digest)?;
 
     let mut rdata = Vec::with_capacity(alg_name.len() + 16 + mac.len());
     rdata.extend_from_slice(&alg_name);
@@ -630,9 +712,7 @@ impl<'k> Verifier<'k> {
         }
         self.check_key(&tsig)?;
         let digest = self.digest(message, &tsig)?;
-        hmac::verify(&self.key.hmac, &digest, &tsig.mac).map_err(|_| TsigError::BadMac {
-            key: self.key.name.clone(),
-        })?;
+        self.key.verify_mac(&digest, &tsig.mac)?;
         let in_stream = std::mem::replace(&mut self.first_seen, true);
         self.prior_mac = tsig.mac.clone();
         self.unsigned.clear();
@@ -679,7 +759,7 @@ impl<'k> Verifier<'k> {
                 found: printable(&tsig.algorithm),
             });
         }
-        if tsig.mac.len() != self.key.algorithm.output_len() {
+        if !self.key.algorithm.is_gss() && tsig.mac.len() != self.key.algorithm.output_len() {
             return Err(TsigError::Truncated {
                 len: tsig.mac.len(),
             });
@@ -833,6 +913,18 @@ mod tests {
             let key = TsigKey::generate("k", Algorithm::HmacSha512).unwrap();
             assert_eq!(TsigKey::from_bind_file(&key.to_bind_file()).unwrap(), key);
         }
+    }
+
+    #[test]
+    fn gss_algorithms_take_no_secret_and_never_come_from_key_files() {
+        assert_eq!(Algorithm::GssTsig.name(), "gss-tsig");
+        assert_eq!(Algorithm::GssMicrosoft.name(), "gss.microsoft.com");
+        assert!(Algorithm::GssTsig.is_gss() && !Algorithm::HmacSha256.is_gss());
+        let err = TsigKey::new("k", Algorithm::GssTsig, Secret::new(vec![1; 32])).unwrap_err();
+        assert!(err.to_string().contains("TKEY"), "{err}");
+        assert!(Algorithm::from_name("gss-tsig").is_err());
+        assert!(TsigKey::from_spec("gss-tsig:k:c2VjcmV0").is_err());
+        assert!(!Algorithm::ALL.iter().any(|a| a.is_gss()));
     }
 
     #[test]

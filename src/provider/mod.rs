@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod powerdns;
 pub mod rfc2136;
+pub mod rfc2136_gss;
 pub mod route53;
 pub mod zonefile;
 

@@ -15,9 +15,10 @@ use crate::dns::tsig::{TsigError, TsigKey};
 use crate::dns::update::{self, RrsetEdit, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
 use crate::plan::{Action, Change, Drift, ZoneState};
+use crate::provider::rfc2136_gss::GssSession;
 use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RrKey};
-use crate::topology::{KeySource, Rfc2136Config};
+use crate::topology::{KeySource, Rfc2136Auth, Rfc2136Config};
 
 /// Room left in a message for the TSIG RR (owner + algorithm names, fixed fields, a SHA-512 MAC).
 const TSIG_ROOM: usize = 255 + 255 + 32 + 64;
@@ -37,6 +38,8 @@ pub struct Rfc2136Provider {
     /// How the last read was done. The log says so at `-v`; this field is for callers that
     /// check it (the tests: a large zone arrives as a multi-message AXFR).
     pub last_read: Option<ReadPath>,
+    /// `auth: gss-tsig`: the Kerberos settings and the context (then the keys above are unset).
+    gss: Option<GssSession>,
 }
 
 /// What can go wrong with the rfc2136 provider.
@@ -66,7 +69,9 @@ impl From<Rfc2136Error> for ProviderError {
                     ProviderError::Config
                 }
                 // A reply that cannot be trusted, to a message that may have been applied.
-                DnsError::Tsig(_) | DnsError::UnsignedSuccess { .. } => ProviderError::Ambiguous,
+                DnsError::Tsig(_)
+                | DnsError::UnsignedSuccess { .. }
+                | DnsError::Unverifiable { .. } => ProviderError::Ambiguous,
                 DnsError::TsigRejected { .. }
                 | DnsError::Rcode { .. }
                 | DnsError::Malformed(_)
@@ -167,12 +172,21 @@ impl Rfc2136Provider {
             attempts: config.attempts,
             clock: clock.clone(),
         };
+        let gss = match &config.auth {
+            Rfc2136Auth::GssTsig(gss) => Some(GssSession::new(gss)),
+            Rfc2136Auth::None => {
+                tracing::warn!("provider.auth is `none`: updates to {} are unsigned, so anyone on the network path can forge the server's replies; outcomes are confirmed by reading the records back", config.server);
+                None
+            }
+            Rfc2136Auth::Tsig => None,
+        };
         Ok(Rfc2136Provider {
             update: transport(config.server),
             update_key,
             transfer: transport(config.transfer_server.unwrap_or(config.server)),
             transfer_key,
             last_read: None,
+            gss,
         })
     }
 
@@ -214,6 +228,93 @@ impl Rfc2136Provider {
     }
 }
 
+/// A GSS-TSIG reply that did not verify, saying the update was not done.
+fn unverified_refusal(error: &DnsError) -> bool {
+    matches!(error, DnsError::Unverifiable { rcode, .. } if *rcode != 0)
+}
+
+impl Rfc2136Provider {
+    /// Sends one UPDATE and checks the reply: the outer error is a failure to get a GSS-TSIG
+    /// context, the inner one what the exchange said. A context the server forgot (BADKEY)
+    /// is negotiated again once and the message resent (BADKEY means it was not applied).
+    fn send(&mut self, zone: &Fqdn, encoded: &[u8]) -> Result<Result<(), DnsError>, ProviderError> {
+        loop {
+            let key = match self.gss.as_mut() {
+                Some(gss) => Some(gss.key(&self.update, zone)?),
+                None => self.update_key.clone(),
+            };
+            let started = std::time::Instant::now();
+            let result = self
+                .update
+                .exchange(key.as_ref(), &|id| {
+                    Ok(update::with_id(encoded.to_vec(), id))
+                })
+                .and_then(|reply| check_reply(self.update.server, key.as_ref(), &reply));
+            tracing::info!(
+                "UPDATE to {}: answered in {:.1} ms",
+                self.update.server,
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            if let (Err(e), Some(gss)) = (&result, self.gss.as_mut()) {
+                if gss.forget_if_expired(e) {
+                    continue;
+                }
+            }
+            return Ok(result);
+        }
+    }
+
+    /// A refusal for the engine, with GSS-TSIG's principal hints when it is REFUSED.
+    fn refusal(&self, zone: &Fqdn, error: DnsError, done: usize, total: usize) -> ProviderError {
+        let error = match &self.gss {
+            Some(gss) => match gss.explain(zone, error) {
+                Err(explained) => return explained.into(),
+                Ok(error) => error,
+            },
+            None => error,
+        };
+        Self::dns_error(zone, error, done, total)
+    }
+
+    /// `auth: gss-tsig`: the managed RRsets by GSS-signed queries (Windows DNS and Samba do
+    /// not serve AXFR to these clients).
+    fn read_signed_queries(
+        &mut self,
+        zone: &Fqdn,
+        keys: &BTreeSet<RrKey>,
+    ) -> Result<ZoneState, ProviderError> {
+        let gss = self.gss.as_mut().expect("only called with gss");
+        let key = Some(gss.key(&self.update, zone)?).filter(|_| gss.replies_verify);
+        let rrsets = match transfer::query_keys(&self.update, key.as_ref(), keys) {
+            Err(e) if gss.forget_if_expired(&e) => {
+                let key = gss.key(&self.update, zone)?;
+                transfer::query_keys(&self.update, Some(&key), keys)
+            }
+            // Samba AD DC and Windows DNS sign no reply verifiably: a signed query gains
+            // nothing over an unsigned one there, and they answer queries from anyone.
+            Err(DnsError::Unverifiable { .. }) => {
+                tracing::info!("{}: GSS-signed replies do not verify (Samba AD DC / Windows DNS); reading with unsigned queries", self.update.server);
+                gss.replies_verify = false;
+                transfer::query_keys(&self.update, None, keys)
+            }
+            other => other,
+        }
+        .map_err(|e| Self::dns_error(zone, e, 0, 0))?;
+        tracing::info!(
+            "read {zone}: {} managed RRsets by {} query to {}",
+            keys.len(),
+            if gss.replies_verify {
+                "GSS-signed"
+            } else {
+                "unsigned"
+            },
+            self.update.server
+        );
+        self.last_read = Some(ReadPath::Queries { count: keys.len() });
+        Ok(ZoneState { rrsets })
+    }
+}
+
 enum Outcome {
     Applied,
     NotApplied,
@@ -226,6 +327,9 @@ impl Provider for Rfc2136Provider {
     }
 
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
+        if self.gss.is_some() {
+            return self.read_signed_queries(zone, keys);
+        }
         match transfer::axfr(&self.transfer, self.transfer_key.as_ref(), zone, keys) {
             Ok(data) => {
                 tracing::info!(
@@ -264,13 +368,7 @@ impl Provider for Rfc2136Provider {
         let mut notes = Vec::new();
         for (done, (range, encoded)) in batches.into_iter().enumerate() {
             let batch = &changes[range];
-            let key = self.update_key.clone();
-            let result = self
-                .update
-                .exchange(key.as_ref(), &|id| Ok(update::with_id(encoded.clone(), id)))
-                .and_then(|reply| {
-                    check_reply(self.update.server, key.as_ref(), &reply).map(|()| reply)
-                });
+            let result = self.send(zone, &encoded)?;
             match result {
                 Ok(_) => continue,
                 Err(error) => {
@@ -280,9 +378,10 @@ impl Provider for Rfc2136Provider {
                         DnsError::UnsignedSuccess { .. }
                             | DnsError::Tsig(_)
                             | DnsError::NoAnswer { .. }
+                            | DnsError::Unverifiable { .. }
                     ) || stale;
                     if !unsure {
-                        return Err(Self::dns_error(zone, error, done, total));
+                        return Err(self.refusal(zone, error, done, total));
                     }
                     match self.outcome(zone, batch) {
                         // A retry whose first attempt landed, an untrustworthy reply to a
@@ -299,6 +398,14 @@ impl Provider for Rfc2136Provider {
                                 zone: zone.clone(),
                                 drift,
                             })
+                        }
+                        // An unverifiable refusal that the records confirm: the server's
+                        // real answer, no longer ambiguous.
+                        Ok(Outcome::NotApplied) if unverified_refusal(&error) => {
+                            return Err(match self.refusal(zone, error, done, total) {
+                                ProviderError::Ambiguous(e) => ProviderError::Rejected(e),
+                                other => other,
+                            });
                         }
                         Ok(_) | Err(_) => return Err(Self::dns_error(zone, error, done, total)),
                     }

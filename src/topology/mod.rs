@@ -22,10 +22,10 @@ use raw::RawTopology;
 use validate::{validate, Problems};
 
 pub use provider::{
-    ApiKeySource, AzureConfig, KeySource, PowerDnsConfig, ProviderConfig, Rfc2136Config,
-    Route53Config, DEFAULT_AZURE_AUTHORITY, DEFAULT_AZURE_ENDPOINT, DEFAULT_CLOUD_TIMEOUT_MS,
-    DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS, DEFAULT_ROUTE53_ENDPOINT,
-    DEFAULT_ROUTE53_SYNC_TIMEOUT_MS,
+    ApiKeySource, AzureConfig, GssTsigConfig, KeySource, PowerDnsConfig, ProviderConfig,
+    Rfc2136Auth, Rfc2136Config, Route53Config, DEFAULT_AZURE_AUTHORITY, DEFAULT_AZURE_ENDPOINT,
+    DEFAULT_CLOUD_TIMEOUT_MS, DEFAULT_POWERDNS_SERVER_ID, DEFAULT_POWERDNS_TIMEOUT_MS,
+    DEFAULT_ROUTE53_ENDPOINT, DEFAULT_ROUTE53_SYNC_TIMEOUT_MS,
 };
 pub use validate::server_address;
 

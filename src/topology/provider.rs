@@ -46,6 +46,31 @@ pub struct Rfc2136Config {
     pub transfer_key: Option<KeySource>,
     pub timeout: Duration,
     pub attempts: u32,
+    pub auth: Rfc2136Auth,
+}
+
+/// How RFC 2136 messages are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rfc2136Auth {
+    /// TSIG with the shared secret of `key`.
+    Tsig,
+    /// GSS-TSIG (RFC 3645): Kerberos, as Windows DNS / Active Directory "secure only" zones
+    /// require.
+    GssTsig(GssTsigConfig),
+    /// Unsigned (written explicitly; every plan and apply warns).
+    None,
+}
+
+/// GSS-TSIG settings: whose Kerberos credentials, and which server principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GssTsigConfig {
+    /// A keytab for unattended runs (with `principal`); else the user's ticket cache.
+    pub keytab: Option<PathBuf>,
+    pub principal: Option<String>,
+    /// Default: `DNS/<the zone's SOA MNAME>`.
+    pub server_principal: Option<String>,
+    /// Sign as `gss.microsoft.com` (Windows 2000) instead of `gss-tsig`.
+    pub microsoft_algorithm: bool,
 }
 
 /// Where the PowerDNS API key comes from. The key itself never sits in the topology.

@@ -126,6 +126,17 @@ pub(super) struct RawRfc2136 {
     pub(super) timeout_ms: Option<u64>,
     #[serde(default)]
     pub(super) attempts: Option<u64>,
+    /// `tsig` (default when a key is given), `gss-tsig` or `none`.
+    #[serde(default)]
+    pub(super) auth: Option<String>,
+    #[serde(default)]
+    pub(super) keytab: Option<String>,
+    #[serde(default)]
+    pub(super) principal: Option<String>,
+    #[serde(default)]
+    pub(super) server_principal: Option<String>,
+    #[serde(default)]
+    pub(super) gss_algorithm: Option<String>,
 }
 
 #[derive(Deserialize)]

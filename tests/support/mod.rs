@@ -23,6 +23,7 @@ pub mod bind;
 pub mod certs;
 pub mod dns;
 pub mod http;
+pub mod kdc;
 pub mod knot;
 pub mod moto;
 pub mod pdns;
@@ -30,6 +31,7 @@ pub mod process;
 pub mod prometheus;
 pub mod prosody;
 pub mod relay;
+pub mod samba;
 pub mod tools;
 pub mod tsig;
 

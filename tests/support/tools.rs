@@ -28,6 +28,11 @@ pub fn debian_package(program: &str) -> &'static str {
         "openssl" => "openssl",
         "curl" => "curl",
         "prometheus" | "promtool" => "prometheus",
+        "krb5kdc" | "kdb5_util" => "krb5-kdc",
+        "kadmin.local" => "krb5-admin-server",
+        "kinit" | "klist" | "kdestroy" => "krb5-user",
+        "samba" => "samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules",
+        "samba-tool" => "samba-common-bin",
         _ => "<the package that provides it>",
     }
 }

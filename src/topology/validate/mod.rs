@@ -10,6 +10,7 @@ mod federation;
 mod nameservers;
 mod pools;
 mod provider;
+mod rfc2136_auth;
 mod srv;
 mod zones;
 

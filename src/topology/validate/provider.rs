@@ -40,6 +40,7 @@ pub(super) fn validate(
 
 /// The update server, the transfer server when separate, their keys, timeout and tries.
 fn rfc2136(raw: RawRfc2136, base: &Path, problems: &mut Problems) -> Rfc2136Config {
+    let raw_auth = super::rfc2136_auth::RawAuth::of(&raw);
     let server = parse_server(problems, "provider.server", &raw.server);
     let transfer_server = raw
         .transfer_server
@@ -66,6 +67,7 @@ fn rfc2136(raw: RawRfc2136, base: &Path, problems: &mut Problems) -> Rfc2136Conf
         .attempts
         .and_then(|a| problems.ranged("provider.attempts", a, 1, 10))
         .map_or(DEFAULT_RFC2136_ATTEMPTS, |a| a as u32);
+    let auth = super::rfc2136_auth::validate(&raw_auth, base, problems);
     Rfc2136Config {
         server: server.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53))),
         key,
@@ -73,6 +75,7 @@ fn rfc2136(raw: RawRfc2136, base: &Path, problems: &mut Problems) -> Rfc2136Conf
         transfer_key,
         timeout: Duration::from_millis(timeout),
         attempts,
+        auth,
     }
 }
 
