@@ -3,6 +3,7 @@
 pub mod authority;
 pub mod batch;
 pub mod convert;
+pub mod encoder;
 pub mod transfer;
 pub mod transport;
 pub mod tsig;
