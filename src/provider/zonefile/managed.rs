@@ -70,8 +70,12 @@ struct Reader<'k, 't> {
     origin: Name,
     origin_text: String,
     origin_generation: u32,
-    /// The owner of the current record (what a line starting with a blank inherits).
+    /// The owner of the current record (what a line starting with a blank inherits); its
+    /// buffer is reused from record to record.
     owner: Option<String>,
+    /// The managed RRset the last record went into, found again without a lookup when the
+    /// next record belongs to it too (records of an RRset are usually written together).
+    last_set: Option<RrKey>,
     /// hickory's current TTL: the last one written, `$TTL`, or the SOA minimum.
     ttl: Option<u32>,
     soa_seen: bool,
@@ -99,6 +103,7 @@ impl<'k, 't> Reader<'k, 't> {
             origin_text: origin.as_str().to_string(),
             origin_generation: 0,
             owner: None,
+            last_set: None,
             ttl: None,
             soa_seen: false,
             class: DNSClass::IN,
@@ -122,7 +127,9 @@ impl<'k, 't> Reader<'k, 't> {
             }
             "$ORIGIN" if words.len() == 2 && words[1].0.ends_with('.') => {
                 self.origin = Name::parse(words[1].0, None).ok()?;
-                self.origin_text = absolute(words[1].0, "")?;
+                if !absolute_into(words[1].0, "", &mut self.origin_text) {
+                    return None;
+                }
                 self.origin_generation += 1;
                 return Some(());
             }
@@ -131,11 +138,13 @@ impl<'k, 't> Reader<'k, 't> {
         }
         let mut rest = &words[..];
         if !blank_owner {
-            self.owner = Some(if head == "@" {
-                self.origin_text.clone()
-            } else {
-                absolute(head, &self.origin_text)?
-            });
+            let mut owner = self.owner.take().unwrap_or_default();
+            if head == "@" {
+                owner.clone_from(&self.origin_text);
+            } else if !absolute_into(head, &self.origin_text, &mut owner) {
+                return None;
+            }
+            self.owner = Some(owner);
             rest = &words[1..];
         }
         self.record(first, rest, lines.len() > 1)
@@ -154,12 +163,13 @@ impl<'k, 't> Reader<'k, 't> {
                 self.ttl = Some(ttl);
                 continue;
             }
-            let upper = word.to_ascii_uppercase();
-            if let Ok(class) = DNSClass::from_str(&upper) {
+            let mut buffer = [0u8; 16];
+            let upper = upper_case(word, &mut buffer)?;
+            if let Ok(class) = DNSClass::from_str(upper) {
                 self.class = class;
                 continue;
             }
-            rtype = Some(HRecordType::from_str(&upper).ok()?);
+            rtype = Some(HRecordType::from_str(upper).ok()?);
             break;
         }
         // A line with an owner and TTL or class but no type is accepted and adds nothing.
@@ -201,11 +211,18 @@ impl<'k, 't> Reader<'k, 't> {
             }
         };
         if let Some(rtype) = managed_type {
-            let key = RrKey::new(Fqdn::from_absolute(owner), rtype);
-            insert(
-                self.sets.entry(key).or_default(),
-                (ttl, self.class, parsed?),
-            );
+            let held = (ttl, self.class, parsed?);
+            let same = self
+                .last_set
+                .as_ref()
+                .is_some_and(|k| k.rtype == rtype && k.name.as_str() == owner);
+            if !same {
+                let key = RrKey::new(Fqdn::from_absolute(owner), rtype);
+                self.sets.entry(key.clone()).or_default();
+                self.last_set = Some(key);
+            }
+            let key = self.last_set.as_ref().expect("set above");
+            insert(self.sets.get_mut(key).expect("entry made above"), held);
         }
         Some(())
     }
@@ -239,6 +256,14 @@ impl<'k, 't> Reader<'k, 't> {
             })
             .collect()
     }
+}
+
+/// `word` in upper case, in `buffer`; `None` when longer than any class or type word.
+fn upper_case<'b>(word: &str, buffer: &'b mut [u8; 16]) -> Option<&'b str> {
+    let out = buffer.get_mut(..word.len())?;
+    out.copy_from_slice(word.as_bytes());
+    out.make_ascii_uppercase();
+    std::str::from_utf8(out).ok()
 }
 
 /// Adds a record as hickory's `RecordSet::insert` does: a CNAME replaces the one before; the
@@ -290,18 +315,22 @@ fn words<'t>(lines: &[&'t str]) -> Option<Vec<Word<'t>>> {
     Some(out)
 }
 
-/// A name as written in the file, made absolute against `origin` and lower-cased: what
-/// hickory's `Name::parse` and the key's `Fqdn` make of it. `None` for a name hickory would
-/// refuse or this reader does not handle.
-fn absolute(word: &str, origin: &str) -> Option<String> {
-    let mut name = word.to_ascii_lowercase();
+/// A name as written in the file, made absolute against `origin` and lower-cased into `name`:
+/// what hickory's `Name::parse` and the key's `Fqdn` make of it. `false` for a name hickory
+/// would refuse or this reader does not handle.
+fn absolute_into(word: &str, origin: &str, name: &mut String) -> bool {
+    name.clear();
+    name.push_str(word);
+    name.make_ascii_lowercase();
     if !name.ends_with('.') {
         name.push('.');
         name.push_str(origin);
     }
-    let body = name.strip_suffix('.')?;
+    let Some(body) = name.strip_suffix('.') else {
+        return false;
+    };
     let labels_ok = body.is_empty() || body.split('.').all(|l| (1..=63).contains(&l.len()));
-    (labels_ok && name.len() <= 254 && !name.contains('@')).then_some(name)
+    labels_ok && name.len() <= 254 && !name.contains('@')
 }
 
 #[cfg(test)]
