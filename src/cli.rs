@@ -104,6 +104,10 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes (0 when none).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show every change in the table, however many (beyond 500 the table shows how many
+    /// changes each zone has of each action).
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +126,10 @@ pub struct ApplyArgs {
     /// The journal to append to (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Show every change in the table, however many (beyond 500 the table shows how many
+    /// changes each zone has of each action).
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -14,7 +14,7 @@ pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
     let plan = app::plan(&topology, provider.as_mut())?;
     let file = app::plan_file(&plan, &topology, provider.kind());
     match args.format {
-        Format::Table => print!("{}", render::table(&plan, look)),
+        Format::Table => print!("{}", render::table_or_summary(&plan, look, args.all)),
         Format::Json => print!("{}", render::json(&file)),
     }
     if let Some(out) = &args.out {
