@@ -13,7 +13,9 @@ use serde_json::json;
 /// the pool's and the federation's address records).
 fn workspace(domains: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let sip: Vec<String> = (0..domains).map(|i| format!("sip{i:04}.contoso.com")).collect();
+    let sip: Vec<String> = (0..domains)
+        .map(|i| format!("sip{i:04}.contoso.com"))
+        .collect();
     let topology = json!({
         "zones": ["contoso.com"],
         "sip_domains": sip,
@@ -59,7 +61,10 @@ fn a_long_plan_is_summarised_and_all_shows_every_row() {
     let dir = workspace(600);
     let summary = text(&run(dir.path(), &["plan", "topology.json"]));
     // 600 SRV creates, the federation A and the pool's A: 602 changes in 1 zone, 1 action.
-    assert!(summary.starts_with("602 changes, by zone and action"), "{summary}");
+    assert!(
+        summary.starts_with("602 changes, by zone and action"),
+        "{summary}"
+    );
     assert!(summary.contains("`--all` shows every one"), "{summary}");
     assert!(
         summary.contains("│ contoso.com. │ + create │ 602     │ 2 A, 600 SRV │"),
@@ -69,14 +74,20 @@ fn a_long_plan_is_summarised_and_all_shows_every_row() {
     assert!(summary.lines().count() < 10, "{summary}");
 
     let all = text(&run(dir.path(), &["plan", "topology.json", "--all"]));
-    assert!(all.contains("_xmpp-server._tcp.sip0599.contoso.com."), "{all}");
+    assert!(
+        all.contains("_xmpp-server._tcp.sip0599.contoso.com."),
+        "{all}"
+    );
     // A header, 602 rows and the 4 rules and the totals.
     assert_eq!(all.lines().count(), 1 + 602 + 3 + 1, "{all}");
     assert!(all.ends_with("Plan: 602 to create, 0 to update, 0 to delete.\n"));
 
     // JSON is the full plan whatever the table shows.
     let json = run(dir.path(), &["plan", "topology.json", "--format", "json"]);
-    let json_all = run(dir.path(), &["plan", "topology.json", "--format", "json", "--all"]);
+    let json_all = run(
+        dir.path(),
+        &["plan", "topology.json", "--format", "json", "--all"],
+    );
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["changes"].as_array().unwrap().len(), 602);
     assert_eq!(json.stdout, json_all.stdout);
@@ -91,8 +102,14 @@ fn a_long_plan_is_summarised_and_all_shows_every_row() {
 #[test]
 fn apply_all_shows_every_row() {
     let dir = workspace(600);
-    let applied = text(&run(dir.path(), &["apply", "topology.json", "--yes", "--all"]));
-    assert!(applied.contains("_xmpp-server._tcp.sip0599.contoso.com."), "{applied}");
+    let applied = text(&run(
+        dir.path(),
+        &["apply", "topology.json", "--yes", "--all"],
+    ));
+    assert!(
+        applied.contains("_xmpp-server._tcp.sip0599.contoso.com."),
+        "{applied}"
+    );
     assert!(!applied.contains("by zone and action"), "{applied}");
 }
 
@@ -100,6 +117,9 @@ fn apply_all_shows_every_row() {
 fn a_plan_of_500_changes_is_a_table() {
     let dir = workspace(498);
     let table = text(&run(dir.path(), &["plan", "topology.json"]));
-    assert!(table.contains("_xmpp-server._tcp.sip0497.contoso.com."), "{table}");
+    assert!(
+        table.contains("_xmpp-server._tcp.sip0497.contoso.com."),
+        "{table}"
+    );
     assert!(!table.contains("by zone and action"), "{table}");
 }
