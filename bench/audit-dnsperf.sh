@@ -25,7 +25,7 @@ done
 cargo build --release --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release/xmppdns"
+bin=${XMPPDNS_BIN:-$target_dir/release/xmppdns} # XMPPDNS_BIN: another build to compare
 
 dir=$(mktemp -d /tmp/xmppdns-bench.XXXXXX)
 named_pid=
@@ -106,11 +106,13 @@ awk -v n="$domains" 'BEGIN {
 }' >"$dir/queries.txt"
 limit=
 dnsperf_qps=
+unthrottled_qps=
 for attempt in 1 2 3 4 5 6; do
   dnsperf -e -s 127.0.0.1 -p "$port" -d "$dir/queries.txt" -l "$seconds" -q 200 $limit >"$dir/dnsperf.txt" 2>&1 || true
   qps=$(sed -n 's/.*Queries per second: *\([0-9.]*\).*/\1/p' "$dir/dnsperf.txt")
   lost=$(sed -n 's/.*Queries lost: *\([0-9]*\).*/\1/p' "$dir/dnsperf.txt")
   echo "dnsperf run $attempt ${limit:-(unlimited)}: $qps q/s, $lost lost"
+  [ -n "$limit" ] || unthrottled_qps=$qps
   if [ "${lost:-1}" = 0 ]; then dnsperf_qps=$qps; break; fi
   limit="-Q $(printf '%.0f' "$(echo "$qps * 0.9" | bc -l)")"
 done
@@ -122,8 +124,13 @@ printf 'audit:   wall %.2f s, %d questions, %d datagrams sent (%d retries, %d un
 printf 'audit:   %d findings (every zone is correct: all of them would be false)\n' "$findings"
 if [ -n "$dnsperf_qps" ]; then
   printf 'dnsperf: %.0f queries/s lossless (same mix, EDNS, 200 outstanding, %s s)\n' "$dnsperf_qps" "$seconds"
-  printf 'ratio:   audit reaches %.0f%% of dnsperf (target: at least 50%%)\n' "$(echo "100 * $audit_qps / $dnsperf_qps" | bc -l)"
-else
+  printf 'ratio:   audit reaches %.0f%% of dnsperf'"'"'s lossless rate\n' "$(echo "100 * $audit_qps / $dnsperf_qps" | bc -l)"
+fi
+if [ -n "$unthrottled_qps" ]; then
+  printf 'ratio:   audit reaches %.0f%% of dnsperf'"'"'s unthrottled rate (%.0f q/s; target: 85%% with 0 unanswered)\n' \
+    "$(echo "100 * $audit_qps / $unthrottled_qps" | bc -l)" "$unthrottled_qps"
+fi
+if [ -z "$dnsperf_qps" ]; then
   echo "dnsperf: no lossless run found in 6 attempts; see the last output:"
   cat "$dir/dnsperf.txt"
 fi

@@ -420,6 +420,77 @@ struct Engine<'a> {
     silent_in_a_row: HashMap<SocketAddr, u32>,
     dead: HashSet<SocketAddr>,
     buf: Vec<u8>,
+    /// The read timeout each socket (IPv4, IPv6) has now.
+    read_timeouts: [Option<Duration>; 2],
+    burst: Burst,
+}
+
+/// One `recvmmsg` (`MSG_DONTWAIT`) into `buffers`: for each datagram, its length, where it
+/// came from and whether it was cut short. Empty when nothing is waiting, or on any error
+/// (the next blocking receive sees it).
+fn receive_many(
+    socket: &UdpSocket,
+    buffers: &mut [Vec<u8>],
+) -> Vec<(usize, Option<SocketAddr>, bool)> {
+    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(buffers.len(), None);
+    let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
+        .iter_mut()
+        .map(|b| [IoSliceMut::new(&mut b[..])])
+        .collect();
+    let Ok(received) = recvmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    ) else {
+        return Vec::new();
+    };
+    received
+        .map(|m| {
+            let from = m.address.and_then(|a| match a.as_sockaddr_in() {
+                Some(v4) => Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4))),
+                None => a
+                    .as_sockaddr_in6()
+                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6))),
+            });
+            (m.bytes, from, m.flags.contains(MsgFlags::MSG_TRUNC))
+        })
+        .collect()
+}
+
+/// The most datagrams taken in one `recvmmsg`.
+const BURST: usize = 32;
+
+/// Buffers for [`Burst::drain`], allocated once.
+struct Burst {
+    buffers: Vec<Vec<u8>>,
+}
+
+impl Burst {
+    fn new() -> Self {
+        Burst {
+            buffers: (0..BURST).map(|_| vec![0u8; 65_535]).collect(),
+        }
+    }
+
+    /// The datagrams waiting on `socket` now, without blocking, in one system call (Linux's
+    /// `recvmmsg` through `nix`): under load, replies arrive faster than one `recvfrom` each
+    /// can take them.
+    fn drain(&mut self, socket: &UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
+        receive_many(socket, &mut self.buffers)
+            .into_iter()
+            .zip(&self.buffers)
+            // A datagram cut short, or from an address that is not IP, answers nothing.
+            .filter_map(|((n, from, cut), buffer)| {
+                Some((buffer[..n].to_vec(), from.filter(|_| !cut)?))
+            })
+            .collect()
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -466,6 +537,8 @@ impl<'a> Engine<'a> {
             silent_in_a_row: HashMap::new(),
             dead: HashSet::new(),
             buf: vec![0u8; 65_535],
+            read_timeouts: [None, None],
+            burst: Burst::new(),
         }
     }
 
@@ -609,17 +682,33 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Waits up to `wait` for one datagram and handles it; `None` when nothing came.
+    /// Waits up to `wait` for one datagram, then takes every other one already waiting (up
+    /// to [`BURST`], in one `recvmmsg`), and handles them; `None` when nothing came.
     fn receive(&mut self, v6: bool, wait: Duration) -> Option<()> {
         let socket = if v6 {
             self.v6.socket()
         } else {
             self.v4.socket()
         }?;
-        socket.set_read_timeout(Some(wait)).ok()?;
+        // The timeout is set once per socket and wait: a system call per reply otherwise.
+        if self.read_timeouts[usize::from(v6)] != Some(wait) {
+            socket.set_read_timeout(Some(wait)).ok()?;
+            self.read_timeouts[usize::from(v6)] = Some(wait);
+        }
         let (n, from) = socket.recv_from(&mut self.buf).ok()?;
-        let message = self.buf[..n].to_vec();
-        let id = wire::id(&message)?;
+        let first = self.buf[..n].to_vec();
+        let more = self.burst.drain(socket);
+        self.handle(&first, from);
+        for (message, from) in more {
+            self.handle(&message, from);
+        }
+        Some(())
+    }
+
+    /// One datagram that came in: the answer to a question in flight, or ignored.
+    fn handle(&mut self, message: &[u8], from: SocketAddr) -> Option<()> {
+        let n = message.len();
+        let id = wire::id(message)?;
         // The current attempt's ID, or an earlier attempt's: a reply that is merely late
         // still answers the question.
         let (index, current) = match self.flights.get(&id) {
@@ -639,15 +728,15 @@ impl<'a> Engine<'a> {
         if from != question.server || n < 12 || message[2] & 0x80 == 0 {
             return Some(());
         }
-        let result = if wire::truncated(&message) {
+        let result = if wire::truncated(message) {
             self.stats.tcp += 1;
             tcp_query(question, id, self.settings.timeout * 4)
         } else {
-            parse_response(&message, question).map_err(|e| DnsError::Malformed(e.to_string()))
+            parse_response(message, question).map_err(|e| DnsError::Malformed(e.to_string()))
         };
         // A reply that does not answer this question (a stale reply to a reused ID) is
         // ignored; the question stays in flight until its own reply or its timeout.
-        if matches!(result, Err(DnsError::Malformed(_))) && !wire::truncated(&message) {
+        if matches!(result, Err(DnsError::Malformed(_))) && !wire::truncated(message) {
             return Some(());
         }
         if current {
