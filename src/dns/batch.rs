@@ -425,6 +425,33 @@ struct Engine<'a> {
     burst: Burst,
 }
 
+/// One `sendmmsg` of `datagrams`: how many the kernel took (0 on an error, which sending the
+/// first of the rest alone then reports).
+fn send_many(socket: &UdpSocket, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) -> usize {
+    use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(datagrams.len(), None);
+    let slices: Vec<[IoSlice<'_>; 1]> = datagrams.iter().map(|d| [IoSlice::new(&d.1)]).collect();
+    let addresses: Vec<Option<SockaddrStorage>> = datagrams
+        .iter()
+        .map(|d| Some(SockaddrStorage::from(d.2)))
+        .collect();
+    let no_control: [ControlMessage<'_>; 0] = [];
+    match sendmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        &slices,
+        &addresses,
+        no_control,
+        MsgFlags::empty(),
+    ) {
+        Ok(sent) => sent.count(),
+        Err(_) => 0,
+    }
+}
+
 /// One `recvmmsg` (`MSG_DONTWAIT`) into `buffers`: for each datagram, its length, where it
 /// came from and whether it was cut short. Empty when nothing is waiting, or on any error
 /// (the next blocking receive sees it).
@@ -581,11 +608,13 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sends queued questions until the window is full.
+    /// Sends queued questions until the window is full: encoded and put in flight one by
+    /// one, then sent together (one `sendmmsg` per address family).
     fn fill_window(&mut self) {
+        let mut batch: Vec<(u16, Vec<u8>, SocketAddr)> = Vec::new();
         while self.flights.len() < self.settings.window {
             let Some((index, attempt)) = self.queue.pop_front() else {
-                return;
+                break;
             };
             if self.results[index].is_some() {
                 continue;
@@ -595,10 +624,92 @@ impl<'a> Engine<'a> {
                 self.give_up_unasked(index, server);
                 continue;
             }
-            if let Sent::BufferFull = self.send(index, attempt) {
-                // A full send buffer is a lost packet like any other: retried on schedule.
+            let ready = if server.is_ipv4() { &self.v4 } else { &self.v6 };
+            if ready.socket().is_none() {
+                // Fails the question with the family's reason.
+                self.send(index, attempt);
+                continue;
+            }
+            let id = self.unused_id();
+            match encode_query(id, &self.questions[index]) {
+                Ok(bytes) => {
+                    self.fly(id, index, attempt);
+                    batch.push((id, bytes, server));
+                }
+                Err(e) => self.finish(index, Err(DnsError::Malformed(e.to_string()))),
+            }
+        }
+        for v6 in [false, true] {
+            let family: Vec<_> = batch.iter().filter(|d| d.2.is_ipv6() == v6).collect();
+            if !family.is_empty() {
+                self.send_all(v6, &family);
+            }
+        }
+    }
+
+    /// Puts attempt `attempt` of question `index` in flight under `id`.
+    fn fly(&mut self, id: u16, index: usize, attempt: u32) {
+        let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
+        let flight = Flight {
+            index,
+            attempt,
+            deadline: Instant::now() + timeout,
+        };
+        self.flights.insert(id, flight);
+    }
+
+    /// Sends datagrams already in flight in one `sendmmsg`; what it did not take is sent one
+    /// by one, and what cannot be sent leaves the flights (back in the queue when the send
+    /// buffer is full, finished with the reason otherwise).
+    fn send_all(&mut self, v6: bool, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) {
+        let socket = if v6 { &self.v6 } else { &self.v4 };
+        let Some(socket) = socket.socket() else {
+            return;
+        };
+        let sent = send_many(socket, datagrams);
+        let mut results: Vec<std::io::Result<usize>> = (0..sent).map(|_| Ok(0)).collect();
+        let mut full = false;
+        for (_, bytes, server) in &datagrams[sent..] {
+            // After a full buffer, the rest are not tried now: they go back to the queue.
+            let result = if full {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                socket.send_to(bytes, server)
+            };
+            full |= matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            results.push(result);
+        }
+        for (&&(id, _, server), result) in datagrams.iter().zip(results) {
+            self.sent(id, server, result);
+        }
+    }
+
+    /// Counts a datagram sent, or takes it out of flight when it could not be.
+    fn sent(&mut self, id: u16, server: SocketAddr, result: std::io::Result<usize>) {
+        let Some(flight) = self.flights.get(&id) else {
+            return;
+        };
+        let (index, attempt) = (flight.index, flight.attempt);
+        match result {
+            Ok(_) => {
+                self.stats.sent += 1;
+                if attempt > 1 {
+                    self.stats.retries += 1;
+                }
+            }
+            // A full send buffer is a lost packet like any other: retried on schedule.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.flights.remove(&id);
                 self.queue.push_back((index, attempt));
-                return;
+            }
+            Err(source) if family_unavailable(&source) => {
+                self.flights.remove(&id);
+                let reason = source.to_string();
+                self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
+            }
+            Err(source) => {
+                self.flights.remove(&id);
+                self.finish(index, Err(DnsError::Io { server, source }));
             }
         }
     }
