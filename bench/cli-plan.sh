@@ -19,7 +19,7 @@ fi
 cargo build --release --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release/xmppdns"
+bin=${XMPPDNS_BIN:-$target_dir/release/xmppdns} # XMPPDNS_BIN: another build to compare
 out="$target_dir/bench"
 mkdir -p "$out/zones"
 

@@ -47,7 +47,7 @@ fi
 cargo build --release --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release/xmppdns"
+bin=${XMPPDNS_BIN:-$target_dir/release/xmppdns} # XMPPDNS_BIN: another build to compare
 
 venv="$target_dir/octodns-venv"
 if [ ! -x "$venv/bin/octodns-sync" ]; then

@@ -259,12 +259,13 @@ impl UpdateEncoder {
                 return;
             }
             let key = (suffix, hash(self.label(index)));
-            let offset = offset as u16;
-            if !self.table.contains_key(&key) {
-                self.table.insert(key, offset);
-                self.inserted.push(key);
-            }
-            suffix = self.table[&key];
+            suffix = match self.table.entry(key) {
+                std::collections::hash_map::Entry::Occupied(first) => *first.get(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    self.inserted.push(key);
+                    *slot.insert(offset as u16)
+                }
+            };
         }
     }
 
