@@ -6,7 +6,8 @@
 # query mix, in the same run. Every zone is correct, so every finding would be a false one.
 #
 # "Lossless rate": dnsperf unthrottled first; while it loses queries, it is re-run limited to
-# 90% of the rate it reached (at most 6 times). Not a test: CI does not run it.
+# 90% of the rate it reached (at most 6 times). The ratio to the first, unthrottled run is
+# printed too. XMPPDNS_BIN=path runs another build. Not a test: CI does not run it.
 #
 # Usage: bash bench/audit-dnsperf.sh [DOMAINS]     (needs named, dnsperf, jq; as root or a user
 #        that may run named)

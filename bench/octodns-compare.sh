@@ -20,6 +20,7 @@
 #
 # Usage: bash bench/octodns-compare.sh [DOMAINS] [RUNS]      (defaults: 2000 domains, 3 runs)
 #        KEEP=1 keeps the work directory (configs, outputs, AXFR dumps, BIND log).
+# XMPPDNS_BIN=path measures another build of xmppdns (say, one from before a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
