@@ -7,7 +7,8 @@
 #
 # "Lossless rate": dnsperf unthrottled first; while it loses queries, it is re-run limited to
 # 90% of the rate it reached (at most 6 times). The ratio to the first, unthrottled run is
-# printed too. XMPPDNS_BIN=path runs another build. Not a test: CI does not run it.
+# printed too. XMPPDNS_BIN=path runs another build; AUDIT_ARGS adds audit options (say,
+# "--concurrency 200", dnsperf's outstanding queries). Not a test: CI does not run it.
 #
 # Usage: bash bench/audit-dnsperf.sh [DOMAINS]     (needs named, dnsperf, jq; as root or a user
 #        that may run named)
@@ -84,7 +85,8 @@ args=()
 for i in $(seq 0 $((domains - 1))); do args+=(--domain "$(printf 'd%05d.test' "$i")"); done
 start=$(date +%s.%N)
 set +e
-"$bin" audit --format json --nameserver "127.0.0.1:$port" "${args[@]}" >"$dir/audit.json"
+# shellcheck disable=SC2086 # AUDIT_ARGS: extra audit options, word-split on purpose
+"$bin" audit --format json --nameserver "127.0.0.1:$port" ${AUDIT_ARGS:-} "${args[@]}" >"$dir/audit.json"
 code=$?
 set -e
 end=$(date +%s.%N)
