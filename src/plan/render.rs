@@ -39,15 +39,20 @@ fn action_cell(action: Action, look: Look) -> String {
 }
 
 fn records_cell(set: Option<&RecordSet>) -> String {
-    match set {
-        None => "-".to_string(),
-        Some(set) => set
-            .records()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n"),
+    use std::fmt::Write;
+    let Some(set) = set else {
+        return "-".to_string();
+    };
+    // Written into one string: a string per record, then joined, was a third of the time
+    // of a 10,000-row table.
+    let mut cell = String::with_capacity(set.records().len() * 40);
+    for (i, record) in set.records().iter().enumerate() {
+        if i > 0 {
+            cell.push('\n');
+        }
+        write!(cell, "{record}").expect("writing to a String cannot fail");
     }
+    cell
 }
 
 fn ttl_cell(change: &Change) -> String {
@@ -124,6 +129,9 @@ pub fn table_or_summary(plan: &Plan, look: Look, all: bool) -> String {
 
 /// The display width of a line: its characters, without ANSI colour sequences.
 fn width(line: &str) -> usize {
+    if line.is_ascii() && !line.contains('\x1b') {
+        return line.len();
+    }
     let mut width = 0;
     let mut in_escape = false;
     for c in line.chars() {
@@ -173,6 +181,16 @@ fn grid<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// `n` spaces.
+fn pad(out: &mut String, mut n: usize) {
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let step = n.min(SPACES.len());
+        out.push_str(&SPACES[..step]);
+        n -= step;
+    }
+}
+
 /// One row, as many lines as its tallest cell.
 fn push_row<const N: usize>(out: &mut String, row: &[String; N], widths: &[usize; N]) {
     let mut lines: [std::str::Split<'_, char>; N] = std::array::from_fn(|c| row[c].split('\n'));
@@ -183,7 +201,7 @@ fn push_row<const N: usize>(out: &mut String, row: &[String; N], widths: &[usize
             let line = cell_lines.next().unwrap_or("");
             out.push(' ');
             out.push_str(line);
-            out.extend(std::iter::repeat_n(' ', widths[column] - width(line) + 1));
+            pad(out, widths[column] - width(line) + 1);
             out.push('│');
         }
         out.push('\n');
