@@ -6,6 +6,7 @@
 //! space of padding, multi-line cells): tabled measures and pads every cell through several
 //! passes and took more time than the plan itself at thousands of rows.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::plan::{Action, Change, Plan, PlanFile};
@@ -69,17 +70,18 @@ pub fn table(plan: &Plan, look: Look) -> String {
     if plan.is_empty() {
         return "No changes: DNS already matches the topology.\n".to_string();
     }
-    let mut rows = Vec::with_capacity(plan.changes.len() + 1);
-    rows.push(["Zone", "Action", "Name", "Type", "TTL", "Before", "After"].map(String::from));
+    // Names and types are borrowed, not copied.
+    let mut rows: Vec<[Cow<'_, str>; 7]> = Vec::with_capacity(plan.changes.len() + 1);
+    rows.push(["Zone", "Action", "Name", "Type", "TTL", "Before", "After"].map(Cow::Borrowed));
     for change in &plan.changes {
         rows.push([
-            change.zone.to_string(),
-            action_cell(change.action, look),
-            change.name.to_string(),
-            change.rtype.to_string(),
-            ttl_cell(change),
-            records_cell(change.before.as_ref()),
-            records_cell(change.after.as_ref()),
+            Cow::Borrowed(change.zone.as_str()),
+            Cow::Owned(action_cell(change.action, look)),
+            Cow::Borrowed(change.name.as_str()),
+            Cow::Borrowed(change.rtype.as_str()),
+            Cow::Owned(ttl_cell(change)),
+            Cow::Owned(records_cell(change.before.as_ref())),
+            Cow::Owned(records_cell(change.after.as_ref())),
         ]);
     }
     format!("{}\n{}", grid(&rows), totals(plan))
@@ -147,11 +149,11 @@ fn width(line: &str) -> usize {
 
 /// Rows (the first is the header) drawn as `tabled`'s `Style::sharp` draws them, without a
 /// final newline.
-fn grid<const N: usize>(rows: &[[String; N]]) -> String {
+fn grid<S: AsRef<str>, const N: usize>(rows: &[[S; N]]) -> String {
     let mut widths = [0usize; N];
     for row in rows {
         for (column, cell) in row.iter().enumerate() {
-            let widest = cell.split('\n').map(width).max().unwrap_or(0);
+            let widest = cell.as_ref().split('\n').map(width).max().unwrap_or(0);
             widths[column] = widths[column].max(widest);
         }
     }
@@ -192,9 +194,14 @@ fn pad(out: &mut String, mut n: usize) {
 }
 
 /// One row, as many lines as its tallest cell.
-fn push_row<const N: usize>(out: &mut String, row: &[String; N], widths: &[usize; N]) {
-    let mut lines: [std::str::Split<'_, char>; N] = std::array::from_fn(|c| row[c].split('\n'));
-    let height = row.iter().map(|c| c.split('\n').count()).max().unwrap_or(1);
+fn push_row<S: AsRef<str>, const N: usize>(out: &mut String, row: &[S; N], widths: &[usize; N]) {
+    let mut lines: [std::str::Split<'_, char>; N] =
+        std::array::from_fn(|c| row[c].as_ref().split('\n'));
+    let height = row
+        .iter()
+        .map(|c| c.as_ref().split('\n').count())
+        .max()
+        .unwrap_or(1);
     for _ in 0..height {
         out.push('│');
         for (column, cell_lines) in lines.iter_mut().enumerate() {
