@@ -6,7 +6,9 @@
 # query mix, in the same run. Every zone is correct, so every finding would be a false one.
 #
 # "Lossless rate": dnsperf unthrottled first; while it loses queries, it is re-run limited to
-# 90% of the rate it reached (at most 6 times). Not a test: CI does not run it.
+# 90% of the rate it reached (at most 6 times). The ratio to the first, unthrottled run is
+# printed too. XMPPDNS_BIN=path runs another build; AUDIT_ARGS adds audit options (say,
+# "--concurrency 200", dnsperf's outstanding queries). Not a test: CI does not run it.
 #
 # Usage: bash bench/audit-dnsperf.sh [DOMAINS]     (needs named, dnsperf, jq; as root or a user
 #        that may run named)
@@ -25,7 +27,7 @@ done
 cargo build --release --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release/xmppdns"
+bin=${XMPPDNS_BIN:-$target_dir/release/xmppdns} # XMPPDNS_BIN: another build to compare
 
 dir=$(mktemp -d /tmp/xmppdns-bench.XXXXXX)
 named_pid=
@@ -83,7 +85,8 @@ args=()
 for i in $(seq 0 $((domains - 1))); do args+=(--domain "$(printf 'd%05d.test' "$i")"); done
 start=$(date +%s.%N)
 set +e
-"$bin" audit --format json --nameserver "127.0.0.1:$port" "${args[@]}" >"$dir/audit.json"
+# shellcheck disable=SC2086 # AUDIT_ARGS: extra audit options, word-split on purpose
+"$bin" audit --format json --nameserver "127.0.0.1:$port" ${AUDIT_ARGS:-} "${args[@]}" >"$dir/audit.json"
 code=$?
 set -e
 end=$(date +%s.%N)
@@ -106,11 +109,13 @@ awk -v n="$domains" 'BEGIN {
 }' >"$dir/queries.txt"
 limit=
 dnsperf_qps=
+unthrottled_qps=
 for attempt in 1 2 3 4 5 6; do
   dnsperf -e -s 127.0.0.1 -p "$port" -d "$dir/queries.txt" -l "$seconds" -q 200 $limit >"$dir/dnsperf.txt" 2>&1 || true
   qps=$(sed -n 's/.*Queries per second: *\([0-9.]*\).*/\1/p' "$dir/dnsperf.txt")
   lost=$(sed -n 's/.*Queries lost: *\([0-9]*\).*/\1/p' "$dir/dnsperf.txt")
   echo "dnsperf run $attempt ${limit:-(unlimited)}: $qps q/s, $lost lost"
+  [ -n "$limit" ] || unthrottled_qps=$qps
   if [ "${lost:-1}" = 0 ]; then dnsperf_qps=$qps; break; fi
   limit="-Q $(printf '%.0f' "$(echo "$qps * 0.9" | bc -l)")"
 done
@@ -122,8 +127,13 @@ printf 'audit:   wall %.2f s, %d questions, %d datagrams sent (%d retries, %d un
 printf 'audit:   %d findings (every zone is correct: all of them would be false)\n' "$findings"
 if [ -n "$dnsperf_qps" ]; then
   printf 'dnsperf: %.0f queries/s lossless (same mix, EDNS, 200 outstanding, %s s)\n' "$dnsperf_qps" "$seconds"
-  printf 'ratio:   audit reaches %.0f%% of dnsperf (target: at least 50%%)\n' "$(echo "100 * $audit_qps / $dnsperf_qps" | bc -l)"
-else
+  printf 'ratio:   audit reaches %.0f%% of dnsperf'"'"'s lossless rate\n' "$(echo "100 * $audit_qps / $dnsperf_qps" | bc -l)"
+fi
+if [ -n "$unthrottled_qps" ]; then
+  printf 'ratio:   audit reaches %.0f%% of dnsperf'"'"'s unthrottled rate (%.0f q/s; target: 85%% with 0 unanswered)\n' \
+    "$(echo "100 * $audit_qps / $unthrottled_qps" | bc -l)" "$unthrottled_qps"
+fi
+if [ -z "$dnsperf_qps" ]; then
   echo "dnsperf: no lossless run found in 6 attempts; see the last output:"
   cat "$dir/dnsperf.txt"
 fi

@@ -2,10 +2,12 @@
 # CLI benchmark: generates, under <target dir>/bench/, a topology with 10,000 SIP domains x 4
 # Edge pools and a zone file of ~40,000 records (every domain's SRV RRset with the 3 old pools at
 # old priorities, so each one is a real update, plus 5,000 unrelated A and 5,000 TXT records),
-# then runs the release binary's `plan` (table and JSON) under /usr/bin/time -v and prints the
+# then runs the release binary's `plan` (table: a summary by zone and action at this size; JSON;
+# and `--all`, every row) under /usr/bin/time -v and prints the
 # wall time and peak RSS of each. Not a test: nothing is asserted beyond the exit codes.
 #
 # Usage: bash bench/cli-plan.sh [DOMAINS]        (default 10000)
+# XMPPDNS_BIN=path measures another build of xmppdns (say, one from before a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,7 @@ fi
 cargo build --release --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release/xmppdns"
+bin=${XMPPDNS_BIN:-$target_dir/release/xmppdns} # XMPPDNS_BIN: another build to compare
 out="$target_dir/bench"
 mkdir -p "$out/zones"
 
@@ -78,3 +80,4 @@ measure() {
 
 measure table
 measure json --format json
+measure all --all

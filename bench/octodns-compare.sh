@@ -20,6 +20,7 @@
 #
 # Usage: bash bench/octodns-compare.sh [DOMAINS] [RUNS]      (defaults: 2000 domains, 3 runs)
 #        KEEP=1 keeps the work directory (configs, outputs, AXFR dumps, BIND log).
+# XMPPDNS_BIN=path measures another build of xmppdns (say, one from before a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +48,7 @@ fi
 cargo build --release --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release/xmppdns"
+bin=${XMPPDNS_BIN:-$target_dir/release/xmppdns} # XMPPDNS_BIN: another build to compare
 
 venv="$target_dir/octodns-venv"
 if [ ! -x "$venv/bin/octodns-sync" ]; then

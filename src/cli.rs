@@ -132,6 +132,10 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes (0 when none).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show every change in the table, however many (beyond 500 the table shows how many
+    /// changes each zone has of each action).
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,6 +157,10 @@ pub struct ApplyArgs {
     /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Show every change in the table, however many (beyond 500 the table shows how many
+    /// changes each zone has of each action).
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -32,7 +32,10 @@ pub(crate) fn apply(args: ApplyArgs, look: Look) -> Result<u8, Error> {
         });
     }
     match args.format {
-        Format::Table => print!("{}", render::table(&prepared.plan, look)),
+        Format::Table => print!(
+            "{}",
+            render::table_or_summary(&prepared.plan, look, args.all)
+        ),
         Format::Json => {
             let file = app::plan_file(&prepared.plan, &prepared.topology, prepared.provider_kind());
             print!("{}", render::json(&file))

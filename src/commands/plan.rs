@@ -12,7 +12,8 @@ pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
     let topology = app::load_topology(&args.topology)?;
     let mut provider = provider::open(&topology, &Environment::system())?;
     let plan = app::plan(&topology, provider.as_mut())?;
-    let file = app::plan_file(&plan, &topology, provider.kind());
+    // The plan file (checksums over the whole plan) only when it is shown or saved.
+    let file = || app::plan_file(&plan, &topology, provider.kind());
     let journal = xmppdns::journal::default_path(&args.topology);
     if let Some(p) = xmppdns::failover::verify::pending_move(&topology, &journal)? {
         eprintln!(
@@ -22,11 +23,11 @@ pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
         );
     }
     match args.format {
-        Format::Table => print!("{}", render::table(&plan, look)),
-        Format::Json => print!("{}", render::json(&file)),
+        Format::Table => print!("{}", render::table_or_summary(&plan, look, args.all)),
+        Format::Json => print!("{}", render::json(&file())),
     }
     if let Some(out) = &args.out {
-        write_output(out, &render::json(&file))?;
+        write_output(out, &render::json(&file()))?;
     }
     Ok(if args.detailed_exitcode && !plan.is_empty() {
         exit::CHANGES_PENDING

@@ -420,6 +420,104 @@ struct Engine<'a> {
     silent_in_a_row: HashMap<SocketAddr, u32>,
     dead: HashSet<SocketAddr>,
     buf: Vec<u8>,
+    /// The read timeout each socket (IPv4, IPv6) has now.
+    read_timeouts: [Option<Duration>; 2],
+    burst: Burst,
+}
+
+/// One `sendmmsg` of `datagrams`: how many the kernel took (0 on an error, which sending the
+/// first of the rest alone then reports).
+fn send_many(socket: &UdpSocket, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) -> usize {
+    use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(datagrams.len(), None);
+    let slices: Vec<[IoSlice<'_>; 1]> = datagrams.iter().map(|d| [IoSlice::new(&d.1)]).collect();
+    let addresses: Vec<Option<SockaddrStorage>> = datagrams
+        .iter()
+        .map(|d| Some(SockaddrStorage::from(d.2)))
+        .collect();
+    let no_control: [ControlMessage<'_>; 0] = [];
+    match sendmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        &slices,
+        &addresses,
+        no_control,
+        MsgFlags::empty(),
+    ) {
+        Ok(sent) => sent.count(),
+        Err(_) => 0,
+    }
+}
+
+/// One `recvmmsg` (`MSG_DONTWAIT`) into `buffers`: for each datagram, its length, where it
+/// came from and whether it was cut short. Empty when nothing is waiting, or on any error
+/// (the next blocking receive sees it).
+fn receive_many(
+    socket: &UdpSocket,
+    buffers: &mut [Vec<u8>],
+) -> Vec<(usize, Option<SocketAddr>, bool)> {
+    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(buffers.len(), None);
+    let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
+        .iter_mut()
+        .map(|b| [IoSliceMut::new(&mut b[..])])
+        .collect();
+    let Ok(received) = recvmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    ) else {
+        return Vec::new();
+    };
+    received
+        .map(|m| {
+            let from = m.address.and_then(|a| match a.as_sockaddr_in() {
+                Some(v4) => Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4))),
+                None => a
+                    .as_sockaddr_in6()
+                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6))),
+            });
+            (m.bytes, from, m.flags.contains(MsgFlags::MSG_TRUNC))
+        })
+        .collect()
+}
+
+/// The most datagrams taken in one `recvmmsg`.
+const BURST: usize = 32;
+
+/// Buffers for [`Burst::drain`], allocated once.
+struct Burst {
+    buffers: Vec<Vec<u8>>,
+}
+
+impl Burst {
+    fn new() -> Self {
+        Burst {
+            buffers: (0..BURST).map(|_| vec![0u8; 65_535]).collect(),
+        }
+    }
+
+    /// The datagrams waiting on `socket` now, without blocking, in one system call (Linux's
+    /// `recvmmsg` through `nix`): under load, replies arrive faster than one `recvfrom` each
+    /// can take them.
+    fn drain(&mut self, socket: &UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
+        receive_many(socket, &mut self.buffers)
+            .into_iter()
+            .zip(&self.buffers)
+            // A datagram cut short, or from an address that is not IP, answers nothing.
+            .filter_map(|((n, from, cut), buffer)| {
+                Some((buffer[..n].to_vec(), from.filter(|_| !cut)?))
+            })
+            .collect()
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -466,6 +564,8 @@ impl<'a> Engine<'a> {
             silent_in_a_row: HashMap::new(),
             dead: HashSet::new(),
             buf: vec![0u8; 65_535],
+            read_timeouts: [None, None],
+            burst: Burst::new(),
         }
     }
 
@@ -508,11 +608,13 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sends queued questions until the window is full.
+    /// Sends queued questions until the window is full: encoded and put in flight one by
+    /// one, then sent together (one `sendmmsg` per address family).
     fn fill_window(&mut self) {
+        let mut batch: Vec<(u16, Vec<u8>, SocketAddr)> = Vec::new();
         while self.flights.len() < self.settings.window {
             let Some((index, attempt)) = self.queue.pop_front() else {
-                return;
+                break;
             };
             if self.results[index].is_some() {
                 continue;
@@ -522,10 +624,92 @@ impl<'a> Engine<'a> {
                 self.give_up_unasked(index, server);
                 continue;
             }
-            if let Sent::BufferFull = self.send(index, attempt) {
-                // A full send buffer is a lost packet like any other: retried on schedule.
+            let ready = if server.is_ipv4() { &self.v4 } else { &self.v6 };
+            if ready.socket().is_none() {
+                // Fails the question with the family's reason.
+                self.send(index, attempt);
+                continue;
+            }
+            let id = self.unused_id();
+            match encode_query(id, &self.questions[index]) {
+                Ok(bytes) => {
+                    self.fly(id, index, attempt);
+                    batch.push((id, bytes, server));
+                }
+                Err(e) => self.finish(index, Err(DnsError::Malformed(e.to_string()))),
+            }
+        }
+        for v6 in [false, true] {
+            let family: Vec<_> = batch.iter().filter(|d| d.2.is_ipv6() == v6).collect();
+            if !family.is_empty() {
+                self.send_all(v6, &family);
+            }
+        }
+    }
+
+    /// Puts attempt `attempt` of question `index` in flight under `id`.
+    fn fly(&mut self, id: u16, index: usize, attempt: u32) {
+        let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
+        let flight = Flight {
+            index,
+            attempt,
+            deadline: Instant::now() + timeout,
+        };
+        self.flights.insert(id, flight);
+    }
+
+    /// Sends datagrams already in flight in one `sendmmsg`; what it did not take is sent one
+    /// by one, and what cannot be sent leaves the flights (back in the queue when the send
+    /// buffer is full, finished with the reason otherwise).
+    fn send_all(&mut self, v6: bool, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) {
+        let socket = if v6 { &self.v6 } else { &self.v4 };
+        let Some(socket) = socket.socket() else {
+            return;
+        };
+        let sent = send_many(socket, datagrams);
+        let mut results: Vec<std::io::Result<usize>> = (0..sent).map(|_| Ok(0)).collect();
+        let mut full = false;
+        for (_, bytes, server) in &datagrams[sent..] {
+            // After a full buffer, the rest are not tried now: they go back to the queue.
+            let result = if full {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                socket.send_to(bytes, server)
+            };
+            full |= matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+            results.push(result);
+        }
+        for (&&(id, _, server), result) in datagrams.iter().zip(results) {
+            self.sent(id, server, result);
+        }
+    }
+
+    /// Counts a datagram sent, or takes it out of flight when it could not be.
+    fn sent(&mut self, id: u16, server: SocketAddr, result: std::io::Result<usize>) {
+        let Some(flight) = self.flights.get(&id) else {
+            return;
+        };
+        let (index, attempt) = (flight.index, flight.attempt);
+        match result {
+            Ok(_) => {
+                self.stats.sent += 1;
+                if attempt > 1 {
+                    self.stats.retries += 1;
+                }
+            }
+            // A full send buffer is a lost packet like any other: retried on schedule.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.flights.remove(&id);
                 self.queue.push_back((index, attempt));
-                return;
+            }
+            Err(source) if family_unavailable(&source) => {
+                self.flights.remove(&id);
+                let reason = source.to_string();
+                self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
+            }
+            Err(source) => {
+                self.flights.remove(&id);
+                self.finish(index, Err(DnsError::Io { server, source }));
             }
         }
     }
@@ -609,17 +793,33 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Waits up to `wait` for one datagram and handles it; `None` when nothing came.
+    /// Waits up to `wait` for one datagram, then takes every other one already waiting (up
+    /// to [`BURST`], in one `recvmmsg`), and handles them; `None` when nothing came.
     fn receive(&mut self, v6: bool, wait: Duration) -> Option<()> {
         let socket = if v6 {
             self.v6.socket()
         } else {
             self.v4.socket()
         }?;
-        socket.set_read_timeout(Some(wait)).ok()?;
+        // The timeout is set once per socket and wait: a system call per reply otherwise.
+        if self.read_timeouts[usize::from(v6)] != Some(wait) {
+            socket.set_read_timeout(Some(wait)).ok()?;
+            self.read_timeouts[usize::from(v6)] = Some(wait);
+        }
         let (n, from) = socket.recv_from(&mut self.buf).ok()?;
-        let message = self.buf[..n].to_vec();
-        let id = wire::id(&message)?;
+        let first = self.buf[..n].to_vec();
+        let more = self.burst.drain(socket);
+        self.handle(&first, from);
+        for (message, from) in more {
+            self.handle(&message, from);
+        }
+        Some(())
+    }
+
+    /// One datagram that came in: the answer to a question in flight, or ignored.
+    fn handle(&mut self, message: &[u8], from: SocketAddr) -> Option<()> {
+        let n = message.len();
+        let id = wire::id(message)?;
         // The current attempt's ID, or an earlier attempt's: a reply that is merely late
         // still answers the question.
         let (index, current) = match self.flights.get(&id) {
@@ -639,15 +839,15 @@ impl<'a> Engine<'a> {
         if from != question.server || n < 12 || message[2] & 0x80 == 0 {
             return Some(());
         }
-        let result = if wire::truncated(&message) {
+        let result = if wire::truncated(message) {
             self.stats.tcp += 1;
             tcp_query(question, id, self.settings.timeout * 4)
         } else {
-            parse_response(&message, question).map_err(|e| DnsError::Malformed(e.to_string()))
+            parse_response(message, question).map_err(|e| DnsError::Malformed(e.to_string()))
         };
         // A reply that does not answer this question (a stale reply to a reused ID) is
         // ignored; the question stays in flight until its own reply or its timeout.
-        if matches!(result, Err(DnsError::Malformed(_))) && !wire::truncated(&message) {
+        if matches!(result, Err(DnsError::Malformed(_))) && !wire::truncated(message) {
             return Some(());
         }
         if current {

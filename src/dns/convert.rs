@@ -56,7 +56,17 @@ pub fn empty(owner: &Fqdn, rtype: RecordType, class: DNSClass) -> Result<Record,
 
 /// One wire record in the vocabulary, if it is of a type this tool handles.
 pub fn from_record(record: &Record) -> Option<(Fqdn, u32, Rdata)> {
-    let data = match record.data() {
+    let data = from_rdata(record.data())?;
+    Some((
+        Fqdn::from_absolute(&record.name().to_ascii()),
+        record.ttl(),
+        data,
+    ))
+}
+
+/// Record data in the vocabulary, if it is of a type this tool handles.
+pub fn from_rdata(data: &RData) -> Option<Rdata> {
+    Some(match data {
         RData::A(a) => Rdata::A(a.0),
         RData::AAAA(a) => Rdata::Aaaa(a.0),
         RData::SRV(s) => Rdata::Srv(Srv {
@@ -67,10 +77,5 @@ pub fn from_record(record: &Record) -> Option<(Fqdn, u32, Rdata)> {
         }),
         RData::CNAME(c) => Rdata::Cname(Fqdn::from_absolute(&c.0.to_ascii())),
         _ => return None,
-    };
-    Some((
-        Fqdn::from_absolute(&record.name().to_ascii()),
-        record.ttl(),
-        data,
-    ))
+    })
 }

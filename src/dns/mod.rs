@@ -3,6 +3,7 @@
 pub mod authority;
 pub mod batch;
 pub mod convert;
+pub mod encoder;
 pub mod gss;
 pub mod tkey;
 pub mod transfer;

@@ -2,11 +2,8 @@
 
 use std::ops::Range;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{DNSClass, RecordType as HType};
-
+use crate::dns::encoder::{Section, UpdateEncoder, CLASS_ANY, CLASS_NONE};
 use crate::dns::DnsError;
-use crate::dns::{convert, wire};
 use crate::records::{Fqdn, RecordSet, RecordType};
 
 /// The largest DNS message over TCP.
@@ -35,51 +32,44 @@ pub struct RrsetEdit<'a> {
 ///
 /// Changes that do not fit in 65,535 bytes are an error, never a silently shortened message.
 pub fn message(zone: &Fqdn, edits: &[RrsetEdit<'_>], id: u16) -> Result<Vec<u8>, DnsError> {
-    encode(zone, edits, id)?.ok_or_else(|| {
-        DnsError::Malformed(format!(
+    let mut encoder = UpdateEncoder::new(zone, id)?;
+    for edit in edits {
+        push(&mut encoder, edit)?;
+    }
+    if encoder.len() > MAX_MESSAGE {
+        return Err(DnsError::Malformed(format!(
             "{} change(s) do not fit in one UPDATE message of {MAX_MESSAGE} bytes",
             edits.len()
-        ))
-    })
+        )));
+    }
+    encoder.finish()
 }
 
-/// The encoded message, or `None` when it does not fit in 65,535 bytes (hickory then drops
-/// the records that did not fit and sets TC: such a message must never be sent).
-fn encode(zone: &Fqdn, edits: &[RrsetEdit<'_>], id: u16) -> Result<Option<Vec<u8>>, DnsError> {
-    let mut m = Message::new();
-    m.set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Update);
-    m.add_query(Query::query(convert::name(zone)?, HType::SOA));
-    for edit in edits {
-        match edit.before {
-            Some(before) => {
-                m.add_answers(convert::records(before, 0)?);
-                m.add_name_server(convert::empty(edit.name, edit.rtype, DNSClass::ANY)?);
+/// Appends one edit: its prerequisite, then its update records.
+fn push(encoder: &mut UpdateEncoder, edit: &RrsetEdit<'_>) -> Result<(), DnsError> {
+    match edit.before {
+        Some(before) => {
+            for data in before.records() {
+                encoder.record(Section::Prerequisite, &before.name, 0, data)?;
             }
-            None => {
-                m.add_answer(convert::empty(edit.name, edit.rtype, DNSClass::NONE)?);
-            }
+            encoder.empty_record(Section::Update, edit.name, edit.rtype, CLASS_ANY)?;
         }
-        if let Some(after) = edit.after {
-            m.add_name_servers(convert::records(after, after.ttl)?);
+        None => encoder.empty_record(Section::Prerequisite, edit.name, edit.rtype, CLASS_NONE)?,
+    }
+    if let Some(after) = edit.after {
+        for data in after.records() {
+            encoder.record(Section::Update, &after.name, after.ttl, data)?;
         }
     }
-    let bytes = m
-        .to_vec()
-        .map_err(|e| DnsError::Malformed(format!("encoding the UPDATE: {e}")))?;
-    Ok((!wire::truncated(&bytes)).then_some(bytes))
+    Ok(())
 }
 
 /// Splits `edits` into consecutive runs that each fit in `max_bytes` as one message,
 /// using as few messages as possible: encoded size only grows with the run, so taking the
 /// longest run that fits each time is optimal for order-preserving splits.
 ///
-/// Encoding is what costs (hickory's name compression scans every stored name), so the
-/// longest run is searched from a guess: the length of the previous run (runs of similar
-/// changes are alike), first a short prefix's size scaled up to `max_bytes`. From the guess,
-/// steps of 1, 2, 4, ... find a bracket, then bisection: two encodings per run when the guess
-/// is right, a few more when it is off.
+/// Each edit is encoded once: appended to the message being filled, and when that makes it
+/// too long, rolled back and begun again in the next message.
 pub fn batches(
     zone: &Fqdn,
     edits: &[RrsetEdit<'_>],
@@ -94,75 +84,39 @@ pub fn batches(
 /// A run of edits and its encoded UPDATE (ID 0; see [`with_id`]).
 pub type EncodedRun = (Range<usize>, Vec<u8>);
 
-/// [`batches`], each run with its encoded message, which the search has already built:
+/// [`batches`], each run with its encoded message, which the split has already built:
 /// sending it costs no second encoding.
 pub fn batches_encoded(
     zone: &Fqdn,
     edits: &[RrsetEdit<'_>],
     max_bytes: usize,
 ) -> Result<Vec<EncodedRun>, DnsError> {
-    // The message for start..end when it fits.
-    let fitting = |start: usize, end: usize| -> Result<Option<Vec<u8>>, DnsError> {
-        Ok(encode(zone, &edits[start..end], 0)?.filter(|m| m.len() <= max_bytes))
-    };
-    let mut guess = first_guess(zone, edits, max_bytes)?;
+    let limit = max_bytes.min(MAX_MESSAGE);
     let mut out = Vec::new();
+    let mut encoder = UpdateEncoder::new(zone, 0)?;
     let mut start = 0;
-    while start < edits.len() {
-        let Some(mut kept) = fitting(start, start + 1)? else {
-            let c = &edits[start];
+    for (index, edit) in edits.iter().enumerate() {
+        let mark = encoder.mark();
+        push(&mut encoder, edit)?;
+        if encoder.len() <= limit {
+            continue;
+        }
+        if index > start {
+            encoder.rollback(mark);
+            let full = std::mem::replace(&mut encoder, UpdateEncoder::new(zone, 0)?);
+            out.push((start..index, full.finish()?));
+            start = index;
+            push(&mut encoder, edit)?;
+        }
+        if encoder.len() > limit {
             return Err(DnsError::Malformed(format!(
                 "the change of {} {} alone does not fit in one UPDATE message",
-                c.name, c.rtype
+                edit.name, edit.rtype
             )));
-        };
-        // start..low fits (its message is `kept`); no run longer than start..high does.
-        let (mut low, mut high) = (start + 1, edits.len());
-        let probe = (start + guess).min(high);
-        if probe > low {
-            if let Some(m) = fitting(start, probe)? {
-                (low, kept) = (probe, m);
-                let mut step = 1;
-                while low < high {
-                    let next = (low + step).min(high);
-                    match fitting(start, next)? {
-                        Some(m) => {
-                            (low, kept) = (next, m);
-                            step *= 2;
-                        }
-                        None => {
-                            high = next - 1;
-                            break;
-                        }
-                    }
-                }
-            } else {
-                high = probe - 1;
-                let mut step = 1;
-                while low < high {
-                    let next = high.saturating_sub(step).max(low);
-                    if next == low {
-                        break;
-                    }
-                    if let Some(m) = fitting(start, next)? {
-                        (low, kept) = (next, m);
-                        break;
-                    }
-                    high = next - 1;
-                    step *= 2;
-                }
-            }
         }
-        while low < high {
-            let mid = (low + high).div_ceil(2);
-            match fitting(start, mid)? {
-                Some(m) => (low, kept) = (mid, m),
-                None => high = mid - 1,
-            }
-        }
-        out.push((start..low, kept));
-        guess = low - start;
-        start = low;
+    }
+    if start < edits.len() {
+        out.push((start..edits.len(), encoder.finish()?));
     }
     Ok(out)
 }
@@ -175,22 +129,42 @@ pub fn with_id(mut message: Vec<u8>, id: u16) -> Vec<u8> {
     message
 }
 
-/// How many edits a first message may hold: the size of up to 32 of them, scaled up.
-fn first_guess(zone: &Fqdn, edits: &[RrsetEdit<'_>], max_bytes: usize) -> Result<usize, DnsError> {
-    let sample = edits.len().min(32);
-    let empty = message(zone, &[], 0)?.len();
-    Ok(match encode(zone, &edits[..sample], 0)? {
-        Some(m) if m.len() > empty => {
-            (max_bytes.saturating_sub(empty) * sample / (m.len() - empty)).max(1)
-        }
-        _ => 1,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::{convert, wire};
     use crate::records::Rdata;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{DNSClass, RecordType as HType};
+
+    /// The encoder this module used before its own (hickory's `BinEncoder`), kept as the
+    /// reference the new one must agree with record for record. `None` when it does not fit
+    /// in 65,535 bytes.
+    fn hickory_encode(zone: &Fqdn, edits: &[RrsetEdit<'_>], id: u16) -> Option<Vec<u8>> {
+        let mut m = Message::new();
+        m.set_id(id)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Update);
+        m.add_query(Query::query(convert::name(zone).unwrap(), HType::SOA));
+        for edit in edits {
+            match edit.before {
+                Some(before) => {
+                    m.add_answers(convert::records(before, 0).unwrap());
+                    m.add_name_server(
+                        convert::empty(edit.name, edit.rtype, DNSClass::ANY).unwrap(),
+                    );
+                }
+                None => {
+                    m.add_answer(convert::empty(edit.name, edit.rtype, DNSClass::NONE).unwrap());
+                }
+            }
+            if let Some(after) = edit.after {
+                m.add_name_servers(convert::records(after, after.ttl).unwrap());
+            }
+        }
+        let bytes = m.to_vec().unwrap();
+        (!wire::truncated(&bytes)).then_some(bytes)
+    }
 
     fn srv_set(i: usize) -> RecordSet {
         srv_set_of(i, 3)
@@ -258,11 +232,7 @@ mod tests {
     /// The longest run from each start by plain bisection over the whole rest: the reference
     /// the guessing search must agree with.
     fn bisected(zone: &Fqdn, changes: &[RrsetEdit<'_>], limit: usize) -> Vec<Range<usize>> {
-        let fits = |r: Range<usize>| {
-            encode(zone, &changes[r], 0)
-                .unwrap()
-                .is_some_and(|m| m.len() <= limit)
-        };
+        let fits = |r: Range<usize>| message(zone, &changes[r], 0).is_ok_and(|m| m.len() <= limit);
         let mut out = Vec::new();
         let mut start = 0;
         while start < changes.len() {
@@ -303,6 +273,148 @@ mod tests {
                 with_id(encoded, 0x1234),
                 message(&zone, &changes[run], 0x1234).unwrap()
             );
+        }
+    }
+
+    /// A mix of every record type and every kind of edit, in several zones' worth of names.
+    fn mixed_sets() -> Vec<RecordSet> {
+        let mut sets = Vec::new();
+        for i in 0..1500 {
+            let name = Fqdn::parse(&format!("host{i}.sub{}.contoso.com", i % 7)).unwrap();
+            let (rtype, values) = match i % 4 {
+                0 => (RecordType::A, vec![format!("192.0.2.{}", i % 250)]),
+                1 => (RecordType::Aaaa, vec![format!("2001:db8::{i:x}")]),
+                2 => (
+                    RecordType::Cname,
+                    vec![format!("target{}.contoso.com.", i % 3)],
+                ),
+                _ => (
+                    RecordType::Srv,
+                    (1..=1 + i % 4)
+                        .map(|p| format!("{p} 0 5269 edgepool{p}.sub{}.contoso.com.", i % 5))
+                        .collect(),
+                ),
+            };
+            let records = values
+                .iter()
+                .map(|v| Rdata::parse(rtype, v).unwrap())
+                .collect();
+            sets.push(RecordSet::new(name, rtype, 300 + i as u32, records).unwrap());
+        }
+        sets
+    }
+
+    /// Creates, updates (from the next set's data onto this name) and deletes, in turn.
+    fn mixed_edits<'a>(sets: &'a [RecordSet], olds: &'a [RecordSet]) -> Vec<RrsetEdit<'a>> {
+        sets.iter()
+            .zip(olds)
+            .enumerate()
+            .map(|(i, (set, old))| match i % 3 {
+                0 => create(set),
+                1 => RrsetEdit {
+                    before: Some(old),
+                    ..create(set)
+                },
+                _ => RrsetEdit {
+                    before: Some(old),
+                    after: None,
+                    ..create(set)
+                },
+            })
+            .collect()
+    }
+
+    /// Each set's name and type with other data: what an update or delete finds.
+    fn older(sets: &[RecordSet]) -> Vec<RecordSet> {
+        sets.iter()
+            .map(|s| {
+                let data = match s.rtype {
+                    RecordType::A => "198.51.100.1",
+                    RecordType::Aaaa => "2001:db8::1",
+                    RecordType::Cname => "old.contoso.com.",
+                    RecordType::Srv => "0 0 5269 old.contoso.com.",
+                };
+                let records = vec![Rdata::parse(s.rtype, data).unwrap()];
+                RecordSet::new(s.name.clone(), s.rtype, 60, records).unwrap()
+            })
+            .collect()
+    }
+
+    /// Every SRV record's RDATA holds its target whole (RFC 2782), checked on the bytes.
+    fn assert_srv_targets_uncompressed(bytes: &[u8]) {
+        let mut r = wire::Reader::at(bytes, 12);
+        r.name().unwrap();
+        r.bytes(4).unwrap();
+        let records = (6..12)
+            .step_by(2)
+            .map(|at| u16::from_be_bytes([bytes[at], bytes[at + 1]]) as usize)
+            .sum::<usize>();
+        for _ in 0..records {
+            r.name().unwrap();
+            let rtype = r.u16().unwrap();
+            r.bytes(6).unwrap();
+            let length = r.u16().unwrap() as usize;
+            let rdata = r.bytes(length).unwrap();
+            if rtype == 33 && length > 0 {
+                let target = wire::Reader::at(rdata, 6).name().unwrap();
+                let whole = wire::name_to_wire(&target).unwrap();
+                assert_eq!(&rdata[6..], &whole[..], "SRV target {target} compressed");
+            }
+        }
+    }
+
+    #[test]
+    fn every_message_decodes_to_the_records_of_hickorys_encoder() {
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let sets = mixed_sets();
+        let olds = older(&sets);
+        let edits = mixed_edits(&sets, &olds);
+        for limit in [MAX_MESSAGE - 606, 20_000, 3_000] {
+            let runs = batches_encoded(&zone, &edits, limit).unwrap();
+            assert!(runs.len() > 1, "{limit}: {} run(s)", runs.len());
+            for (run, bytes) in runs {
+                assert!(bytes.len() <= limit);
+                assert_srv_targets_uncompressed(&bytes);
+                let ours = Message::from_vec(&with_id(bytes, 0x4242)).unwrap();
+                let reference = hickory_encode(&zone, &edits[run.clone()], 0x4242).unwrap();
+                let reference = Message::from_vec(&reference).unwrap();
+                assert_eq!(ours.header(), reference.header(), "{run:?}");
+                assert_eq!(ours.queries(), reference.queries());
+                assert_eq!(ours.answers(), reference.answers(), "{run:?}");
+                assert_eq!(ours.name_servers(), reference.name_servers(), "{run:?}");
+                assert!(ours.additionals().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn the_benchs_2000_creates_take_the_fewest_messages_five() {
+        let zone = Fqdn::parse("example.test").unwrap();
+        let sets: Vec<RecordSet> = (1..=2000)
+            .map(|i| {
+                let name = Fqdn::parse(&format!("_xmpp-server._tcp.d{i:04}.example.test")).unwrap();
+                let records = (1..=3)
+                    .map(|p| {
+                        let text = format!("{} 0 5269 edgepool{p}.example.test.", p * 10);
+                        Rdata::parse(RecordType::Srv, &text).unwrap()
+                    })
+                    .collect();
+                RecordSet::new(name, RecordType::Srv, 3600, records).unwrap()
+            })
+            .collect();
+        let changes = creates(&sets);
+        // rfc2136's room for the TSIG RR.
+        let runs = batches_encoded(&zone, &changes, MAX_MESSAGE - 606).unwrap();
+        assert_eq!(
+            runs.len(),
+            5,
+            "{:?}",
+            runs.iter().map(|r| &r.0).collect::<Vec<_>>()
+        );
+        for (run, bytes) in &runs {
+            let decoded = Message::from_vec(bytes).unwrap();
+            assert_eq!(decoded.answers().len(), run.len());
+            assert_eq!(decoded.name_servers().len(), 3 * run.len());
         }
     }
 

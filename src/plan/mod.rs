@@ -140,14 +140,40 @@ impl Plan {
 /// SHA-256 over the canonical JSON of a value (maps are BTreeMaps and lists are sorted, so
 /// the same content always gives the same bytes).
 pub fn checksum<T: Serialize + ?Sized>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).expect("plan values serialize");
-    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    // The JSON is streamed into the digest: a 10,000-change plan is 10 MB that need not be
+    // held at once.
+    let mut sink = std::io::BufWriter::with_capacity(64 * 1024, DigestSink::default());
+    serde_json::to_writer(&mut sink, value).expect("plan values serialize");
+    let Ok(sink) = sink.into_inner() else {
+        unreachable!("the digest sink cannot fail")
+    };
+    let digest = sink.0.finish();
     let mut text = String::with_capacity(7 + 64);
     text.push_str("sha256:");
     for byte in digest.as_ref() {
         text.push_str(&format!("{byte:02x}"));
     }
     text
+}
+
+/// An `io::Write` that feeds SHA-256.
+struct DigestSink(ring::digest::Context);
+
+impl Default for DigestSink {
+    fn default() -> Self {
+        DigestSink(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+}
+
+impl std::io::Write for DigestSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The saved-plan file (`plan --out`), a stable JSON schema documented in the README.

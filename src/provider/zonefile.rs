@@ -23,6 +23,8 @@ use crate::plan::{Change, Drift, ZoneState};
 use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RecordSet, RecordType, RrKey};
 
+mod managed;
+
 /// What can go wrong with a zone file.
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneFileError {
@@ -92,21 +94,31 @@ impl ZoneFileProvider {
     }
 
     fn load(&self, zone: &Fqdn) -> Result<LoadedZone, ZoneFileError> {
+        let text = self.text(zone)?;
+        self.parse(zone, &text)
+    }
+
+    fn text(&self, zone: &Fqdn) -> Result<String, ZoneFileError> {
         let path = self.path(zone)?;
-        let text = fs::read_to_string(path).map_err(|source| ZoneFileError::ReadFile {
+        fs::read_to_string(path).map_err(|source| ZoneFileError::ReadFile {
             path: path.to_path_buf(),
             source,
-        })?;
+        })
+    }
+
+    /// The whole file through hickory's parser: what a rewrite starts from.
+    fn parse(&self, zone: &Fqdn, text: &str) -> Result<LoadedZone, ZoneFileError> {
+        let path = self.path(zone)?;
         let origin = Name::from_ascii(zone.as_str()).map_err(|e| ZoneFileError::BadZone {
             path: path.to_path_buf(),
             message: format!("zone name {zone}: {e}"),
         })?;
-        let sets = parse_zone(&text, path, &origin)?;
+        let sets = parse_zone(text, path, &origin)?;
         Ok(LoadedZone {
             path: path.to_path_buf(),
             origin,
-            soa_ttl: soa_ttl(&text),
-            misread_line: scan(&text).iter().position(|l| l.misread).map(|i| i + 1),
+            soa_ttl: soa_ttl(text),
+            misread_line: scan(text).iter().position(|l| l.misread).map(|i| i + 1),
             sets,
         })
     }
@@ -285,6 +297,26 @@ fn to_record_set(set: &HRecordSet) -> Option<RecordSet> {
     RecordSet::new(fqdn(set.name()), rtype, ttl, records).ok()
 }
 
+/// The RRsets of `keys` among hickory's parse of a whole file.
+fn managed_sets(
+    sets: &BTreeMap<HRrKey, HRecordSet>,
+    keys: &BTreeSet<RrKey>,
+) -> BTreeMap<RrKey, RecordSet> {
+    let mut rrsets = BTreeMap::new();
+    for set in sets.values() {
+        let Some(rtype) = our_type(set.record_type()) else {
+            continue;
+        };
+        let key = RrKey::new(fqdn(set.name()), rtype);
+        if keys.contains(&key) {
+            if let Some(converted) = to_record_set(set) {
+                rrsets.insert(key, converted);
+            }
+        }
+    }
+    rrsets
+}
+
 /// The next SOA serial: date-based `YYYYMMDDnn` when the old one looks like one, else +1.
 pub fn next_serial(old: u32, today: u32) -> u32 {
     let date = old / 100;
@@ -376,21 +408,17 @@ impl Provider for ZoneFileProvider {
         "zonefile"
     }
 
+    /// Only the managed RRsets, by [`managed::read`] when the file's layout allows, else from
+    /// hickory's parse of the whole file.
     fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
-        let loaded = self.load(zone)?;
-        let mut rrsets = BTreeMap::new();
-        for set in loaded.sets.values() {
-            let Some(rtype) = our_type(set.record_type()) else {
-                continue;
-            };
-            let key = RrKey::new(fqdn(set.name()), rtype);
-            if keys.contains(&key) {
-                if let Some(converted) = to_record_set(set) {
-                    rrsets.insert(key, converted);
-                }
-            }
+        let text = self.text(zone)?;
+        if let Some(rrsets) = managed::read(&text, zone, keys) {
+            return Ok(ZoneState { rrsets });
         }
-        Ok(ZoneState { rrsets })
+        let loaded = self.parse(zone, &text)?;
+        Ok(ZoneState {
+            rrsets: managed_sets(&loaded.sets, keys),
+        })
     }
 
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
