@@ -59,6 +59,15 @@ changed but not verified (the pool did not answer XMPP, or a server did not serv
         after_help = "Examples:\n  xmppdns failback topology.json\n  xmppdns failback topology.json --stage dns --yes"
     )]
     Failback(FailbackArgs),
+    /// Lower the TTLs a move touches ahead of a planned move, and say when remote caches can
+    /// no longer hold the old answers (run again: the time left; nothing changes).
+    #[command(after_help = "Examples:
+  xmppdns drain topology.json --ttl 60 --yes      (an hour or more before the move)
+  xmppdns drain topology.json                    (again: the time left)")]
+    Drain(DrainArgs),
+    /// Restore the topology's TTLs after a drain and the move.
+    #[command(after_help = "Examples:\n  xmppdns settle topology.json --yes")]
+    Settle(SettleArgs),
     /// Restore the RRsets an earlier apply replaced, if they still hold what it wrote.
     #[command(after_help = "Examples:
   xmppdns rollback topology.json            (the last command's changes)
@@ -130,6 +139,53 @@ pub struct ApplyArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// The journal to append to (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DrainArgs {
+    /// The topology JSON file.
+    pub topology: PathBuf,
+    /// The lowered TTL in seconds (1 to 3600).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub ttl: u32,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Apply even a plan the safety check refuses.
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for every authoritative server to serve the lower TTL (1 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait: u64,
+    /// An authoritative server to check (repeatable; adds to the topology's `nameservers`).
+    #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SettleArgs {
+    /// The topology JSON file.
+    pub topology: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Apply even a plan the safety check refuses.
+    #[arg(long)]
+    pub force: bool,
+    /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
     /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
@@ -324,4 +380,7 @@ pub struct MoveOptions {
     /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// After verify, write its result and the times (`authoritative_at`, `world_at`) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub summary: Option<std::path::PathBuf>,
 }

@@ -32,6 +32,8 @@ fn run(command: Command) -> Result<u8, Error> {
         Command::Failover(args) => commands::failover(args, look),
         Command::Failback(args) => commands::failback(args, look),
         Command::Rollback(args) => commands::rollback(args, look),
+        Command::Drain(args) => commands::drain(args, look),
+        Command::Settle(args) => commands::settle(args, look),
         Command::Keygen(args) => commands::keygen(args),
         Command::Audit(args) => commands::audit(args, look),
         Command::Init(args) => commands::init(args),

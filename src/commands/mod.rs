@@ -5,6 +5,7 @@
 mod apply;
 mod audit;
 mod docs;
+mod drain;
 mod journal;
 mod keygen;
 mod moves;
@@ -19,6 +20,7 @@ use xmppdns::{app, Error};
 pub(crate) use apply::{apply, rollback};
 pub(crate) use audit::{audit, init};
 pub(crate) use docs::{completions, man};
+pub(crate) use drain::{drain, settle};
 pub(crate) use journal::journal;
 pub(crate) use keygen::keygen;
 pub(crate) use moves::{failback, failover};
@@ -48,6 +50,8 @@ pub(crate) fn record_reason(command: &crate::cli::Command) {
         Command::Rollback(args) => &args.reason,
         Command::Failover(args) => &args.move_options.reason,
         Command::Failback(args) => &args.move_options.reason,
+        Command::Drain(args) => &args.reason,
+        Command::Settle(args) => &args.reason,
         _ => &None,
     };
     if let Some(reason) = reason {
