@@ -22,6 +22,7 @@ const TOPOLOGY: &[&str] = &[
     "provider",
     "srv_leader",
     "nameservers",
+    "rto_seconds",
 ];
 const POOL: &[&str] = &[
     "name",
@@ -47,6 +48,7 @@ const RFC2136: &[&str] = &[
     "transfer_key_env",
     "timeout_ms",
     "attempts",
+    "notify",
 ];
 const POWERDNS: &[&str] = &[
     "kind",

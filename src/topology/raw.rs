@@ -28,6 +28,9 @@ pub(super) struct RawTopology {
     pub(super) srv_leader: Option<String>,
     #[serde(default)]
     pub(super) nameservers: Vec<String>,
+    /// The recovery time objective: audit rule 23 warns of TTLs above it.
+    #[serde(default)]
+    pub(super) rto_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +115,8 @@ pub(super) struct RawRfc2136 {
     pub(super) timeout_ms: Option<u64>,
     #[serde(default)]
     pub(super) attempts: Option<u64>,
+    #[serde(default)]
+    pub(super) notify: bool,
 }
 
 #[derive(Deserialize)]

@@ -39,6 +39,10 @@ pub(super) fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -
     let srv = srv::validate(&raw.srv, raw.pools.len(), problems);
     let xmpps_port = srv::xmpps_port(&raw.xmpps, srv.port, problems);
     let provider = provider::validate(raw.provider, &zones, &base, problems);
+    let rto_seconds = raw
+        .rto_seconds
+        .and_then(|r| problems.ranged("rto_seconds", r, 1, MAX_TTL))
+        .map(|r| r as u32);
 
     let (federation_name, federation_zone) = federation?;
     Some(Topology {
@@ -59,6 +63,7 @@ pub(super) fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -
         manage_target_addresses: manage_targets,
         xmpps_port,
         provider,
+        rto_seconds,
     })
 }
 

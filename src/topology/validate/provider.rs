@@ -73,6 +73,7 @@ fn rfc2136(raw: RawRfc2136, base: &Path, problems: &mut Problems) -> Rfc2136Conf
         transfer_key,
         timeout: Duration::from_millis(timeout),
         attempts,
+        notify: raw.notify,
     }
 }
 
