@@ -3,6 +3,7 @@
 pub mod authority;
 pub mod batch;
 pub mod convert;
+pub mod notify;
 pub mod transfer;
 pub mod transport;
 pub mod tsig;
