@@ -53,7 +53,8 @@ impl Notifier {
                 attempts: 2,
                 ..BatchSettings::default()
             };
-            let (found, _) = authority::discover(&[zone.clone()], self.primary, 53, &settings);
+            let (found, _) =
+                authority::discover(std::slice::from_ref(zone), self.primary, 53, &settings);
             servers = found
                 .into_values()
                 .filter_map(Result::ok)
