@@ -34,6 +34,7 @@ fn run(command: Command) -> Result<u8, Error> {
         Command::Rollback(args) => commands::rollback(args, look),
         Command::Drain(args) => commands::drain(args, look),
         Command::Settle(args) => commands::settle(args, look),
+        Command::Drill(args) => commands::drill(args),
         Command::Keygen(args) => commands::keygen(args),
         Command::Audit(args) => commands::audit(args, look),
         Command::Init(args) => commands::init(args),

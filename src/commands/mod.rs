@@ -6,6 +6,7 @@ mod apply;
 mod audit;
 mod docs;
 mod drain;
+mod drill;
 mod journal;
 mod keygen;
 mod moves;
@@ -21,6 +22,7 @@ pub(crate) use apply::{apply, rollback};
 pub(crate) use audit::{audit, init};
 pub(crate) use docs::{completions, man};
 pub(crate) use drain::{drain, settle};
+pub(crate) use drill::drill;
 pub(crate) use journal::journal;
 pub(crate) use keygen::keygen;
 pub(crate) use moves::{failback, failover};
@@ -52,6 +54,7 @@ pub(crate) fn record_reason(command: &crate::cli::Command) {
         Command::Failback(args) => &args.move_options.reason,
         Command::Drain(args) => &args.reason,
         Command::Settle(args) => &args.reason,
+        Command::Drill(args) => &args.reason,
         _ => &None,
     };
     if let Some(reason) = reason {
