@@ -10,6 +10,8 @@
 //! the failover's "every server serves it" time are observed from outside by one watcher that
 //! asks both servers every millisecond, so the two columns are measured the same way.
 //!
+//! `BENCH_NOTIFY=1` sets `"notify": true` on the provider (the floor stays plain nsupdate).
+//!
 //! Run with `bash bench/failover.sh [ROUNDS]` (or `cargo bench --bench failover -- ROUNDS`).
 
 #[path = "../tests/support/mod.rs"]
@@ -203,7 +205,9 @@ fn main() {
         ],
         "srv": {"port": port},
         "nameservers": [bind.addr().to_string(), knot.addr().to_string()],
-        "provider": {"kind": "rfc2136", "server": bind.addr().to_string(), "key_file": "key.conf"}
+        // BENCH_NOTIFY=1: the tool NOTIFYs Knot itself right after each UPDATE.
+        "provider": {"kind": "rfc2136", "server": bind.addr().to_string(), "key_file": "key.conf",
+                     "notify": std::env::var_os("BENCH_NOTIFY").is_some_and(|v| v == "1")}
     });
     let path = dir.path().join("topology.json");
     std::fs::write(&path, serde_json::to_string_pretty(&topology).unwrap()).unwrap();
