@@ -67,6 +67,24 @@ changed but not verified (the pool did not answer XMPP, or a server did not serv
         after_help = "Examples:\n  xmppdns failback topology.json\n  xmppdns failback topology.json --stage dns --yes"
     )]
     Failback(FailbackArgs),
+    /// Lower the TTLs a move touches ahead of a planned move, and say when remote caches can
+    /// no longer hold the old answers (run again: the time left; nothing changes).
+    #[command(after_help = "Examples:
+  xmppdns drain topology.json --ttl 60 --yes      (an hour or more before the move)
+  xmppdns drain topology.json                    (again: the time left)")]
+    Drain(DrainArgs),
+    /// Restore the topology's TTLs after a drain and the move.
+    #[command(after_help = "Examples:\n  xmppdns settle topology.json --yes")]
+    Settle(SettleArgs),
+    /// A disaster-recovery drill: audit, probe, optionally drain, fail over, verify, hold
+    /// while probing, fail back, verify again; writes a report (JSON or HTML).
+    #[command(after_help = "Examples:
+  xmppdns drill topology.json --to EdgePool2 --hold 300 --report drill.html
+  xmppdns drill topology.json --to EdgePool2 --drain --yes --report drill.json
+
+Exit codes: 0 passed, 1 error before the drill started, 5 a step failed (the report says
+where the drill stopped and what state it left).")]
+    Drill(DrillArgs),
     /// Restore the RRsets an earlier apply replaced, if they still hold what it wrote.
     #[command(after_help = "Examples:
   xmppdns rollback topology.json            (the last command's changes)
@@ -161,6 +179,99 @@ pub struct ApplyArgs {
     /// changes each zone has of each action).
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DrainArgs {
+    /// The topology JSON file.
+    pub topology: PathBuf,
+    /// The lowered TTL in seconds (1 to 3600).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub ttl: u32,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Apply even a plan the safety check refuses.
+    #[arg(long)]
+    pub force: bool,
+    /// How long to wait for every authoritative server to serve the lower TTL (1 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub wait: u64,
+    /// An authoritative server to check (repeatable; adds to the topology's `nameservers`).
+    #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    /// The topology JSON file.
+    pub topology: PathBuf,
+    /// The pool to fail over to (and back from).
+    #[arg(long, value_name = "POOL")]
+    pub to: String,
+    /// Seconds to stay on the new pool, probing it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub hold: u64,
+    /// Drain the TTLs first (see `drain`); the drill does not wait for the drain to complete.
+    #[arg(long)]
+    pub drain: bool,
+    /// The drained TTL.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub drain_ttl: u32,
+    /// Never probe the pools: verify checks DNS only.
+    #[arg(long)]
+    pub skip_probe: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Write the report: `.html` for a page, anything else for JSON.
+    #[arg(long, value_name = "FILE.json|FILE.html")]
+    pub report: Option<PathBuf>,
+    /// An authoritative server to check (repeatable; adds to the topology's `nameservers`).
+    #[arg(long = "nameserver", value_name = "ADDR[:PORT]")]
+    pub nameservers: Vec<String>,
+    /// How long each verify waits (1 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub verify_timeout: u64,
+    /// Per-address time limit of the port 5269 probe (1 to 300).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub probe_timeout: u64,
+    /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SettleArgs {
+    /// The topology JSON file.
+    pub topology: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Apply even a plan the safety check refuses.
+    #[arg(long)]
+    pub force: bool,
+    /// The journal (default: TOPOLOGY's folder, `<name>.journal.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -388,4 +499,7 @@ pub struct MoveOptions {
     /// Why (e.g. a change ticket), recorded in the journal with who ran the command.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// After verify, write its result and the times (`authoritative_at`, `world_at`) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub summary: Option<std::path::PathBuf>,
 }

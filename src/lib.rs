@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod clock;
 pub mod dns;
+pub mod drill;
 pub mod error;
 pub mod failover;
 pub mod files;

@@ -273,6 +273,48 @@ fn one_day_ttl_on_the_federation_a_record() {
 }
 
 #[test]
+fn long_negative_caching_while_a_pool_is_not_pre_provisioned() {
+    let doc = audit_case("negative-ttl-not-provisioned", true, "contoso.com", 4);
+    assert!(has(&doc, "22", "warning"), "{doc:#}");
+    // Rule 6 (a pool without its SRV record) is the error; rule 22 says why it matters more.
+    assert!(has(&doc, "6", "error"), "{doc:#}");
+    let text = doc.to_string();
+    assert!(text.contains("negative-caching TTL 86400 s"), "{doc:#}");
+    assert!(text.contains("has no record for EdgePool2"), "{doc:#}");
+    // Pre-provisioned, the same SOA is fine: the correct zone (MINIMUM 300) has no rule 22.
+    let fine = audit_case("correct", true, "contoso.com", 0);
+    assert!(!has(&fine, "22", "warning"), "{fine:#}");
+}
+
+#[test]
+fn ttls_above_the_topologys_rto() {
+    let bind = serve("correct");
+    let ns = bind.addr().to_string();
+    let topology = root().join("fixtures/audit/contoso-rto.json");
+    let output = xmppdns(&[
+        "audit",
+        topology.to_str().unwrap(),
+        "--format",
+        "json",
+        "--nameserver",
+        &ns,
+    ]);
+    assert_exit(&output, 0);
+    let (text, doc) = normalised(&output, &[bind.addr()]);
+    golden("rto-exceeded.json", &text);
+    // The SRV TTL 3600 and the federation A TTL 300 are both above rto_seconds 120.
+    let rule_23: Vec<&Value> = doc["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["findings"].as_array().unwrap())
+        .filter(|f| f["rule"] == "23")
+        .collect();
+    assert_eq!(rule_23.len(), 2, "{doc:#}");
+    assert!(rule_23.iter().all(|f| f["severity"] == "warning"));
+}
+
+#[test]
 fn a_server_serving_an_older_serial() {
     let key = TsigKey::test_key();
     let newer = Bind::primary(&[("contoso.com", &zone_fixture("newer-serial"))], &key);

@@ -110,6 +110,29 @@ fn a_remote_server_follows_provisioning_outage_failover_and_failback() {
     remote.ping();
     assert_eq!(accepted(&pool1), 1, "pool 1 leads after the failback");
     assert_eq!(accepted(&pool2), 1, "pool 2 got nothing more");
+
+    // 5. A DR drill on the same setup, both pools up: over to pool 2 and back, verified, with
+    // a report; afterwards a remote with a fresh cache reaches pool 1 again.
+    let report = lab.dir.path().join("drill.json");
+    lab.xmppdns(&[
+        "drill",
+        lab.topology(),
+        "--to",
+        "EdgePool2",
+        "--hold",
+        "1",
+        "--yes",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(doc["passed"], true, "{doc:#}");
+    assert_eq!(doc["times"].as_array().map(Vec::len), Some(2), "{doc:#}");
+    assert_eq!(lab.federation_a(), [POOL1]);
+    remote = remote.restart();
+    remote.ping();
+    assert_eq!(accepted(&pool1), 2, "pool 1 leads after the drill");
     drop((remote, pool1, pool2));
 }
 

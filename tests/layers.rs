@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["app"],
     &["failover"],
-    &["monitor"],
+    &["monitor", "drill"],
 ];
 
 /// Files that belong to the binary, not the library.

@@ -933,7 +933,7 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
         let serial = match lookup {
             Lookup::Answered(r) if r.rcode == 0 => {
                 r.answers.iter().find_map(|rec| match rec.data {
-                    RecordData::Soa { serial } if &rec.name == zone => Some(serial),
+                    RecordData::Soa { serial, .. } if &rec.name == zone => Some(serial),
                     _ => None,
                 })
             }
@@ -1252,6 +1252,127 @@ fn drift(snapshot: &Snapshot, topology: &Topology) -> Vec<Finding> {
         .collect()
 }
 
+/// Above this negative-caching TTL (seconds), a remote cache told "no such SRV record" keeps
+/// saying it too long for a pool that is not pre-provisioned (rule 22).
+pub const NEGATIVE_TTL_WARNING: u32 = 3600;
+
+/// Rules 22 and 23: what makes a planned move reach remote servers late.
+fn move_readiness(snapshot: &Snapshot, topology: &Topology) -> Vec<Finding> {
+    let mut findings = negative_caching(snapshot, topology);
+    if let Some(rto) = topology.rto_seconds {
+        findings.extend(ttls_above_rto(snapshot, topology, rto));
+    }
+    findings
+}
+
+/// The largest TTL any server served for `name`/`qtype` (records at `name` of that type).
+fn served_ttl(snapshot: &Snapshot, name: &Fqdn, qtype: QueryType) -> Option<u32> {
+    snapshot
+        .all(name, qtype)
+        .iter()
+        .filter_map(|(_, lookup)| match lookup {
+            Lookup::Answered(r) if r.rcode == 0 => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| &r.answers)
+        .filter(|rec| &rec.name == name && rec.rtype == qtype.code())
+        .map(|rec| rec.ttl)
+        .max()
+}
+
+/// Rule 22: a zone whose negative-caching TTL (the smaller of the SOA's TTL and MINIMUM, RFC
+/// 2308) is above an hour while some SIP domain in it lacks a pool's SRV record.
+fn negative_caching(snapshot: &Snapshot, topology: &Topology) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for zone in &topology.zones {
+        let negative = snapshot
+            .all(zone, QueryType::Soa)
+            .iter()
+            .filter_map(|(_, lookup)| match lookup {
+                Lookup::Answered(r) => Some(r),
+                Lookup::Failed(_) => None,
+            })
+            .flat_map(|r| &r.answers)
+            .filter_map(|rec| match rec.data {
+                RecordData::Soa { minimum, .. } if &rec.name == zone => Some(minimum.min(rec.ttl)),
+                _ => None,
+            })
+            .max();
+        let Some(negative) = negative.filter(|n| *n > NEGATIVE_TTL_WARNING) else {
+            continue;
+        };
+        for domain in topology.sip_domains.iter().filter(|d| &d.zone == zone) {
+            let owner = xmpp_owner(&domain.name);
+            let missing = pools_without_srv(snapshot, topology, &owner);
+            if missing.is_empty() {
+                continue;
+            }
+            findings.push(Finding {
+                rule: "22".into(),
+                severity: Severity::Warning,
+                domain: domain.name.clone(),
+                record: format!("{zone} SOA"),
+                message: format!("negative-caching TTL {negative} s while {owner} has no record for {}: a remote cache told \"no such record\" keeps saying it for up to {}", missing.join(", "), human(negative)),
+                fix: format!("pre-provision every pool's SRV record (`xmppdns apply`), or lower the SOA MINIMUM of {zone} to {NEGATIVE_TTL_WARNING} s or less"),
+            });
+        }
+    }
+    findings
+}
+
+/// The pools none of whose SRV records any server serves at `owner`.
+fn pools_without_srv(snapshot: &Snapshot, topology: &Topology, owner: &Fqdn) -> Vec<String> {
+    let targets: BTreeSet<Fqdn> = snapshot
+        .all(owner, QueryType::Srv)
+        .iter()
+        .filter_map(|(_, lookup)| match lookup {
+            Lookup::Answered(r) => Some(r),
+            Lookup::Failed(_) => None,
+        })
+        .flat_map(|r| &r.answers)
+        .filter_map(|rec| match &rec.data {
+            RecordData::Known(Rdata::Srv(srv)) => Some(srv.target.clone()),
+            _ => None,
+        })
+        .collect();
+    topology
+        .pools
+        .iter()
+        .filter(|p| !targets.contains(&p.fqdn))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Rule 23: the federation A/AAAA or an SRV TTL is above the topology's `rto_seconds`.
+fn ttls_above_rto(snapshot: &Snapshot, topology: &Topology, rto: u32) -> Vec<Finding> {
+    let federation = &topology.federation.name;
+    let mut checked = vec![
+        (federation.clone(), federation.clone(), QueryType::A),
+        (federation.clone(), federation.clone(), QueryType::Aaaa),
+    ];
+    for domain in &topology.sip_domains {
+        checked.push((
+            domain.name.clone(),
+            xmpp_owner(&domain.name),
+            QueryType::Srv,
+        ));
+    }
+    checked
+        .into_iter()
+        .filter_map(|(subject, name, qtype)| {
+            let ttl = served_ttl(snapshot, &name, qtype).filter(|t| *t > rto)?;
+            Some(Finding {
+                rule: "23".into(),
+                severity: Severity::Warning,
+                domain: subject,
+                record: format!("{name} {qtype}"),
+                message: format!("TTL {ttl} s is above the topology's rto_seconds {rto}: remote servers may keep the old pool for up to {} after a failover", human(ttl)),
+                fix: format!("lower the TTL to {rto} s or less in the topology and apply, or `xmppdns drain --ttl {rto}` well before a planned move"),
+            })
+        })
+        .collect()
+}
+
 /// The whole audit over a snapshot: every SIP domain, every zone's serials, and with a
 /// topology the federation record and drift.
 pub fn check(
@@ -1271,7 +1392,8 @@ pub fn check(
     if let Some(topology) = topology {
         let fed = check_federation(snapshot, topology);
         reports.insert((fed.name.clone(), Subject::Federation), fed);
-        for finding in drift(snapshot, topology) {
+        let readiness = move_readiness(snapshot, topology);
+        for finding in drift(snapshot, topology).into_iter().chain(readiness) {
             let key = [Subject::SipDomain, Subject::Federation]
                 .into_iter()
                 .map(|k| (finding.domain.clone(), k))

@@ -6,6 +6,8 @@ mod apply;
 mod audit;
 mod certificates;
 mod docs;
+mod drain;
+mod drill;
 mod journal;
 mod keygen;
 mod monitor;
@@ -21,6 +23,8 @@ use xmppdns::{app, Error};
 pub(crate) use apply::{apply, rollback};
 pub(crate) use audit::{audit, init};
 pub(crate) use docs::{completions, man};
+pub(crate) use drain::{drain, settle};
+pub(crate) use drill::drill;
 pub(crate) use journal::journal;
 pub(crate) use keygen::keygen;
 pub(crate) use monitor::monitor;
@@ -51,6 +55,9 @@ pub(crate) fn record_reason(command: &crate::cli::Command) {
         Command::Rollback(args) => &args.reason,
         Command::Failover(args) => &args.move_options.reason,
         Command::Failback(args) => &args.move_options.reason,
+        Command::Drain(args) => &args.reason,
+        Command::Settle(args) => &args.reason,
+        Command::Drill(args) => &args.reason,
         _ => &None,
     };
     if let Some(reason) = reason {

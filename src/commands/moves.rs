@@ -12,6 +12,7 @@ use xmppdns::error::exit;
 use xmppdns::failover::runbook::{self, DnsStep, Stage, VerifyStep};
 use xmppdns::failover::verify::{self, Verification};
 use xmppdns::failover::{self, PreparedFailover, ProbeBefore, TopologyEdit};
+use xmppdns::failover::{drain, seen};
 use xmppdns::journal;
 use xmppdns::plan::render::{self, Look};
 use xmppdns::plan::Plan;
@@ -113,6 +114,7 @@ fn run_move(
         return Ok(already_active(&prepared, &mv.invocation));
     }
     print_heading(&prepared, command, probe_before);
+    print_drain(&prepared, (mv.env.clock)());
     print!("{}", render::table(&prepared.apply.plan, look));
     // The certificate gate comes before the Lync steps: the Access Edge certificate already
     // serves SIP on 5061 while the XMPP service may be down. Not at `--stage dns`: by then the
@@ -168,6 +170,22 @@ fn already_active(prepared: &PreparedFailover, invocation: &str) -> u8 {
         );
     }
     exit::OK
+}
+
+/// Whether a drain made remote caches ready for the move, and if not how long they may keep
+/// using the old pool.
+fn print_drain(prepared: &PreparedFailover, now: u64) {
+    let served_ttl = prepared
+        .apply
+        .plan
+        .changes
+        .iter()
+        .filter_map(|c| c.before.as_ref().map(|b| b.ttl))
+        .max()
+        .unwrap_or(prepared.old_topology.ttl);
+    let (line, warn) = drain::before_move(prepared.drain.as_ref(), served_ttl, now);
+    let prefix = if warn { "Warning: " } else { "" };
+    println!("{prefix}{line}");
 }
 
 /// The move's heading, and what the probe of the new pool found (when it ran).
@@ -393,6 +411,31 @@ impl Move<'_> {
         Ok(code)
     }
 
+    /// `--summary FILE.json`: the verification and its times, for scripts and reports.
+    fn write_summary(
+        &self,
+        topology: &Topology,
+        verification: &Verification,
+        seen: Option<&seen::WhenSeen>,
+    ) -> Result<(), Error> {
+        let Some(path) = &self.flags.summary else {
+            return Ok(());
+        };
+        let doc = serde_json::json!({
+            "command": self.command,
+            "active_pool": topology.active_pool().name,
+            "verified": verification.passed(),
+            "problems": verification.problems(),
+            "propagation": verification.propagation,
+            "authoritative_at": seen.and_then(|s| s.authoritative_at).map(xmppdns::clock::rfc3339),
+            "world_at": seen.and_then(|s| s.world_at).map(xmppdns::clock::rfc3339),
+            "world_bounded_by": seen.map(|s| serde_json::json!({"record": s.bounded_by, "ttl": s.bounding_ttl})),
+        });
+        let mut text = serde_json::to_string_pretty(&doc).expect("summary serializes");
+        text.push('\n');
+        write_output(path, &text)
+    }
+
     fn options_for_journal(&self) -> failover::Options {
         failover::Options {
             to: None,
@@ -425,6 +468,13 @@ impl Move<'_> {
         );
         let verification = verify::verify(&request, &self.env.clock);
         print_verification(&verification, topology);
+        let seen = seen::when_seen(plan, &verification.propagation, verification.started_at);
+        if let Some(seen) = &seen {
+            println!("When the world sees it: {}.", seen.text());
+        }
+        if let Err(e) = self.write_summary(topology, &verification, seen.as_ref()) {
+            eprintln!("warning: {e}");
+        }
         // Once the services run, the certificate is checked again on the XMPP port itself.
         let certificate = (verification.passed() && !self.flags.skip_probe)
             .then(|| super::certificates::recheck(topology, request.probe_timeout))

@@ -86,6 +86,8 @@ pub enum RecordData {
     Known(Rdata),
     Soa {
         serial: u32,
+        /// The negative-caching TTL field (RFC 2308), for audit rule 22.
+        minimum: u32,
     },
     Ns(Fqdn),
     /// Any other type: its number and the RDATA in hex (enough to compare servers).
@@ -122,7 +124,7 @@ impl Response {
             .iter()
             .chain(&self.authority)
             .find_map(|r| match r.data {
-                RecordData::Soa { serial } => Some((r.name.clone(), serial)),
+                RecordData::Soa { serial, .. } => Some((r.name.clone(), serial)),
                 _ => None,
             })
     }
@@ -241,8 +243,14 @@ fn read_record(r: &mut Reader<'_>, message: &[u8]) -> Result<WireRecord, WireErr
         (6, _) => {
             inner.name()?;
             inner.name()?;
+            let serial = inner.u32()?;
+            // refresh, retry, expire, then the minimum.
+            for _ in 0..3 {
+                inner.u32()?;
+            }
             RecordData::Soa {
-                serial: inner.u32()?,
+                serial,
+                minimum: inner.u32()?,
             }
         }
         _ => RecordData::Other {

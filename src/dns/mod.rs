@@ -5,6 +5,7 @@ pub mod batch;
 pub mod convert;
 pub mod encoder;
 pub mod gss;
+pub mod notify;
 pub mod tkey;
 pub mod transfer;
 pub mod transport;

@@ -8,11 +8,13 @@
 //! authoritative server serves the change. The new pool is probed before the DNS change only
 //! when asked (`ProbeBefore::Gate`): by the procedure its services are stopped then.
 
+pub mod drain;
 pub mod edit;
 pub mod powershell;
 pub mod propagation;
 pub mod report;
 pub mod runbook;
+pub mod seen;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -80,6 +82,8 @@ pub struct PreparedFailover {
     pub old_topology: Topology,
     pub edit: TopologyEdit,
     pub apply: Prepared,
+    /// The drain in force when the move was planned (its TTLs are kept).
+    pub drain: Option<drain::DrainState>,
 }
 
 /// Reads DNS, probes the new pool, and plans the move. `command` is `failover` or `failback`.
@@ -90,6 +94,13 @@ pub fn prepare(
     command: &'static str,
 ) -> Result<PreparedFailover, Error> {
     let topology = crate::app::load_topology(path)?;
+    // A drained topology moves at the drained TTLs; `settle` restores the topology's own.
+    let journal_path = options
+        .journal
+        .clone()
+        .unwrap_or_else(|| journal::default_path(path));
+    let drain = drain::state(&journal_path)?;
+    let topology = drain::effective(&topology, drain.as_ref());
     let from = topology.active_pool().name.clone();
     let to = match &options.to {
         Some(to) => to.clone(),
@@ -152,6 +163,7 @@ pub fn prepare(
         old_topology: topology,
         edit,
         apply,
+        drain,
     })
 }
 

@@ -46,6 +46,8 @@ pub struct Verification {
     /// How the authoritative servers were found, when worth a word.
     pub authority_note: Option<String>,
     pub propagation: Vec<ServerStatus>,
+    /// When the wait started, by the clock (seconds since 1970): `after_ms` counts from here.
+    pub started_at: u64,
 }
 
 impl Verification {
@@ -84,6 +86,7 @@ impl Verification {
 /// one deadline.
 pub fn verify(request: &Request, clock: &Clock) -> Verification {
     let started = Instant::now();
+    let started_at = clock();
     let deadline = started + request.timeout;
     let authority = authoritative_servers(request.topology, request.nameservers);
     let (probes, propagation) = std::thread::scope(|scope| {
@@ -113,6 +116,7 @@ pub fn verify(request: &Request, clock: &Clock) -> Verification {
         probes,
         authority_note: authority.note,
         propagation,
+        started_at,
     }
 }
 

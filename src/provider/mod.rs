@@ -2,6 +2,7 @@
 //! by matching the topology's provider settings (no registry).
 
 pub mod azure;
+pub mod notifier;
 pub mod powerdns;
 pub mod rfc2136;
 pub mod rfc2136_gss;
@@ -148,7 +149,12 @@ pub fn open(topology: &Topology, env: &Environment) -> Result<Box<dyn Provider>,
             Box::new(zonefile::ZoneFileProvider::new(files.clone(), env.today))
         }
         ProviderConfig::Rfc2136(config) => {
-            Box::new(rfc2136::Rfc2136Provider::new(config, env.clock.clone())?)
+            let provider = rfc2136::Rfc2136Provider::new(config, env.clock.clone())?;
+            if config.notify {
+                Box::new(provider.with_notify(&topology.nameservers))
+            } else {
+                Box::new(provider)
+            }
         }
         ProviderConfig::PowerDns(config) => Box::new(powerdns::PowerDnsProvider::new(
             config,

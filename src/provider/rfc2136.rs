@@ -7,6 +7,7 @@
 //! had been applied.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use crate::clock::Clock;
 use crate::dns::transfer;
@@ -15,6 +16,7 @@ use crate::dns::tsig::{TsigError, TsigKey};
 use crate::dns::update::{self, RrsetEdit, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
 use crate::plan::{Action, Change, Drift, ZoneState};
+use crate::provider::notifier::Notifier;
 use crate::provider::rfc2136_gss::GssSession;
 use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RrKey};
@@ -40,6 +42,8 @@ pub struct Rfc2136Provider {
     pub last_read: Option<ReadPath>,
     /// `auth: gss-tsig`: the Kerberos settings and the context (then the keys above are unset).
     gss: Option<GssSession>,
+    /// `"notify": true`: NOTIFYs after each zone's UPDATE.
+    pub notifier: Option<Notifier>,
 }
 
 /// What can go wrong with the rfc2136 provider.
@@ -187,7 +191,20 @@ impl Rfc2136Provider {
             transfer_key,
             last_read: None,
             gss,
+            notifier: None,
         })
+    }
+
+    /// With `"notify": true`: NOTIFY `nameservers` (or each zone's NS servers) but the
+    /// primary after each zone's UPDATE.
+    pub fn with_notify(mut self, nameservers: &[SocketAddr]) -> Self {
+        self.notifier = Some(Notifier::new(
+            nameservers,
+            self.update.server,
+            self.update_key.clone(),
+            self.update.clock.clone(),
+        ));
+        self
     }
 
     fn dns_error(zone: &Fqdn, source: DnsError, done: usize, total: usize) -> ProviderError {
@@ -411,6 +428,10 @@ impl Provider for Rfc2136Provider {
                     }
                 }
             }
+        }
+        if let Some(notifier) = &mut self.notifier {
+            notes.push(notifier.after_update(zone));
+            notes.retain(|n| !n.is_empty());
         }
         let mut detail = format!("{} UPDATE message(s) to {}", total, self.update.server);
         if !notes.is_empty() {

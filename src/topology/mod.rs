@@ -68,6 +68,9 @@ pub struct Topology {
     /// `tls.ca_file`, resolved against the topology's folder: the private CA that the
     /// certificate checks trust instead of the public roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// `rto_seconds`: how soon after a failover partners must reach the new pool (audit rule
+    /// 23 compares the TTLs with it).
+    pub rto_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,6 +389,7 @@ mod tests {
         v["manage_target_addresses"] = json!(false);
         v["srv_leader"] = json!("EdgePool1");
         v["nameservers"] = json!(["192.0.2.53"]);
+        v["rto_seconds"] = json!(300);
         v["pools"][1]["servers"] = json!([]);
         v["pools"][1]["preference"] = json!(1);
         v["pools"][1]["placeholder"] = json!(true);
@@ -393,7 +397,7 @@ mod tests {
             json!({"kind": "zonefile", "directory": ".", "files": {}}),
             json!({"kind": "rfc2136", "server": "192.0.2.1", "key_file": "k",
                    "transfer_server": "192.0.2.2", "transfer_key_env": "T",
-                   "timeout_ms": 100, "attempts": 2}),
+                   "timeout_ms": 100, "attempts": 2, "notify": true}),
             json!({"kind": "rfc2136", "server": "192.0.2.1", "key_env": "K",
                    "transfer_key_file": "t"}),
             json!({"kind": "powerdns", "api_url": "http://h", "server_id": "localhost",

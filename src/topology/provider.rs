@@ -46,6 +46,9 @@ pub struct Rfc2136Config {
     pub transfer_key: Option<KeySource>,
     pub timeout: Duration,
     pub attempts: u32,
+    /// After each zone's UPDATE, send a signed NOTIFY to the zone's other authoritative
+    /// servers, so secondaries that accept it refresh at once.
+    pub notify: bool,
     pub auth: Rfc2136Auth,
 }
 

@@ -28,6 +28,9 @@ pub(super) struct RawTopology {
     pub(super) srv_leader: Option<String>,
     #[serde(default)]
     pub(super) nameservers: Vec<String>,
+    /// The recovery time objective: audit rule 23 warns of TTLs above it.
+    #[serde(default)]
+    pub(super) rto_seconds: Option<u64>,
     /// `"tls": {"ca_file": ...}`: a private CA for the certificate checks (#14).
     #[serde(default)]
     pub(super) tls: RawTls,
@@ -126,6 +129,8 @@ pub(super) struct RawRfc2136 {
     pub(super) timeout_ms: Option<u64>,
     #[serde(default)]
     pub(super) attempts: Option<u64>,
+    #[serde(default)]
+    pub(super) notify: bool,
     /// `tsig` (default when a key is given), `gss-tsig` or `none`.
     #[serde(default)]
     pub(super) auth: Option<String>,

@@ -40,6 +40,10 @@ pub(super) fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -
     let srv = srv::validate(&raw.srv, raw.pools.len(), problems);
     let xmpps_port = srv::xmpps_port(&raw.xmpps, srv.port, problems);
     let provider = provider::validate(raw.provider, &zones, &base, problems);
+    let rto_seconds = raw
+        .rto_seconds
+        .and_then(|r| problems.ranged("rto_seconds", r, 1, MAX_TTL))
+        .map(|r| r as u32);
 
     let (federation_name, federation_zone) = federation?;
     Some(Topology {
@@ -61,6 +65,7 @@ pub(super) fn validate(raw: RawTopology, path: &Path, problems: &mut Problems) -
         xmpps_port,
         provider,
         tls_ca_file: raw.tls.ca_file.map(|f| base.join(f)),
+        rto_seconds,
     })
 }
 

@@ -76,6 +76,7 @@ fn rfc2136(raw: RawRfc2136, base: &Path, problems: &mut Problems) -> Rfc2136Conf
         timeout: Duration::from_millis(timeout),
         attempts,
         auth,
+        notify: raw.notify,
     }
 }
 
