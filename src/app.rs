@@ -316,7 +316,7 @@ fn read_back(prepared: &mut Prepared) -> Result<Vec<Drift>, Error> {
                 let now = prepared.provider.read(zone, &keys)?;
                 for change in changes {
                     let found = now.rrsets.get(&change.key());
-                    if found != change.after.as_ref() {
+                    if !plan::holds(found, change.after.as_ref()) {
                         remaining.push(Drift {
                             key: change.key(),
                             expected: change.after.clone(),
@@ -400,7 +400,7 @@ pub fn prepare_rollback(
 /// some of its changes; this restores exactly those.
 fn still_written<'e>(entry: &'e journal::Entry, now: &ZoneState) -> Result<Vec<&'e Change>, Error> {
     let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
-        now.rrsets.get(key) == want.as_ref()
+        plan::holds(now.rrsets.get(key), want.as_ref())
     };
     let mut to_restore = Vec::new();
     let mut drift = Vec::new();

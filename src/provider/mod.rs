@@ -2,6 +2,7 @@
 //! by matching the topology's provider settings (no registry).
 
 pub mod azure;
+pub mod outcome;
 pub mod powerdns;
 pub mod rfc2136;
 pub mod route53;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use ureq::http::{HeaderValue, Response};
 
 use crate::plan::{Change, Drift, ZoneState};
+use crate::provider::outcome::{self, Answer, Outcome};
 use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, Rdata, RecordSet, RecordType, RrKey};
 use crate::topology::{ApiKeySource, PowerDnsConfig};
@@ -490,27 +491,13 @@ impl PowerDnsProvider {
         error: ApiError,
     ) -> Result<String, PowerDnsError> {
         let cause = error.to_string();
-        let now = self.fetch(zone, keys).map_err(|reread| {
-            Self::error(
-                zone,
-                ApiError::OutcomeUnknown {
-                    cause: cause.clone(),
-                    reread: reread.to_string(),
-                },
-                false,
-            )
-        })?;
-        let holds = |want: fn(&Change) -> Option<&RecordSet>| {
-            changes.iter().all(|c| now.served.get(&c.key()) == want(c))
-        };
-        if holds(|c| c.after.as_ref()) {
-            Ok(format!(
+        let reread = || self.fetch(zone, keys).map(|now| now.served);
+        match outcome::settle(Answer::Unsure(error), changes, reread) {
+            Outcome::Applied { .. } => Ok(format!(
                 "; the PATCH got no usable answer ({cause}) but reading the zone again shows it applied"
-            ))
-        } else if holds(|c| c.before.as_ref()) {
-            Err(Self::error(zone, error, true))
-        } else {
-            Err(Self::error(
+            )),
+            Outcome::NotApplied(error) => Err(Self::error(zone, error, true)),
+            Outcome::Drifted { .. } => Err(Self::error(
                 zone,
                 ApiError::OutcomeUnknown {
                     cause,
@@ -519,7 +506,12 @@ impl PowerDnsProvider {
                             .into(),
                 },
                 false,
-            ))
+            )),
+            Outcome::Unknown { reread, .. } => Err(Self::error(
+                zone,
+                ApiError::OutcomeUnknown { cause, reread },
+                false,
+            )),
         }
     }
 
@@ -662,17 +654,7 @@ fn scrub(text: &str, key: &str) -> String {
 
 /// The managed RRsets whose current state is not a change's `before`.
 fn drift(changes: &[Change], now: &Snapshot) -> Vec<Drift> {
-    changes
-        .iter()
-        .filter_map(|c| {
-            let found = now.served.get(&c.key());
-            (found != c.before.as_ref()).then(|| Drift {
-                key: c.key(),
-                expected: c.before.clone(),
-                found: found.cloned(),
-            })
-        })
-        .collect()
+    crate::plan::drift_from_before(changes, &now.served)
 }
 
 impl Provider for PowerDnsProvider {

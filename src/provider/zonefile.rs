@@ -471,18 +471,7 @@ impl LoadedZone {
                 current.insert(converted.key(), converted);
             }
         }
-        changes
-            .iter()
-            .filter_map(|c| {
-                let key = c.key();
-                let found = current.get(&key);
-                (found != c.before.as_ref()).then(|| Drift {
-                    key,
-                    expected: c.before.clone(),
-                    found: found.cloned(),
-                })
-            })
-            .collect()
+        crate::plan::drift_from_before(changes, &current)
     }
 
     /// A name with a CNAME holds nothing else (RFC 1034 §3.6.2): refuse to add to one.
