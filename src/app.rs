@@ -105,11 +105,54 @@ impl Prepared {
     }
 }
 
+/// How long a command waits for another one to release a file it needs: 5 s, or
+/// `XMPPDNS_LOCK_WAIT_MS` milliseconds.
+fn lock_wait() -> std::time::Duration {
+    let ms = std::env::var("XMPPDNS_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(5_000);
+    std::time::Duration::from_millis(ms)
+}
+
+/// Locks `paths` for the rest of this command (this process), waiting briefly for another
+/// command to finish, then refusing with its pid, user@host, command and start time.
+pub fn lock_files(paths: &[PathBuf], command: &str, env: &Environment) -> Result<(), Error> {
+    let holder = crate::lock::Holder {
+        pid: std::process::id(),
+        who: journal::current_user(),
+        command: command.to_string(),
+        since: crate::clock::rfc3339((env.clock)()),
+    };
+    Ok(crate::lock::hold_for_process(paths, &holder, lock_wait())?)
+}
+
+/// The files a changing command must hold: the topology, the journal and (zone-file provider)
+/// every zone file.
+pub fn command_files(
+    topology_path: &Path,
+    journal: Option<&Path>,
+    topology: Option<&Topology>,
+) -> Vec<PathBuf> {
+    let mut paths = vec![
+        topology_path.to_path_buf(),
+        journal
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| journal::default_path(topology_path)),
+    ];
+    if let Some(crate::topology::ProviderConfig::ZoneFile { files }) = topology.map(|t| &t.provider)
+    {
+        paths.extend(files.values().cloned());
+    }
+    paths
+}
+
 /// The journal `path`, or the topology's default one, opened for appending.
 pub fn open_journal(path: Option<&Path>, topology: &Topology) -> Result<Journal, Error> {
     let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| journal::default_path(&topology.path));
+    warn_interrupted(&path);
     Ok(Journal::open(&path)?)
 }
 
@@ -156,7 +199,14 @@ pub fn prepare_apply(
     let text = read_text(path)?;
     let (topology, plan, provider, source) = if plan::is_plan_file(&text) {
         let (file, saved) = PlanFile::parse(&text, &path.display().to_string())?;
-        let topology = load_topology(&PathBuf::from(&file.topology))?;
+        let topology_path = PathBuf::from(&file.topology);
+        lock_files(&command_files(&topology_path, journal, None), "apply", env)?;
+        let topology = load_topology(&topology_path)?;
+        lock_files(
+            &command_files(&topology_path, journal, Some(&topology)),
+            "apply",
+            env,
+        )?;
         let observed: std::collections::BTreeSet<(&Fqdn, RrKey)> = saved
             .observed
             .iter()
@@ -182,7 +232,10 @@ pub fn prepare_apply(
         }
         (topology, saved, provider, Source::SavedPlan)
     } else {
-        let topology = Topology::from_json(&text, path)?;
+        lock_files(&command_files(path, journal, None), "apply", env)?;
+        // Read again under the lock: a command that held it may have rewritten the file.
+        let topology = Topology::from_json(&read_text(path)?, path)?;
+        lock_files(&command_files(path, journal, Some(&topology)), "apply", env)?;
         let mut provider = provider::open(&topology, env)?;
         let plan = self::plan(&topology, provider.as_mut())?;
         (topology, plan, provider, Source::Topology)
@@ -232,33 +285,25 @@ pub struct ApplyReport {
 /// The zone holding the federation record goes last, so that when SIP domains live in other
 /// zones their SRV records move before the A record does.
 pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
-    let mut groups = prepared.plan.by_zone();
     let federation_zone = &prepared.topology.federation.zone;
-    groups.sort_by_key(|(zone, _)| *zone == federation_zone);
-    let zones: Vec<Fqdn> = groups.iter().map(|(zone, _)| (*zone).clone()).collect();
+    let mut groups: Vec<(Fqdn, Vec<Change>)> = prepared
+        .plan
+        .by_zone()
+        .into_iter()
+        .map(|(zone, changes)| (zone.clone(), changes.into_iter().cloned().collect()))
+        .collect();
+    groups.sort_by_key(|(zone, _)| zone == federation_zone);
+    let zones: Vec<Fqdn> = groups.iter().map(|(zone, _)| zone.clone()).collect();
     let mut applied = Vec::new();
     let mut warnings = Vec::new();
     for (i, (zone, changes)) in groups.into_iter().enumerate() {
-        let changes: Vec<Change> = changes.into_iter().cloned().collect();
-        let result = prepared.provider.apply(zone, &changes);
-        let answer = match &result {
-            Ok(done) => done.detail.clone(),
-            Err(e) => e.to_string(),
+        let zone = &zone;
+        let result = match apply_journaled(&mut prepared, zone, changes, &mut warnings) {
+            Ok(result) => result,
+            // Nothing was sent for this zone, and no earlier zone was applied.
+            Err(e) if i == 0 => return Err(e.into()),
+            Err(e) => Err(ProviderError::Transport(Box::new(e))),
         };
-        let now = (prepared.clock)();
-        if let Err(e) = prepared.journal.append(
-            prepared.command,
-            prepared.provider.kind(),
-            zone,
-            result.is_ok(),
-            answer,
-            prepared.failover.clone(),
-            changes,
-            now,
-        ) {
-            tracing::warn!("{e}");
-            warnings.push(e.to_string());
-        }
         match result {
             Ok(done) => applied.push(done),
             // The first zone failed: nothing was applied, and its own error says why (a
@@ -293,6 +338,72 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
         warnings,
         provider: prepared.provider,
     })
+}
+
+/// Applies one zone between its journal intent (written first: a crash during the apply
+/// still leaves a record of what may have landed) and its outcome. Only a failure to write
+/// the intent stops it, before anything is sent.
+fn apply_journaled(
+    prepared: &mut Prepared,
+    zone: &Fqdn,
+    changes: Vec<Change>,
+    warnings: &mut Vec<String>,
+) -> Result<Result<Applied, ProviderError>, journal::JournalError> {
+    let (command, kind) = (prepared.command, prepared.provider.kind());
+    let failover = prepared.failover.clone();
+    let now = (prepared.clock)();
+    let id =
+        prepared
+            .journal
+            .intend(command, kind, zone, failover.clone(), changes.clone(), now)?;
+    crate::failpoint::hit("journal-intent", || format!("entry {id} zone {zone}"));
+    let result = prepared.provider.apply(zone, &changes);
+    crate::failpoint::hit("zone-applied", || format!("entry {id} zone {zone}"));
+    let answer = match &result {
+        Ok(done) => done.detail.clone(),
+        Err(e) => e.to_string(),
+    };
+    let now = (prepared.clock)();
+    if let Err(e) = prepared.journal.outcome(
+        id,
+        command,
+        kind,
+        zone,
+        result.is_ok(),
+        answer,
+        failover,
+        changes,
+        now,
+    ) {
+        tracing::warn!("{e}");
+        warnings.push(e.to_string());
+    }
+    crate::failpoint::hit("journal-outcome", || format!("entry {id} zone {zone}"));
+    Ok(result)
+}
+
+/// Warns (once per command) about the applies of the journal's last run that never recorded
+/// their outcome: that run was interrupted, and any of those changes may have landed.
+pub fn warn_interrupted(journal_path: &Path) {
+    let Ok(entries) = journal::read_entries(journal_path) else {
+        return;
+    };
+    let Some(last_run) = entries.last().map(|e| e.run.clone()) else {
+        return;
+    };
+    let interrupted: Vec<String> = entries
+        .iter()
+        .filter(|e| e.run == last_run && e.interrupted())
+        .map(|e| format!("{} (zone {}, {} at {})", e.id, e.zone, e.command, e.time))
+        .collect();
+    if !interrupted.is_empty() {
+        tracing::warn!(
+            "the last run recorded in {} was interrupted: journal entr{} {} never recorded an outcome, so some of those changes may have landed. Planning reads DNS, so the plan below includes only what is still missing; `xmppdns rollback` restores exactly what it finds written",
+            journal_path.display(),
+            if interrupted.len() == 1 { "y" } else { "ies" },
+            interrupted.join(", ")
+        );
+    }
 }
 
 /// What still differs from the plan after applying: for a topology, what it plans now; for a
@@ -349,7 +460,17 @@ pub fn prepare_rollback(
     env: &Environment,
     force: bool,
 ) -> Result<Vec<RollbackStep>, Error> {
+    lock_files(
+        &command_files(topology_path, journal_path, None),
+        "rollback",
+        env,
+    )?;
     let topology = load_topology(topology_path)?;
+    lock_files(
+        &command_files(topology_path, journal_path, Some(&topology)),
+        "rollback",
+        env,
+    )?;
     let entries = open_journal(journal_path, &topology)?.rollback_targets(id)?;
     let mut steps = Vec::new();
     for entry in &entries {

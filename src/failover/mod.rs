@@ -89,7 +89,14 @@ pub fn prepare(
     env: &Environment,
     command: &'static str,
 ) -> Result<PreparedFailover, Error> {
+    let journal = options.journal.as_deref();
+    app::lock_files(&app::command_files(path, journal, None), command, env)?;
     let topology = crate::app::load_topology(path)?;
+    app::lock_files(
+        &app::command_files(path, journal, Some(&topology)),
+        command,
+        env,
+    )?;
     let from = topology.active_pool().name.clone();
     let to = match &options.to {
         Some(to) => to.clone(),
@@ -443,10 +450,12 @@ pub fn write_topology(path: &Path, edit: &TopologyEdit) -> Result<Option<String>
         path: path.to_path_buf(),
         message: "could not locate the values to change".into(),
     })?;
+    crate::failpoint::hit("topology-write", || path.display().to_string());
     crate::files::replace_keeping_backup(path, out.as_bytes()).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,
     })?;
+    crate::failpoint::hit("topology-written", || path.display().to_string());
     Ok(Some(said.join(", ")))
 }
 

@@ -322,7 +322,17 @@ impl Provider for Rfc2136Provider {
         let total = batches.len();
         let mut notes = Vec::new();
         for (done, (range, encoded)) in batches.into_iter().enumerate() {
-            let note = self.send(zone, &changes[range], &encoded, (done, total))?;
+            let span = || {
+                format!(
+                    "message {} changes {}..{}",
+                    done + 1,
+                    range.start,
+                    range.end
+                )
+            };
+            crate::failpoint::hit("update-send", span);
+            let note = self.send(zone, &changes[range.clone()], &encoded, (done, total))?;
+            crate::failpoint::hit("update-answered", span);
             notes.extend(note);
         }
         let mut detail = format!("{} UPDATE message(s) to {}", total, self.update.server);
