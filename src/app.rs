@@ -88,6 +88,8 @@ pub struct Prepared {
     command: &'static str,
     failover: Option<journal::Failover>,
     clock: crate::clock::Clock,
+    /// The topology, journal and zone files, held until the report of `execute` is dropped.
+    locks: crate::lock::Locks,
 }
 
 impl Prepared {
@@ -103,6 +105,17 @@ impl Prepared {
     pub fn provider_mut(&mut self) -> &mut dyn Provider {
         self.provider.as_mut()
     }
+
+    /// Keeps this command's file locks until the process exits, whatever happens to this
+    /// value (the CLI: a move rewrites the topology after `execute` has returned).
+    pub fn keep_locks_until_exit(&mut self) {
+        std::mem::take(&mut self.locks).keep_until_exit();
+    }
+
+    /// Adds locks taken before this was prepared.
+    pub fn hold(&mut self, locks: crate::lock::Locks) {
+        self.locks.absorb(locks);
+    }
 }
 
 /// How long a command waits for another one to release a file it needs: 5 s, or
@@ -117,14 +130,18 @@ fn lock_wait() -> std::time::Duration {
 
 /// Locks `paths` for the rest of this command (this process), waiting briefly for another
 /// command to finish, then refusing with its pid, user@host, command and start time.
-pub fn lock_files(paths: &[PathBuf], command: &str, env: &Environment) -> Result<(), Error> {
+pub fn lock_files(
+    paths: &[PathBuf],
+    command: &str,
+    env: &Environment,
+) -> Result<crate::lock::Locks, Error> {
     let holder = crate::lock::Holder {
         pid: std::process::id(),
         who: journal::current_user(),
         command: command.to_string(),
         since: crate::clock::rfc3339((env.clock)()),
     };
-    Ok(crate::lock::hold_for_process(paths, &holder, lock_wait())?)
+    Ok(crate::lock::hold(paths, &holder, lock_wait())?)
 }
 
 /// The files a changing command must hold: the topology, the journal and (zone-file provider)
@@ -185,6 +202,7 @@ pub fn prepare_plan(
         command,
         failover,
         clock: env.clock.clone(),
+        locks: crate::lock::Locks::default(),
     })
 }
 
@@ -197,16 +215,18 @@ pub fn prepare_apply(
     journal: Option<&Path>,
 ) -> Result<Prepared, Error> {
     let text = read_text(path)?;
+    let mut locks = crate::lock::Locks::default();
     let (topology, plan, provider, source) = if plan::is_plan_file(&text) {
         let (file, saved) = PlanFile::parse(&text, &path.display().to_string())?;
         let topology_path = PathBuf::from(&file.topology);
-        lock_files(&command_files(&topology_path, journal, None), "apply", env)?;
-        let topology = load_topology(&topology_path)?;
-        lock_files(
-            &command_files(&topology_path, journal, Some(&topology)),
+        locks.absorb(lock_files(
+            &command_files(&topology_path, journal, None),
             "apply",
             env,
-        )?;
+        )?);
+        let topology = load_topology(&topology_path)?;
+        let all = command_files(&topology_path, journal, Some(&topology));
+        locks.absorb(lock_files(&all, "apply", env)?);
         let observed: std::collections::BTreeSet<(&Fqdn, RrKey)> = saved
             .observed
             .iter()
@@ -232,16 +252,23 @@ pub fn prepare_apply(
         }
         (topology, saved, provider, Source::SavedPlan)
     } else {
-        lock_files(&command_files(path, journal, None), "apply", env)?;
+        locks.absorb(lock_files(
+            &command_files(path, journal, None),
+            "apply",
+            env,
+        )?);
         // Read again under the lock: a command that held it may have rewritten the file.
         let topology = Topology::from_json(&read_text(path)?, path)?;
-        lock_files(&command_files(path, journal, Some(&topology)), "apply", env)?;
+        let all = command_files(path, journal, Some(&topology));
+        locks.absorb(lock_files(&all, "apply", env)?);
+
         let mut provider = provider::open(&topology, env)?;
         let plan = self::plan(&topology, provider.as_mut())?;
         (topology, plan, provider, Source::Topology)
     };
     let mut prepared = prepare_plan(topology, plan, provider, env, force, journal, "apply", None)?;
     prepared.source = source;
+    prepared.hold(locks);
     Ok(prepared)
 }
 
@@ -277,6 +304,8 @@ pub struct ApplyReport {
     pub warnings: Vec<String>,
     /// The provider, for reads after the apply.
     pub provider: Box<dyn Provider>,
+    /// The command's file locks, released when this report is dropped.
+    pub locks: crate::lock::Locks,
 }
 
 /// Applies a prepared plan zone by zone, journaling each, then reads back: a topology must now
@@ -337,6 +366,7 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
         applied,
         warnings,
         provider: prepared.provider,
+        locks: prepared.locks,
     })
 }
 
@@ -460,17 +490,11 @@ pub fn prepare_rollback(
     env: &Environment,
     force: bool,
 ) -> Result<Vec<RollbackStep>, Error> {
-    lock_files(
-        &command_files(topology_path, journal_path, None),
-        "rollback",
-        env,
-    )?;
+    let first = command_files(topology_path, journal_path, None);
+    let _held = lock_files(&first, "rollback", env)?;
     let topology = load_topology(topology_path)?;
-    lock_files(
-        &command_files(topology_path, journal_path, Some(&topology)),
-        "rollback",
-        env,
-    )?;
+    let all = command_files(topology_path, journal_path, Some(&topology));
+    let _held_all = lock_files(&all, "rollback", env)?;
     let entries = open_journal(journal_path, &topology)?.rollback_targets(id)?;
     let mut steps = Vec::new();
     for entry in &entries {
@@ -507,6 +531,7 @@ pub fn prepare_rollback(
         // The topology may say otherwise now (e.g. after rolling back a failover): read back
         // the restored RRsets only.
         prepared.source = Source::SavedPlan;
+        prepared.hold(lock_files(&all, "rollback", env)?);
         steps.push(RollbackStep::Ready {
             entry: entry.id,
             prepared: Box::new(prepared),

@@ -1,9 +1,11 @@
 //! Exclusive locks that keep two commands from changing the same files at once: a lock file
 //! beside each protected file (`NAME.lock`), held with the operating system's advisory lock
-//! for as long as this process runs its command, naming its holder so a refused second
-//! command can say who is in the way. The bottom layer: imports nothing from the crate.
+//! while a [`Locks`] guard lives, naming its holder so a refused second command can say who is
+//! in the way. Within one process the locks are shared (one process runs one command; a
+//! rollback of several entries prepares several applies over the same files). The bottom
+//! layer: imports nothing from the crate.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -47,8 +49,43 @@ pub enum LockError {
     },
 }
 
-/// The lock files this process holds, open (closing one would release it), by path.
-static HELD: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
+/// The lock files this process holds, open (closing one would release it), by path, with the
+/// number of guards that hold each.
+static HELD: Mutex<BTreeMap<PathBuf, (File, usize)>> = Mutex::new(BTreeMap::new());
+
+/// Holds locks until dropped (or, with [`Locks::keep_until_exit`], until the process ends).
+#[derive(Debug, Default)]
+pub struct Locks {
+    paths: Vec<PathBuf>,
+}
+
+impl Locks {
+    /// Takes over `other`'s locks too.
+    pub fn absorb(&mut self, mut other: Locks) {
+        self.paths.append(&mut other.paths);
+    }
+
+    /// Keeps these locks until the process exits (the CLI: one command per process, and it
+    /// writes the topology after the apply that took them is done).
+    pub fn keep_until_exit(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Locks {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        for path in self.paths.drain(..) {
+            if let Some((_, count)) = held.get_mut(&path) {
+                *count -= 1;
+                if *count == 0 {
+                    // Closing the file releases the lock.
+                    held.remove(&path);
+                }
+            }
+        }
+    }
+}
 
 /// The lock file of `path`: `path` with `.lock` appended, in the same folder.
 pub fn lock_path(path: &Path) -> PathBuf {
@@ -58,28 +95,26 @@ pub fn lock_path(path: &Path) -> PathBuf {
 }
 
 /// Locks each of `paths` (in sorted order, so two commands never wait on each other in a
-/// circle) for the rest of this process, waiting at most `wait` for each. A path this process
-/// already holds is skipped: one process runs one command.
-pub fn hold_for_process(
-    paths: &[PathBuf],
-    holder: &Holder,
-    wait: Duration,
-) -> Result<(), LockError> {
+/// circle), waiting at most `wait` for each, until the guard is dropped. A path this process
+/// already holds is shared.
+pub fn hold(paths: &[PathBuf], holder: &Holder, wait: Duration) -> Result<Locks, LockError> {
     let sorted: BTreeSet<PathBuf> = paths.iter().map(|p| lock_path(&absolute(p))).collect();
-    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    let mut locks = Locks::default();
     for lock in sorted {
-        if held.iter().any(|(p, _)| *p == lock) {
+        // No folder, no file to protect: whoever opens it next reports that in its own words.
+        if lock.parent().is_some_and(|folder| !folder.is_dir()) {
             continue;
         }
-        let file = take(&lock, holder, wait)?;
-        held.push((lock, file));
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, count)) = held.get_mut(&lock) {
+            *count += 1;
+        } else {
+            let file = take(&lock, holder, wait)?;
+            held.insert(lock.clone(), (file, 1));
+        }
+        locks.paths.push(lock);
     }
-    Ok(())
-}
-
-/// Releases every lock this process holds (tests that run several commands in one process).
-pub fn release_all() {
-    HELD.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    Ok(locks)
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -90,13 +90,10 @@ pub fn prepare(
     command: &'static str,
 ) -> Result<PreparedFailover, Error> {
     let journal = options.journal.as_deref();
-    app::lock_files(&app::command_files(path, journal, None), command, env)?;
+    let mut locks = app::lock_files(&app::command_files(path, journal, None), command, env)?;
     let topology = crate::app::load_topology(path)?;
-    app::lock_files(
-        &app::command_files(path, journal, Some(&topology)),
-        command,
-        env,
-    )?;
+    let all = app::command_files(path, journal, Some(&topology));
+    locks.absorb(app::lock_files(&all, command, env)?);
     let from = topology.active_pool().name.clone();
     let to = match &options.to {
         Some(to) => to.clone(),
@@ -140,7 +137,7 @@ pub fn prepare(
         from: from.clone(),
         to: to.clone(),
     });
-    let apply = app::prepare_plan(
+    let mut apply = app::prepare_plan(
         new_topology,
         plan,
         provider,
@@ -150,6 +147,7 @@ pub fn prepare(
         command,
         failover,
     )?;
+    apply.hold(locks);
     Ok(PreparedFailover {
         from_pool: topology.active_pool().clone(),
         to_pool: topology.pools[to_index].clone(),
