@@ -40,6 +40,8 @@ impl Paused {
 
 /// Runs `xmppdns ARGS` until it reaches failpoint `point` (`NAME:N`); `Err(output)` when it
 /// ended without reaching it.
+// The paused child is handed back inside `Paused`, whose `kill` waits for it.
+#[allow(clippy::zombie_processes)]
 fn run_until(dir: &Path, args: &[&str], point: &str) -> Result<Paused, Output> {
     let mut child = support::xmppdns()
         .args(args)
