@@ -428,7 +428,7 @@ pub fn warn_interrupted(journal_path: &Path) {
         .collect();
     if !interrupted.is_empty() {
         tracing::warn!(
-            "the last run recorded in {} was interrupted: journal entr{} {} never recorded an outcome, so some of those changes may have landed. Planning reads DNS, so the plan below includes only what is still missing; `xmppdns rollback` restores exactly what it finds written",
+            "the last run recorded in {} was interrupted: journal entr{} {} never recorded an outcome, so some of those changes may have landed; planning reads DNS, so a new plan holds only what is still missing, and `xmppdns rollback` restores exactly what it finds written",
             journal_path.display(),
             if interrupted.len() == 1 { "y" } else { "ies" },
             interrupted.join(", ")

@@ -179,6 +179,53 @@ fn a_second_command_waits_then_refuses_naming_the_holder_and_a_killed_holder_fre
     assert_eq!(plan.status.code(), Some(0), "converged: {}", text(&plan));
 }
 
+/// A run killed after its first zone was written but before the outcome was journaled: the
+/// intent is all the journal has, and rollback settles it by reading, restoring what landed.
+#[test]
+fn an_interrupted_entry_is_rolled_back_by_reading_what_landed() {
+    let (dir, path) = zonefile_workspace();
+    let topology = path.display().to_string();
+    let planned = run(dir.path(), &["plan", &topology, "--format", "json"], &[]);
+    let planned: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    let paused = run_until(dir.path(), &["apply", &topology, "--yes"], "zone-applied:1")
+        .map_err(|out| text(&out))
+        .expect("the apply stops after writing its first zone");
+    let zone = paused.said.split_whitespace().nth(5).unwrap().to_string();
+    paused.kill();
+    let entries = journal::read_entries(&dir.path().join("contoso.journal.jsonl")).unwrap();
+    let last = entries.last().unwrap();
+    assert!(
+        last.interrupted() && last.zone.to_string() == zone,
+        "{}",
+        last.answer
+    );
+
+    let out = run(dir.path(), &["journal", &topology], &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("interrupted"),
+        "{}",
+        text(&out)
+    );
+    // Undoing creations is unsafe by the safety rules: the operator says so.
+    let out = run(
+        dir.path(),
+        &["rollback", &topology, "--yes", "--force"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("restoring what it replaced"),
+        "{}",
+        text(&out)
+    );
+    let again = run(dir.path(), &["plan", &topology, "--format", "json"], &[]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        again["changes"], planned["changes"],
+        "back where it started"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // SIGKILL during a 2,000-RRset apply and a failover into BIND.
 
