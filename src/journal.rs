@@ -422,6 +422,12 @@ fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
             })
         }
     };
+    Ok(parse(&text, path))
+}
+
+/// The readable entries of a journal's text (`path` names it in warnings), and whether it
+/// ends in a torn (unterminated) line.
+pub(crate) fn parse(text: &str, path: &Path) -> (Vec<Entry>, bool) {
     let mut entries: Vec<Entry> = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -440,7 +446,7 @@ fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
             ),
         }
     }
-    Ok((entries, !text.is_empty() && !text.ends_with('\n')))
+    (entries, !text.is_empty() && !text.ends_with('\n'))
 }
 
 #[cfg(test)]

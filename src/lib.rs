@@ -9,6 +9,8 @@ pub mod error;
 pub mod failover;
 pub mod failpoint;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod lock;
 pub mod plan;

@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["app"],
     &["failover"],
+    &["fuzzing"],
 ];
 
 /// Files that belong to the binary, not the library.

@@ -196,7 +196,7 @@ impl From<PowerDnsError> for ProviderError {
 /// The zone document, reduced to what is read (serde ignores the other fields). Both fields
 /// are required: a 200 answer without them (a proxy's page, say) must not read as an empty zone.
 #[derive(Deserialize)]
-struct ZoneJson {
+pub(crate) struct ZoneJson {
     name: String,
     rrsets: Vec<RrsetJson>,
 }
@@ -220,7 +220,7 @@ struct RecordJson {
 
 /// The managed RRsets of a zone as PowerDNS holds them.
 #[derive(Debug, Default)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     /// What DNS serves: the enabled records.
     served: BTreeMap<RrKey, RecordSet>,
     /// Disabled records at managed keys (content as PowerDNS gives it) with their RRset's TTL.
@@ -539,7 +539,7 @@ impl PowerDnsProvider {
 }
 
 /// Keeps the managed RRsets of a zone document, split into served and disabled records.
-fn snapshot(document: ZoneJson, keys: &BTreeSet<RrKey>) -> Result<Snapshot, String> {
+pub(crate) fn snapshot(document: ZoneJson, keys: &BTreeSet<RrKey>) -> Result<Snapshot, String> {
     let mut snapshot = Snapshot::default();
     for rrset in document.rrsets {
         // Types this tool does not manage (SOA, NS, TXT, ...) are never keys.

@@ -112,7 +112,7 @@ impl ZoneFileProvider {
     }
 }
 
-fn parse_zone(
+pub(crate) fn parse_zone(
     text: &str,
     path: &Path,
     origin: &Name,
