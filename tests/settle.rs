@@ -159,9 +159,15 @@ fn setup() -> Setup {
     setup
 }
 
+/// The topology; `transfer_server` (where plans read) is the stale secondary.
 fn write_topology(setup: &Setup, attempts: u32, ttl: u32) -> Topology {
+    write_topology_reading(setup, attempts, ttl, true)
+}
+
+/// The topology, reading from the stale secondary (`secondary`) or from the primary.
+fn write_topology_reading(setup: &Setup, attempts: u32, ttl: u32, secondary: bool) -> Topology {
     let path = setup.dir.path().join("topology.json");
-    let value = json!({
+    let mut value = json!({
         "zones": ["contoso.com"],
         "sip_domains": ["contoso.com"],
         "active_pool": "EdgePool2",
@@ -174,6 +180,12 @@ fn write_topology(setup: &Setup, attempts: u32, ttl: u32) -> Topology {
                      "transfer_server": setup._secondary.addr().to_string(),
                      "key_file": "key.conf", "timeout_ms": 300, "attempts": attempts}
     });
+    if !secondary {
+        value["provider"]
+            .as_object_mut()
+            .unwrap()
+            .remove("transfer_server");
+    }
     std::fs::write(&path, value.to_string()).unwrap();
     Topology::load(&path).unwrap()
 }
@@ -248,11 +260,12 @@ fn a_retry_refused_by_its_prerequisites_after_the_first_attempt_landed_is_succes
 #[test]
 fn a_swallowed_ttl_only_change_is_not_called_applied() {
     let setup = setup();
-    apply(&write_topology(&setup, 1, 60)).expect("the honest first apply");
+    // Everything is read from the primary (through the front) here.
+    apply(&write_topology_reading(&setup, 1, 60, false)).expect("the honest first apply");
     // Now only the federation record's TTL changes: its records before and after are equal,
     // so a records-only settlement would call a lost UPDATE applied.
     setup.front.set(Mode::Swallow);
-    let topology = write_topology(&setup, 1, 120);
+    let topology = write_topology_reading(&setup, 1, 120, false);
     let error = apply(&topology).unwrap_err();
     assert!(
         error.to_string().contains("did not answer"),
