@@ -88,6 +88,8 @@ pub struct Prepared {
     command: &'static str,
     failover: Option<journal::Failover>,
     clock: crate::clock::Clock,
+    /// The topology, journal and zone files, held until the report of `execute` is dropped.
+    locks: crate::lock::Locks,
 }
 
 impl Prepared {
@@ -103,6 +105,63 @@ impl Prepared {
     pub fn provider_mut(&mut self) -> &mut dyn Provider {
         self.provider.as_mut()
     }
+
+    /// Keeps this command's file locks until the process exits, whatever happens to this
+    /// value (the CLI: a move rewrites the topology after `execute` has returned).
+    pub fn keep_locks_until_exit(&mut self) {
+        std::mem::take(&mut self.locks).keep_until_exit();
+    }
+
+    /// Adds locks taken before this was prepared.
+    pub fn hold(&mut self, locks: crate::lock::Locks) {
+        self.locks.absorb(locks);
+    }
+}
+
+/// How long a command waits for another one to release a file it needs: 5 s, or
+/// `XMPPDNS_LOCK_WAIT_MS` milliseconds.
+fn lock_wait() -> std::time::Duration {
+    let ms = std::env::var("XMPPDNS_LOCK_WAIT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(5_000);
+    std::time::Duration::from_millis(ms)
+}
+
+/// Locks `paths` for the rest of this command (this process), waiting briefly for another
+/// command to finish, then refusing with its pid, user@host, command and start time.
+pub fn lock_files(
+    paths: &[PathBuf],
+    command: &str,
+    env: &Environment,
+) -> Result<crate::lock::Locks, Error> {
+    let holder = crate::lock::Holder {
+        pid: std::process::id(),
+        who: journal::current_user(),
+        command: command.to_string(),
+        since: crate::clock::rfc3339((env.clock)()),
+    };
+    Ok(crate::lock::hold(paths, &holder, lock_wait())?)
+}
+
+/// The files a changing command must hold: the topology, the journal and (zone-file provider)
+/// every zone file.
+pub fn command_files(
+    topology_path: &Path,
+    journal: Option<&Path>,
+    topology: Option<&Topology>,
+) -> Vec<PathBuf> {
+    let mut paths = vec![
+        topology_path.to_path_buf(),
+        journal
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| journal::default_path(topology_path)),
+    ];
+    if let Some(crate::topology::ProviderConfig::ZoneFile { files }) = topology.map(|t| &t.provider)
+    {
+        paths.extend(files.values().cloned());
+    }
+    paths
 }
 
 /// The journal `path`, or the topology's default one, opened for appending.
@@ -110,6 +169,7 @@ pub fn open_journal(path: Option<&Path>, topology: &Topology) -> Result<Journal,
     let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| journal::default_path(&topology.path));
+    warn_interrupted(&path);
     Ok(Journal::open(&path)?)
 }
 
@@ -142,6 +202,7 @@ pub fn prepare_plan(
         command,
         failover,
         clock: env.clock.clone(),
+        locks: crate::lock::Locks::default(),
     })
 }
 
@@ -154,9 +215,18 @@ pub fn prepare_apply(
     journal: Option<&Path>,
 ) -> Result<Prepared, Error> {
     let text = read_text(path)?;
+    let mut locks = crate::lock::Locks::default();
     let (topology, plan, provider, source) = if plan::is_plan_file(&text) {
         let (file, saved) = PlanFile::parse(&text, &path.display().to_string())?;
-        let topology = load_topology(&PathBuf::from(&file.topology))?;
+        let topology_path = PathBuf::from(&file.topology);
+        locks.absorb(lock_files(
+            &command_files(&topology_path, journal, None),
+            "apply",
+            env,
+        )?);
+        let topology = load_topology(&topology_path)?;
+        let all = command_files(&topology_path, journal, Some(&topology));
+        locks.absorb(lock_files(&all, "apply", env)?);
         let observed: std::collections::BTreeSet<(&Fqdn, RrKey)> = saved
             .observed
             .iter()
@@ -182,13 +252,23 @@ pub fn prepare_apply(
         }
         (topology, saved, provider, Source::SavedPlan)
     } else {
-        let topology = Topology::from_json(&text, path)?;
+        locks.absorb(lock_files(
+            &command_files(path, journal, None),
+            "apply",
+            env,
+        )?);
+        // Read again under the lock: a command that held it may have rewritten the file.
+        let topology = Topology::from_json(&read_text(path)?, path)?;
+        let all = command_files(path, journal, Some(&topology));
+        locks.absorb(lock_files(&all, "apply", env)?);
+
         let mut provider = provider::open(&topology, env)?;
         let plan = self::plan(&topology, provider.as_mut())?;
         (topology, plan, provider, Source::Topology)
     };
     let mut prepared = prepare_plan(topology, plan, provider, env, force, journal, "apply", None)?;
     prepared.source = source;
+    prepared.hold(locks);
     Ok(prepared)
 }
 
@@ -224,6 +304,8 @@ pub struct ApplyReport {
     pub warnings: Vec<String>,
     /// The provider, for reads after the apply.
     pub provider: Box<dyn Provider>,
+    /// The command's file locks, released when this report is dropped.
+    pub locks: crate::lock::Locks,
 }
 
 /// Applies a prepared plan zone by zone, journaling each, then reads back: a topology must now
@@ -232,33 +314,25 @@ pub struct ApplyReport {
 /// The zone holding the federation record goes last, so that when SIP domains live in other
 /// zones their SRV records move before the A record does.
 pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
-    let mut groups = prepared.plan.by_zone();
     let federation_zone = &prepared.topology.federation.zone;
-    groups.sort_by_key(|(zone, _)| *zone == federation_zone);
-    let zones: Vec<Fqdn> = groups.iter().map(|(zone, _)| (*zone).clone()).collect();
+    let mut groups: Vec<(Fqdn, Vec<Change>)> = prepared
+        .plan
+        .by_zone()
+        .into_iter()
+        .map(|(zone, changes)| (zone.clone(), changes.into_iter().cloned().collect()))
+        .collect();
+    groups.sort_by_key(|(zone, _)| zone == federation_zone);
+    let zones: Vec<Fqdn> = groups.iter().map(|(zone, _)| zone.clone()).collect();
     let mut applied = Vec::new();
     let mut warnings = Vec::new();
     for (i, (zone, changes)) in groups.into_iter().enumerate() {
-        let changes: Vec<Change> = changes.into_iter().cloned().collect();
-        let result = prepared.provider.apply(zone, &changes);
-        let answer = match &result {
-            Ok(done) => done.detail.clone(),
-            Err(e) => e.to_string(),
+        let zone = &zone;
+        let result = match apply_journaled(&mut prepared, zone, changes, &mut warnings) {
+            Ok(result) => result,
+            // Nothing was sent for this zone, and no earlier zone was applied.
+            Err(e) if i == 0 => return Err(e.into()),
+            Err(e) => Err(ProviderError::Transport(Box::new(e))),
         };
-        let now = (prepared.clock)();
-        if let Err(e) = prepared.journal.append(
-            prepared.command,
-            prepared.provider.kind(),
-            zone,
-            result.is_ok(),
-            answer,
-            prepared.failover.clone(),
-            changes,
-            now,
-        ) {
-            tracing::warn!("{e}");
-            warnings.push(e.to_string());
-        }
         match result {
             Ok(done) => applied.push(done),
             // The first zone failed: nothing was applied, and its own error says why (a
@@ -292,7 +366,74 @@ pub fn execute(mut prepared: Prepared) -> Result<ApplyReport, Error> {
         applied,
         warnings,
         provider: prepared.provider,
+        locks: prepared.locks,
     })
+}
+
+/// Applies one zone between its journal intent (written first: a crash during the apply
+/// still leaves a record of what may have landed) and its outcome. Only a failure to write
+/// the intent stops it, before anything is sent.
+fn apply_journaled(
+    prepared: &mut Prepared,
+    zone: &Fqdn,
+    changes: Vec<Change>,
+    warnings: &mut Vec<String>,
+) -> Result<Result<Applied, ProviderError>, journal::JournalError> {
+    let (command, kind) = (prepared.command, prepared.provider.kind());
+    let failover = prepared.failover.clone();
+    let now = (prepared.clock)();
+    let id =
+        prepared
+            .journal
+            .intend(command, kind, zone, failover.clone(), changes.clone(), now)?;
+    crate::failpoint::hit("journal-intent", || format!("entry {id} zone {zone}"));
+    let result = prepared.provider.apply(zone, &changes);
+    crate::failpoint::hit("zone-applied", || format!("entry {id} zone {zone}"));
+    let answer = match &result {
+        Ok(done) => done.detail.clone(),
+        Err(e) => e.to_string(),
+    };
+    let now = (prepared.clock)();
+    if let Err(e) = prepared.journal.outcome(
+        id,
+        command,
+        kind,
+        zone,
+        result.is_ok(),
+        answer,
+        failover,
+        changes,
+        now,
+    ) {
+        tracing::warn!("{e}");
+        warnings.push(e.to_string());
+    }
+    crate::failpoint::hit("journal-outcome", || format!("entry {id} zone {zone}"));
+    Ok(result)
+}
+
+/// Warns (once per command) about the applies of the journal's last run that never recorded
+/// their outcome: that run was interrupted, and any of those changes may have landed.
+pub fn warn_interrupted(journal_path: &Path) {
+    let Ok(entries) = journal::read_entries(journal_path) else {
+        return;
+    };
+    let Some(last_run) = entries.last().map(|e| e.run.clone()) else {
+        return;
+    };
+    let interrupted: Vec<String> = entries
+        .iter()
+        .filter(|e| e.run == last_run && e.interrupted())
+        .map(|e| format!("{} (zone {}, {} at {})", e.id, e.zone, e.command, e.time))
+        .collect();
+    if !interrupted.is_empty() {
+        tracing::warn!(
+            "the last run recorded in {} was interrupted: journal entr{} {} never recorded an outcome, so some of those changes may have landed; planning reads DNS, so a new plan holds only what is still missing, and `xmppdns rollback` restores exactly what it finds written",
+            journal_path.display(),
+            if interrupted.len() == 1 { "y" } else { "ies" },
+            interrupted.join(", ")
+        );
+    }
 }
 
 /// What still differs from the plan after applying: for a topology, what it plans now; for a
@@ -316,7 +457,7 @@ fn read_back(prepared: &mut Prepared) -> Result<Vec<Drift>, Error> {
                 let now = prepared.provider.read(zone, &keys)?;
                 for change in changes {
                     let found = now.rrsets.get(&change.key());
-                    if found != change.after.as_ref() {
+                    if !plan::holds(found, change.after.as_ref()) {
                         remaining.push(Drift {
                             key: change.key(),
                             expected: change.after.clone(),
@@ -349,7 +490,11 @@ pub fn prepare_rollback(
     env: &Environment,
     force: bool,
 ) -> Result<Vec<RollbackStep>, Error> {
+    let first = command_files(topology_path, journal_path, None);
+    let _held = lock_files(&first, "rollback", env)?;
     let topology = load_topology(topology_path)?;
+    let all = command_files(topology_path, journal_path, Some(&topology));
+    let _held_all = lock_files(&all, "rollback", env)?;
     let entries = open_journal(journal_path, &topology)?.rollback_targets(id)?;
     let mut steps = Vec::new();
     for entry in &entries {
@@ -386,6 +531,7 @@ pub fn prepare_rollback(
         // The topology may say otherwise now (e.g. after rolling back a failover): read back
         // the restored RRsets only.
         prepared.source = Source::SavedPlan;
+        prepared.hold(lock_files(&all, "rollback", env)?);
         steps.push(RollbackStep::Ready {
             entry: entry.id,
             prepared: Box::new(prepared),
@@ -400,7 +546,7 @@ pub fn prepare_rollback(
 /// some of its changes; this restores exactly those.
 fn still_written<'e>(entry: &'e journal::Entry, now: &ZoneState) -> Result<Vec<&'e Change>, Error> {
     let holds = |want: &Option<crate::records::RecordSet>, key: &RrKey| {
-        now.rrsets.get(key) == want.as_ref()
+        plan::holds(now.rrsets.get(key), want.as_ref())
     };
     let mut to_restore = Vec::new();
     let mut drift = Vec::new();

@@ -33,6 +33,9 @@ pub enum Error {
     Key(#[from] crate::dns::tsig::TsigError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// Another command holds a file this one needs.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -2,6 +2,12 @@
 //!
 //! Lines are only ever appended, each with one `write` of a whole line, so a crash leaves at
 //! worst one partial last line, which reading skips with a warning instead of failing.
+//!
+//! Each zone's apply writes two lines with the same id: its intent before anything is sent
+//! (`"intent": true`, the changes it is about to make) and its outcome after. Reading keeps the
+//! last line of each id, so an entry still marked `intent` is a run that ended (a crash, a
+//! kill) before its outcome was known: any of its changes may have landed, and whoever uses it
+//! settles that by reading DNS (rollback restores exactly what it finds written).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -49,8 +55,22 @@ pub struct Entry {
     /// Why, from `--reason` (e.g. a change ticket), when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// True on an intent line: written before the apply, superseded by the outcome line with
+    /// the same id. An entry read back as an intent never got its outcome.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub intent: bool,
     /// With the RRsets before (what was read) and after (what was written).
     pub changes: Vec<Change>,
+}
+
+/// The answer an intent line carries until its outcome supersedes it.
+pub const INTERRUPTED: &str = "interrupted: the command ended before this apply's outcome was recorded, so any of these changes may have landed; `plan` and `rollback` read DNS to settle it";
+
+impl Entry {
+    /// An apply whose outcome was never recorded (its command was killed or crashed).
+    pub fn interrupted(&self) -> bool {
+        self.intent
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +233,85 @@ impl Journal {
     ) -> Result<u64, JournalError> {
         self.sync()?;
         let id = self.next_id;
+        self.write(
+            id,
+            command,
+            provider,
+            zone,
+            (applied, answer, false),
+            failover,
+            changes,
+            unix_seconds,
+        )
+    }
+
+    /// Appends the intent of an apply about to start (a new id); its outcome is recorded with
+    /// [`Journal::outcome`] under the same id.
+    pub fn intend(
+        &mut self,
+        command: &str,
+        provider: &str,
+        zone: &Fqdn,
+        failover: Option<Failover>,
+        changes: Vec<Change>,
+        unix_seconds: u64,
+    ) -> Result<u64, JournalError> {
+        self.sync()?;
+        let id = self.next_id;
+        let answer = (false, INTERRUPTED.to_string(), true);
+        self.write(
+            id,
+            command,
+            provider,
+            zone,
+            answer,
+            failover,
+            changes,
+            unix_seconds,
+        )
+    }
+
+    /// Records the outcome of intent `id`: a line with the same id that supersedes it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn outcome(
+        &mut self,
+        id: u64,
+        command: &str,
+        provider: &str,
+        zone: &Fqdn,
+        applied: bool,
+        answer: String,
+        failover: Option<Failover>,
+        changes: Vec<Change>,
+        unix_seconds: u64,
+    ) -> Result<u64, JournalError> {
+        self.sync()?;
+        let answer = (applied, answer, false);
+        self.write(
+            id,
+            command,
+            provider,
+            zone,
+            answer,
+            failover,
+            changes,
+            unix_seconds,
+        )
+    }
+
+    /// Writes one line under `id`; `(applied, answer, intent)`.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        id: u64,
+        command: &str,
+        provider: &str,
+        zone: &Fqdn,
+        (applied, answer, intent): (bool, String, bool),
+        failover: Option<Failover>,
+        changes: Vec<Change>,
+        unix_seconds: u64,
+    ) -> Result<u64, JournalError> {
         let entry = Entry {
             format: FORMAT.to_string(),
             id,
@@ -226,6 +325,7 @@ impl Journal {
             failover,
             who: Some(self.who.clone()),
             why: self.why.clone(),
+            intent,
             changes,
         };
         let mut line = if self.torn { "\n" } else { "" }.to_string();
@@ -243,7 +343,7 @@ impl Journal {
         file.write_all(line.as_bytes()).map_err(write_error)?;
         file.sync_data().map_err(write_error)?;
         self.torn = false;
-        self.next_id += 1;
+        self.next_id = self.next_id.max(id + 1);
         self.known_len += line.len() as u64;
         Ok(id)
     }
@@ -298,7 +398,8 @@ impl Journal {
             .entries()?
             .into_iter()
             .rev()
-            .filter(|e| e.applied && e.command == "failover")
+            // An interrupted failover may have landed: it counts (failback reads DNS anyway).
+            .filter(|e| (e.applied || e.intent) && e.command == "failover")
             .find_map(|e| e.failover))
     }
 }
@@ -321,13 +422,23 @@ fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
             })
         }
     };
-    let mut entries = Vec::new();
+    Ok(parse(&text, path))
+}
+
+/// The readable entries of a journal's text (`path` names it in warnings), and whether it
+/// ends in a torn (unterminated) line.
+pub(crate) fn parse(text: &str, path: &Path) -> (Vec<Entry>, bool) {
+    let mut entries: Vec<Entry> = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Entry>(line) {
-            Ok(entry) => entries.push(entry),
+            // An outcome supersedes its intent (same id, written later).
+            Ok(entry) => match entries.iter_mut().rev().find(|e| e.id == entry.id) {
+                Some(earlier) => *earlier = entry,
+                None => entries.push(entry),
+            },
             Err(e) => tracing::warn!(
                 "journal {} line {}: skipped, not an entry ({e})",
                 path.display(),
@@ -335,7 +446,7 @@ fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
             ),
         }
     }
-    Ok((entries, !text.is_empty() && !text.ends_with('\n')))
+    (entries, !text.is_empty() && !text.ends_with('\n'))
 }
 
 #[cfg(test)]
@@ -379,6 +490,63 @@ mod tests {
             vec![change],
             0,
         )
+    }
+
+    #[test]
+    fn an_outcome_supersedes_its_intent_and_an_intent_alone_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let zone = Fqdn::parse("contoso.com").unwrap();
+        let mut journal = Journal::open(&path).unwrap().with_run("r");
+        let c = change([192, 0, 2, 1], [192, 0, 2, 2]);
+        let moved = || {
+            Some(Failover {
+                from: "EdgePool1".into(),
+                to: "EdgePool2".into(),
+            })
+        };
+        let first = journal
+            .intend("failover", "rfc2136", &zone, moved(), vec![c.clone()], 0)
+            .unwrap();
+        journal
+            .outcome(
+                first,
+                "failover",
+                "rfc2136",
+                &zone,
+                true,
+                "ok".into(),
+                moved(),
+                vec![c.clone()],
+                1,
+            )
+            .unwrap();
+        // A second zone whose command was killed mid-apply: the intent alone.
+        let second = journal
+            .intend("failover", "rfc2136", &zone, moved(), vec![c], 2)
+            .unwrap();
+        assert_eq!((first, second), (1, 2));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "intent, outcome, intent");
+        let entries = read_entries(&path).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(entries[0].applied && !entries[0].interrupted());
+        assert!(!entries[1].applied && entries[1].interrupted());
+        assert_eq!(entries[1].answer, INTERRUPTED);
+        // A fresh journal continues after the highest id.
+        let mut again = Journal::open(&path).unwrap();
+        assert_eq!(
+            add(
+                &mut again,
+                "apply",
+                true,
+                "ok".into(),
+                None,
+                change([1, 1, 1, 1], [2, 2, 2, 2])
+            )
+            .unwrap(),
+            3
+        );
     }
 
     #[test]

@@ -8,8 +8,12 @@ pub mod dns;
 pub mod drill;
 pub mod error;
 pub mod failover;
+pub mod failpoint;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
+pub mod lock;
 pub mod monitor;
 pub mod plan;
 pub mod probe;

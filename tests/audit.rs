@@ -504,7 +504,7 @@ fn lossy_proxy(
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                if state % one_in == 0 {
+                if state.is_multiple_of(one_in) {
                     dropped2.fetch_add(1, Ordering::Relaxed);
                 } else {
                     back.send_to(&buf[..n], upstream).ok();

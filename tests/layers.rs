@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Bottom first. A module may import the modules of the layers below its own, never its own
 /// layer's siblings nor anything above (keep ARCHITECTURE.md's table in step with this one).
 const LAYERS: &[&[&str]] = &[
-    &["clock", "files", "records"],
+    &["clock", "failpoint", "files", "lock", "records"],
     &["dns", "topology", "probe"],
     &["plan"],
     &["provider", "journal"],
@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["app"],
     &["failover"],
     &["monitor", "drill"],
+    &["fuzzing"],
 ];
 
 /// Files that belong to the binary, not the library.

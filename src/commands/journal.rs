@@ -55,7 +55,14 @@ fn table(entries: &[Entry]) -> String {
             entry.time.clone(),
             command,
             entry.zone.to_string(),
-            if entry.applied { "applied" } else { "failed" }.to_string(),
+            if entry.applied {
+                "applied"
+            } else if entry.interrupted() {
+                "interrupted"
+            } else {
+                "failed"
+            }
+            .to_string(),
             changes.join("\n"),
             entry.who.clone().unwrap_or_else(|| "-".into()),
             entry.why.clone().unwrap_or_else(|| "-".into()),

@@ -109,7 +109,9 @@ fn run_move(
         probe_timeout: Duration::from_secs(flags.probe_timeout),
         journal: flags.journal.clone(),
     };
-    let prepared = failover::prepare(topology_path, &options, &mv.env, command)?;
+    let mut prepared = failover::prepare(topology_path, &options, &mv.env, command)?;
+    // Held past the apply: the topology is rewritten after it, and the stages may follow.
+    prepared.apply.keep_locks_until_exit();
     if prepared.from == prepared.to {
         return Ok(already_active(&prepared, &mv.invocation));
     }

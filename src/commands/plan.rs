@@ -25,6 +25,7 @@ pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
     let plan = app::plan(&topology, provider.as_mut())?;
     // The plan file (checksums over the whole plan) only when it is shown or saved.
     let file = || app::plan_file(&plan, &topology, provider.kind());
+    app::warn_interrupted(&journal);
     if let Some(p) = xmppdns::failover::verify::pending_move(&topology, &journal)? {
         eprintln!(
             "warning: a {} {} -> {} is pending (it changed DNS but did not finish); this plan would revert it. Complete it with `xmppdns {} {}{}`; `apply` refuses this plan without --force.",

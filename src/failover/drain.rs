@@ -303,6 +303,7 @@ mod tests {
             failover: None,
             who: None,
             why: None,
+            intent: false,
             changes,
         }
     }

@@ -93,7 +93,11 @@ pub fn prepare(
     env: &Environment,
     command: &'static str,
 ) -> Result<PreparedFailover, Error> {
+    let journal = options.journal.as_deref();
+    let mut locks = app::lock_files(&app::command_files(path, journal, None), command, env)?;
     let topology = crate::app::load_topology(path)?;
+    let all = app::command_files(path, journal, Some(&topology));
+    locks.absorb(app::lock_files(&all, command, env)?);
     // A drained topology moves at the drained TTLs; `settle` restores the topology's own.
     let journal_path = options
         .journal
@@ -117,34 +121,13 @@ pub fn prepare(
     let mut provider = provider::open(&new_topology, env)?;
     let plan = app::plan(&new_topology, provider.as_mut())?;
 
-    let probe_before = if to_index == topology.active {
-        ProbeBefore::Skip
-    } else {
-        options.probe_before
-    };
-    let probes = if probe_before == ProbeBefore::Skip {
-        None
-    } else {
-        let results = probe_pool(&topology, to_index, options.probe_timeout);
-        let gate = probe_before == ProbeBefore::Gate;
-        if gate && !results.iter().any(ProbeResult::is_ready) && !options.force {
-            return Err(Error::ProbeFailed {
-                pool: to,
-                port: topology.srv.port,
-                results: results
-                    .iter()
-                    .map(|r| (r.address, r.detail.clone()))
-                    .collect(),
-            });
-        }
-        Some(results)
-    };
+    let probes = probe_before_dns(&topology, to_index, options)?;
 
     let failover = (from != to).then(|| journal::Failover {
         from: from.clone(),
         to: to.clone(),
     });
-    let apply = app::prepare_plan(
+    let mut apply = app::prepare_plan(
         new_topology,
         plan,
         provider,
@@ -154,6 +137,7 @@ pub fn prepare(
         command,
         failover,
     )?;
+    apply.hold(locks);
     Ok(PreparedFailover {
         from_pool: topology.active_pool().clone(),
         to_pool: topology.pools[to_index].clone(),
@@ -165,6 +149,32 @@ pub fn prepare(
         apply,
         drain,
     })
+}
+
+/// The probe of the new pool before DNS changes, when asked for: `None` when skipped (and for
+/// a move to the active pool); with `--require-live`, a pool where no address answers as XMPP
+/// refuses the move (exit 3) unless `--force`.
+fn probe_before_dns(
+    topology: &Topology,
+    to_index: usize,
+    options: &Options,
+) -> Result<Option<Vec<ProbeResult>>, Error> {
+    if to_index == topology.active || options.probe_before == ProbeBefore::Skip {
+        return Ok(None);
+    }
+    let results = probe_pool(topology, to_index, options.probe_timeout);
+    let gate = options.probe_before == ProbeBefore::Gate;
+    if gate && !results.iter().any(ProbeResult::is_ready) && !options.force {
+        return Err(Error::ProbeFailed {
+            pool: topology.pools[to_index].name.clone(),
+            port: topology.srv.port,
+            results: results
+                .iter()
+                .map(|r| (r.address, r.detail.clone()))
+                .collect(),
+        });
+    }
+    Ok(Some(results))
 }
 
 /// Per zone, the servers whose answers show that a change propagated, and a note when the
@@ -455,10 +465,12 @@ pub fn write_topology(path: &Path, edit: &TopologyEdit) -> Result<Option<String>
         path: path.to_path_buf(),
         message: "could not locate the values to change".into(),
     })?;
+    crate::failpoint::hit("topology-write", || path.display().to_string());
     crate::files::replace_keeping_backup(path, out.as_bytes()).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,
     })?;
+    crate::failpoint::hit("topology-written", || path.display().to_string());
     Ok(Some(said.join(", ")))
 }
 

@@ -181,7 +181,12 @@ pub fn pending_move(
     let Some((failover, entries)) = last_move(&journal)? else {
         return Ok(None);
     };
-    let applied_entries: Vec<u64> = entries.iter().filter(|e| e.applied).map(|e| e.id).collect();
+    // An interrupted apply (intent without outcome) may have landed: it counts.
+    let applied_entries: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.applied || e.interrupted())
+        .map(|e| e.id)
+        .collect();
     let moved = topology
         .pool_index(&failover.to)
         .is_some_and(|i| i != topology.active);
@@ -210,7 +215,7 @@ pub fn applied_plan(journal_path: &Path, to: &str) -> Result<Plan, Error> {
         if failover.to == to {
             plan.changes = entries
                 .into_iter()
-                .filter(|e| e.applied)
+                .filter(|e| e.applied || e.interrupted())
                 .flat_map(|e| e.changes)
                 .collect();
         }

@@ -331,6 +331,69 @@ pub struct Drift {
     pub found: Option<RecordSet>,
 }
 
+/// The one answer to "does the store still hold `want` here?" (`None`: the RRset is absent).
+/// Every guard and every settlement asks it this way: rfc2136's settlement, the PowerDNS,
+/// zone-file, Azure and Route 53 guards and settlements, rollback, and a saved plan's stale
+/// check.
+///
+/// The TTL counts: an RRset holds `want` only with `want`'s records *and* TTL. A TTL-only
+/// change is a change the plan makes, so a settlement that ignored TTLs could call it landed
+/// when it was not. (RFC 2136 prerequisites cannot carry a TTL, so the server's own guard is
+/// records-only; the settlement after an ambiguous answer is not.)
+pub fn holds(found: Option<&RecordSet>, want: Option<&RecordSet>) -> bool {
+    match (found, want) {
+        (None, None) => true,
+        (Some(found), Some(want)) => {
+            found.key() == want.key() && found.ttl == want.ttl && found.records() == want.records()
+        }
+        _ => false,
+    }
+}
+
+/// Where a set of changes stands, judged by reading the store: every change's `after`, every
+/// change's `before`, or neither (someone else's change, or a part landed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Every RRset holds what the changes install.
+    After,
+    /// Every RRset still holds what the changes replace (for a change whose `before` equals
+    /// its `after` both hold; `After` wins).
+    Before,
+    /// Neither: the RRsets that do not hold their `before`.
+    Neither(Vec<Drift>),
+}
+
+/// Where `changes` stand in `now` (the RRsets of their keys, absent ones missing).
+pub fn standing<'c>(
+    changes: impl IntoIterator<Item = &'c Change> + Clone,
+    now: &BTreeMap<RrKey, RecordSet>,
+) -> Standing {
+    let at = |c: &Change, want: &Option<RecordSet>| holds(now.get(&c.key()), want.as_ref());
+    if changes.clone().into_iter().all(|c| at(c, &c.after)) {
+        Standing::After
+    } else if changes.clone().into_iter().all(|c| at(c, &c.before)) {
+        Standing::Before
+    } else {
+        Standing::Neither(drift_from_before(changes, now))
+    }
+}
+
+/// The changes whose `before` the store (`now`) no longer holds: a guard's refusal.
+pub fn drift_from_before<'c>(
+    changes: impl IntoIterator<Item = &'c Change>,
+    now: &BTreeMap<RrKey, RecordSet>,
+) -> Vec<Drift> {
+    changes
+        .into_iter()
+        .filter(|c| !holds(now.get(&c.key()), c.before.as_ref()))
+        .map(|c| Drift {
+            key: c.key(),
+            expected: c.before.clone(),
+            found: now.get(&c.key()).cloned(),
+        })
+        .collect()
+}
+
 /// Compares what a plan was computed from with what the provider holds now.
 pub fn drift(expected: &ObservedZone, now: &ZoneState) -> Vec<Drift> {
     let then = expected.state();
@@ -340,7 +403,7 @@ pub fn drift(expected: &ObservedZone, now: &ZoneState) -> Vec<Drift> {
         .filter_map(|key| {
             let a = then.rrsets.get(&key);
             let b = now.rrsets.get(&key);
-            (a != b).then(|| Drift {
+            (!holds(b, a)).then(|| Drift {
                 key,
                 expected: a.cloned(),
                 found: b.cloned(),

@@ -3,6 +3,7 @@
 
 pub mod azure;
 pub mod notifier;
+pub mod outcome;
 pub mod powerdns;
 pub mod rfc2136;
 pub mod rfc2136_gss;

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use ureq::http::{HeaderValue, Response};
 
 use crate::plan::{Change, Drift, ZoneState};
+use crate::provider::outcome::{self, Answer, Outcome};
 use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, Rdata, RecordSet, RecordType, RrKey};
 use crate::topology::{ApiKeySource, PowerDnsConfig};
@@ -195,7 +196,7 @@ impl From<PowerDnsError> for ProviderError {
 /// The zone document, reduced to what is read (serde ignores the other fields). Both fields
 /// are required: a 200 answer without them (a proxy's page, say) must not read as an empty zone.
 #[derive(Deserialize)]
-struct ZoneJson {
+pub(crate) struct ZoneJson {
     name: String,
     rrsets: Vec<RrsetJson>,
 }
@@ -219,7 +220,7 @@ struct RecordJson {
 
 /// The managed RRsets of a zone as PowerDNS holds them.
 #[derive(Debug, Default)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     /// What DNS serves: the enabled records.
     served: BTreeMap<RrKey, RecordSet>,
     /// Disabled records at managed keys (content as PowerDNS gives it) with their RRset's TTL.
@@ -490,27 +491,13 @@ impl PowerDnsProvider {
         error: ApiError,
     ) -> Result<String, PowerDnsError> {
         let cause = error.to_string();
-        let now = self.fetch(zone, keys).map_err(|reread| {
-            Self::error(
-                zone,
-                ApiError::OutcomeUnknown {
-                    cause: cause.clone(),
-                    reread: reread.to_string(),
-                },
-                false,
-            )
-        })?;
-        let holds = |want: fn(&Change) -> Option<&RecordSet>| {
-            changes.iter().all(|c| now.served.get(&c.key()) == want(c))
-        };
-        if holds(|c| c.after.as_ref()) {
-            Ok(format!(
+        let reread = || self.fetch(zone, keys).map(|now| now.served);
+        match outcome::settle(Answer::Unsure(error), changes, reread) {
+            Outcome::Applied { .. } => Ok(format!(
                 "; the PATCH got no usable answer ({cause}) but reading the zone again shows it applied"
-            ))
-        } else if holds(|c| c.before.as_ref()) {
-            Err(Self::error(zone, error, true))
-        } else {
-            Err(Self::error(
+            )),
+            Outcome::NotApplied(error) => Err(Self::error(zone, error, true)),
+            Outcome::Drifted { .. } => Err(Self::error(
                 zone,
                 ApiError::OutcomeUnknown {
                     cause,
@@ -519,7 +506,12 @@ impl PowerDnsProvider {
                             .into(),
                 },
                 false,
-            ))
+            )),
+            Outcome::Unknown { reread, .. } => Err(Self::error(
+                zone,
+                ApiError::OutcomeUnknown { cause, reread },
+                false,
+            )),
         }
     }
 
@@ -547,7 +539,7 @@ impl PowerDnsProvider {
 }
 
 /// Keeps the managed RRsets of a zone document, split into served and disabled records.
-fn snapshot(document: ZoneJson, keys: &BTreeSet<RrKey>) -> Result<Snapshot, String> {
+pub(crate) fn snapshot(document: ZoneJson, keys: &BTreeSet<RrKey>) -> Result<Snapshot, String> {
     let mut snapshot = Snapshot::default();
     for rrset in document.rrsets {
         // Types this tool does not manage (SOA, NS, TXT, ...) are never keys.
@@ -662,17 +654,7 @@ fn scrub(text: &str, key: &str) -> String {
 
 /// The managed RRsets whose current state is not a change's `before`.
 fn drift(changes: &[Change], now: &Snapshot) -> Vec<Drift> {
-    changes
-        .iter()
-        .filter_map(|c| {
-            let found = now.served.get(&c.key());
-            (found != c.before.as_ref()).then(|| Drift {
-                key: c.key(),
-                expected: c.before.clone(),
-                found: found.cloned(),
-            })
-        })
-        .collect()
+    crate::plan::drift_from_before(changes, &now.served)
 }
 
 impl Provider for PowerDnsProvider {

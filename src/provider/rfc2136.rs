@@ -15,8 +15,9 @@ use crate::dns::transport::Transport;
 use crate::dns::tsig::{TsigError, TsigKey};
 use crate::dns::update::{self, RrsetEdit, MAX_MESSAGE};
 use crate::dns::{check_reply, DnsError};
-use crate::plan::{Action, Change, Drift, ZoneState};
+use crate::plan::{Action, Change, ZoneState};
 use crate::provider::notifier::Notifier;
+use crate::provider::outcome::{self, Answer, Outcome};
 use crate::provider::rfc2136_gss::GssSession;
 use crate::provider::{Applied, Provider, ProviderError};
 use crate::records::{Fqdn, RrKey};
@@ -58,12 +59,21 @@ pub enum Rfc2136Error {
         done: usize,
         total: usize,
     },
+    #[error("zone {zone}: {source}; reading the primary again to learn whether the UPDATE landed failed too ({reread}), so it may or may not have been applied{}", if *total > 1 { format!(" ({done} of {total} UPDATE messages had been applied before this one)") } else { String::new() })]
+    Unsettled {
+        zone: Fqdn,
+        source: Box<DnsError>,
+        reread: String,
+        done: usize,
+        total: usize,
+    },
 }
 
 impl From<Rfc2136Error> for ProviderError {
     fn from(error: Rfc2136Error) -> Self {
         let kind = match &error {
             Rfc2136Error::Key { .. } => ProviderError::Config,
+            Rfc2136Error::Unsettled { .. } => ProviderError::Ambiguous,
             Rfc2136Error::Dns { source, .. } => match **source {
                 DnsError::Io { .. }
                 | DnsError::Timeout { .. }
@@ -217,70 +227,6 @@ impl Rfc2136Provider {
         .into()
     }
 
-    /// Re-reads what a message changed, to learn the outcome when the reply did not say
-    /// it reliably (unsigned, bad MAC, lost, or a prerequisite failure on a retry).
-    fn outcome(&mut self, zone: &Fqdn, batch: &[Change]) -> Result<Outcome, ProviderError> {
-        let keys: BTreeSet<RrKey> = batch.iter().map(Change::key).collect();
-        let now = self.read(zone, &keys)?;
-        let holds = |c: &Change, want: &Option<crate::records::RecordSet>| {
-            now.rrsets.get(&c.key()).map(|s| s.records()) == want.as_ref().map(|s| s.records())
-        };
-        if batch.iter().all(|c| holds(c, &c.after)) {
-            Ok(Outcome::Applied)
-        } else if batch.iter().all(|c| holds(c, &c.before)) {
-            Ok(Outcome::NotApplied)
-        } else {
-            Ok(Outcome::Drifted(
-                batch
-                    .iter()
-                    .filter(|c| !holds(c, &c.before))
-                    .map(|c| Drift {
-                        key: c.key(),
-                        expected: c.before.clone(),
-                        found: now.rrsets.get(&c.key()).cloned(),
-                    })
-                    .collect(),
-            ))
-        }
-    }
-}
-
-/// A GSS-TSIG reply that did not verify, saying the update was not done.
-fn unverified_refusal(error: &DnsError) -> bool {
-    matches!(error, DnsError::Unverifiable { rcode, .. } if *rcode != 0)
-}
-
-impl Rfc2136Provider {
-    /// Sends one UPDATE and checks the reply: the outer error is a failure to get a GSS-TSIG
-    /// context, the inner one what the exchange said. A context the server forgot (BADKEY)
-    /// is negotiated again once and the message resent (BADKEY means it was not applied).
-    fn send(&mut self, zone: &Fqdn, encoded: &[u8]) -> Result<Result<(), DnsError>, ProviderError> {
-        loop {
-            let key = match self.gss.as_mut() {
-                Some(gss) => Some(gss.key(&self.update, zone)?),
-                None => self.update_key.clone(),
-            };
-            let started = std::time::Instant::now();
-            let result = self
-                .update
-                .exchange(key.as_ref(), &|id| {
-                    Ok(update::with_id(encoded.to_vec(), id))
-                })
-                .and_then(|reply| check_reply(self.update.server, key.as_ref(), &reply));
-            tracing::info!(
-                "UPDATE to {}: answered in {:.1} ms",
-                self.update.server,
-                started.elapsed().as_secs_f64() * 1000.0
-            );
-            if let (Err(e), Some(gss)) = (&result, self.gss.as_mut()) {
-                if gss.forget_if_expired(e) {
-                    continue;
-                }
-            }
-            return Ok(result);
-        }
-    }
-
     /// A refusal for the engine, with GSS-TSIG's principal hints when it is REFUSED.
     fn refusal(&self, zone: &Fqdn, error: DnsError, done: usize, total: usize) -> ProviderError {
         let error = match &self.gss {
@@ -330,28 +276,21 @@ impl Rfc2136Provider {
         self.last_read = Some(ReadPath::Queries { count: keys.len() });
         Ok(ZoneState { rrsets })
     }
-}
 
-enum Outcome {
-    Applied,
-    NotApplied,
-    Drifted(Vec<Drift>),
-}
-
-impl Provider for Rfc2136Provider {
-    fn kind(&self) -> &'static str {
-        "rfc2136"
-    }
-
-    fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
-        if self.gss.is_some() {
-            return self.read_signed_queries(zone, keys);
-        }
-        match transfer::axfr(&self.transfer, self.transfer_key.as_ref(), zone, keys) {
+    /// Reads `keys` from `server`: a signed AXFR, or signed queries for exactly the managed
+    /// names when the transfer is refused by policy.
+    fn read_from(
+        &mut self,
+        server: &Transport,
+        key: Option<&TsigKey>,
+        zone: &Fqdn,
+        keys: &BTreeSet<RrKey>,
+    ) -> Result<ZoneState, ProviderError> {
+        match transfer::axfr(server, key, zone, keys) {
             Ok(data) => {
                 tracing::info!(
                     "read {zone} by AXFR from {} ({} messages)",
-                    self.transfer.server,
+                    server.server,
                     data.messages
                 );
                 self.last_read = Some(ReadPath::Axfr {
@@ -365,7 +304,7 @@ impl Provider for Rfc2136Provider {
             Err(DnsError::Rcode { rcode: 5 | 9, .. }) => {
                 tracing::info!(
                     "AXFR of {zone} refused by {}; reading {} managed RRsets by query",
-                    self.transfer.server,
+                    server.server,
                     keys.len()
                 );
                 let rrsets = transfer::query_keys(&self.update, self.update_key.as_ref(), keys)
@@ -377,6 +316,134 @@ impl Provider for Rfc2136Provider {
         }
     }
 
+    /// Sends one UPDATE and checks the reply, with the key it was signed with: the outer error
+    /// is a failure to get a GSS-TSIG context, the inner one what the exchange said. A context
+    /// the server forgot (BADKEY) is negotiated again once and the message resent (BADKEY means
+    /// it was not applied).
+    fn exchange_update(
+        &mut self,
+        zone: &Fqdn,
+        encoded: &[u8],
+    ) -> Result<(Option<TsigKey>, Result<(), DnsError>), ProviderError> {
+        loop {
+            let key = match self.gss.as_mut() {
+                Some(gss) => Some(gss.key(&self.update, zone)?),
+                None => self.update_key.clone(),
+            };
+            let started = std::time::Instant::now();
+            let result = self
+                .update
+                .exchange(key.as_ref(), &|id| {
+                    Ok(update::with_id(encoded.to_vec(), id))
+                })
+                .and_then(|reply| check_reply(self.update.server, key.as_ref(), &reply));
+            tracing::info!(
+                "UPDATE to {}: answered in {:.1} ms",
+                self.update.server,
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            if let (Err(e), Some(gss)) = (&result, self.gss.as_mut()) {
+                if gss.forget_if_expired(e) {
+                    continue;
+                }
+            }
+            return Ok((key, result));
+        }
+    }
+
+    /// What an UPDATE's failure says on its own. Only errors that prove nothing left this host
+    /// (a key that cannot sign, an address family this host lacks, a connection refused) are
+    /// final; anything else may follow a message that landed (a lost or unverifiable answer,
+    /// SERVFAIL, a prerequisite failure or any other answer to a retry), so it is settled by
+    /// reading the primary.
+    fn answer(error: DnsError) -> Answer<DnsError> {
+        let unsent = match &error {
+            DnsError::Tsig(TsigError::UnsupportedAlgorithm { .. } | TsigError::BadKey(_))
+            | DnsError::FamilyUnavailable { .. } => true,
+            DnsError::Io { source, .. } => source.kind() == std::io::ErrorKind::ConnectionRefused,
+            _ => false,
+        };
+        if unsent {
+            Answer::Refused(error)
+        } else {
+            Answer::Unsure(error)
+        }
+    }
+
+    /// Sends one UPDATE message and settles its outcome; `Ok(Some(note))` when an unsure
+    /// answer was overruled by reading the primary again.
+    fn send(
+        &mut self,
+        zone: &Fqdn,
+        batch: &[Change],
+        encoded: &[u8],
+        (done, total): (usize, usize),
+    ) -> Result<Option<String>, ProviderError> {
+        let (key, result) = self.exchange_update(zone, encoded)?;
+        let answer = match result {
+            Ok(()) => Answer::Done,
+            Err(error) => Self::answer(error),
+        };
+        let stale = matches!(&answer, Answer::Unsure(e) if matches!(e.rcode(), Some(7 | 8)));
+        let keys: BTreeSet<RrKey> = batch.iter().map(Change::key).collect();
+        // Settled against the primary (the server UPDATEs go to), never `transfer_server`:
+        // a lagging secondary would make a landed message look lost.
+        let primary = self.update.clone();
+        let reread = || {
+            if self.gss.is_some() {
+                self.read_signed_queries(zone, &keys)
+            } else {
+                self.read_from(&primary, key.as_ref(), zone, &keys)
+            }
+            .map(|now| now.rrsets)
+        };
+        match outcome::settle(answer, batch, reread) {
+            Outcome::Applied { overruled } => Ok(overruled
+                .map(|error| format!("message {} confirmed by re-reading ({error})", done + 1))),
+            Outcome::Drifted { drift, .. } if stale && done == 0 => Err(ProviderError::Stale {
+                zone: zone.clone(),
+                drift,
+            }),
+            // A GSS-TSIG refusal whose signature did not verify, which the records confirm:
+            // the server's real answer, no longer ambiguous.
+            Outcome::NotApplied(error) if unverified_refusal(&error) => {
+                Err(match self.refusal(zone, error, done, total) {
+                    ProviderError::Ambiguous(e) => ProviderError::Rejected(e),
+                    other => other,
+                })
+            }
+            Outcome::NotApplied(error) => Err(self.refusal(zone, error, done, total)),
+            Outcome::Drifted { error, .. } => Err(Self::dns_error(zone, error, done, total)),
+            Outcome::Unknown { error, reread } => Err(Rfc2136Error::Unsettled {
+                zone: zone.clone(),
+                source: Box::new(error),
+                reread,
+                done,
+                total,
+            }
+            .into()),
+        }
+    }
+}
+
+/// A GSS-TSIG reply that did not verify, saying the update was not done.
+fn unverified_refusal(error: &DnsError) -> bool {
+    matches!(error, DnsError::Unverifiable { rcode, .. } if *rcode != 0)
+}
+
+impl Provider for Rfc2136Provider {
+    fn kind(&self) -> &'static str {
+        "rfc2136"
+    }
+
+    fn read(&mut self, zone: &Fqdn, keys: &BTreeSet<RrKey>) -> Result<ZoneState, ProviderError> {
+        if self.gss.is_some() {
+            return self.read_signed_queries(zone, keys);
+        }
+        let (server, key) = (self.transfer.clone(), self.transfer_key.clone());
+        self.read_from(&server, key.as_ref(), zone, keys)
+    }
+
     fn apply(&mut self, zone: &Fqdn, changes: &[Change]) -> Result<Applied, ProviderError> {
         let batches = edits(changes)
             .and_then(|edits| update::batches_encoded(zone, &edits, MAX_MESSAGE - TSIG_ROOM))
@@ -384,50 +451,18 @@ impl Provider for Rfc2136Provider {
         let total = batches.len();
         let mut notes = Vec::new();
         for (done, (range, encoded)) in batches.into_iter().enumerate() {
-            let batch = &changes[range];
-            let result = self.send(zone, &encoded)?;
-            match result {
-                Ok(_) => continue,
-                Err(error) => {
-                    let stale = matches!(error.rcode(), Some(7 | 8));
-                    let unsure = matches!(
-                        error,
-                        DnsError::UnsignedSuccess { .. }
-                            | DnsError::Tsig(_)
-                            | DnsError::NoAnswer { .. }
-                            | DnsError::Unverifiable { .. }
-                    ) || stale;
-                    if !unsure {
-                        return Err(self.refusal(zone, error, done, total));
-                    }
-                    match self.outcome(zone, batch) {
-                        // A retry whose first attempt landed, an untrustworthy reply to a
-                        // change that did land, or someone else making the very same change:
-                        // the state is what we wanted.
-                        Ok(Outcome::Applied) => {
-                            notes.push(format!(
-                                "message {} confirmed by re-reading ({error})",
-                                done + 1
-                            ));
-                        }
-                        Ok(Outcome::Drifted(drift)) if stale && done == 0 => {
-                            return Err(ProviderError::Stale {
-                                zone: zone.clone(),
-                                drift,
-                            })
-                        }
-                        // An unverifiable refusal that the records confirm: the server's
-                        // real answer, no longer ambiguous.
-                        Ok(Outcome::NotApplied) if unverified_refusal(&error) => {
-                            return Err(match self.refusal(zone, error, done, total) {
-                                ProviderError::Ambiguous(e) => ProviderError::Rejected(e),
-                                other => other,
-                            });
-                        }
-                        Ok(_) | Err(_) => return Err(Self::dns_error(zone, error, done, total)),
-                    }
-                }
-            }
+            let span = || {
+                format!(
+                    "message {} changes {}..{}",
+                    done + 1,
+                    range.start,
+                    range.end
+                )
+            };
+            crate::failpoint::hit("update-send", span);
+            let note = self.send(zone, &changes[range.clone()], &encoded, (done, total))?;
+            crate::failpoint::hit("update-answered", span);
+            notes.extend(note);
         }
         if let Some(notifier) = &mut self.notifier {
             notes.push(notifier.after_update(zone));

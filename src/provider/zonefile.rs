@@ -124,7 +124,7 @@ impl ZoneFileProvider {
     }
 }
 
-fn parse_zone(
+pub(crate) fn parse_zone(
     text: &str,
     path: &Path,
     origin: &Name,
@@ -499,18 +499,7 @@ impl LoadedZone {
                 current.insert(converted.key(), converted);
             }
         }
-        changes
-            .iter()
-            .filter_map(|c| {
-                let key = c.key();
-                let found = current.get(&key);
-                (found != c.before.as_ref()).then(|| Drift {
-                    key,
-                    expected: c.before.clone(),
-                    found: found.cloned(),
-                })
-            })
-            .collect()
+        crate::plan::drift_from_before(changes, &current)
     }
 
     /// A name with a CNAME holds nothing else (RFC 1034 §3.6.2): refuse to add to one.

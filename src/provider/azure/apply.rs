@@ -4,8 +4,9 @@
 use super::records::{self, Read};
 use super::{drift_of, refused, AzureError, AzureProvider, Write};
 use crate::plan::Change;
+use crate::provider::outcome::{self, Answer, Outcome};
 use crate::provider::ProviderError;
-use crate::records::{Fqdn, RecordSet, RrKey};
+use crate::records::{Fqdn, RrKey};
 
 impl AzureProvider {
     /// Applies one zone's changes in plan order; returns what the detail adds.
@@ -135,24 +136,28 @@ impl AzureProvider {
         cause: String,
     ) -> Result<Option<String>, ProviderError> {
         let key: RrKey = change.key();
-        let now: Result<Option<RecordSet>, _> = self.current(zone, &key);
+        let reread = || {
+            self.current(zone, &key)
+                .map(|now| now.map(|set| (set.key(), set)).into_iter().collect())
+        };
+        let outcome = outcome::settle(Answer::Unsure(()), [change], reread);
         let unknown = |reread: String| AzureError::OutcomeUnknown {
             request: request.clone(),
             key: key.clone(),
             cause: cause.clone(),
             reread,
         };
-        match now {
-            Err(e) => Err(unknown(e.to_string()).into()),
-            Ok(now) if now == change.after => Ok(Some(format!(
+        match outcome {
+            Outcome::Unknown { reread, .. } => Err(unknown(reread).into()),
+            Outcome::Applied { .. } => Ok(Some(format!(
                 "{key}: no usable answer ({cause}) but reading again shows it written"
             ))),
-            Ok(now) if now == change.before => Err(AzureError::Transport {
+            Outcome::NotApplied(()) => Err(AzureError::Transport {
                 request,
                 message: format!("{cause}; reading again shows {key} was not written"),
             }
             .into()),
-            Ok(_) => Err(unknown(
+            Outcome::Drifted { .. } => Err(unknown(
                 "it holds neither the plan's before nor its after (another writer?)".into(),
             )
             .into()),

@@ -9,6 +9,7 @@ use super::{
     API, MAX_ATTEMPTS,
 };
 use crate::plan::{Change, Drift};
+use crate::provider::outcome::{self, Answer, Outcome};
 use crate::provider::ProviderError;
 use crate::records::{Fqdn, RrKey};
 use xml::{RawSet, Verb};
@@ -202,31 +203,22 @@ impl Route53Provider {
                 reread,
             })
         };
-        let now = self
-            .reread(zone, planned)
-            .map_err(|e| unknown(e.to_string()))?;
-        let holds = |after: bool| {
-            planned.iter().all(|c| {
-                let want = if after { &c.after } else { &c.before };
-                now.get(&c.key()) == want.as_ref()
-            })
-        };
-        if holds(true) {
-            Ok(format!(
+        let reread = || self.reread(zone, planned);
+        match outcome::settle(Answer::Unsure(()), planned.iter().copied(), reread) {
+            Outcome::Applied { .. } => Ok(format!(
                 "the batch got no usable answer ({cause}) but reading again shows it applied (its sync status is unknown)"
-            ))
-        } else if holds(false) {
-            Err(BatchFailure::Error(Route53Error::Transport {
+            )),
+            Outcome::NotApplied(()) => Err(BatchFailure::Error(Route53Error::Transport {
                 zone: zone.clone(),
                 request: "ChangeResourceRecordSets".into(),
                 message: format!(
                     "{cause}; reading again shows the batch was not applied: nothing was changed in this zone"
                 ),
-            }))
-        } else {
-            Err(unknown(
+            })),
+            Outcome::Drifted { .. } => Err(unknown(
                 "the RRsets match neither the plan's before nor its after (another writer?)".into(),
-            ))
+            )),
+            Outcome::Unknown { reread, .. } => Err(unknown(reread)),
         }
     }
 

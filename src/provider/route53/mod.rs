@@ -420,17 +420,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// The managed RRsets whose current state is not a change's `before`.
 fn drift(changes: &[Change], now: &BTreeMap<RrKey, RecordSet>) -> Vec<Drift> {
-    changes
-        .iter()
-        .filter_map(|c| {
-            let found = now.get(&c.key());
-            (found != c.before.as_ref()).then(|| Drift {
-                key: c.key(),
-                expected: c.before.clone(),
-                found: found.cloned(),
-            })
-        })
-        .collect()
+    crate::plan::drift_from_before(changes, now)
 }
 
 /// One change's part of a batch: its index in the plan, and its `DELETE` and/or `CREATE`.
