@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -127,12 +128,15 @@ impl ServerProcess {
         let out = File::create(&out_path)
             .unwrap_or_else(|e| panic!("create {}: {e}", out_path.display()));
         let err = out.try_clone().expect("duplicate the log file handle");
+        // Its own process group, so that stopping it stops every process it forked (Samba's
+        // prefork workers outlive their parent for a while and keep its ports otherwise).
         let child = Command::new(program)
             .args(args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("start {} {args:?}: {e}", program.display()));
         let mut logs = vec![out_path];
@@ -261,23 +265,19 @@ impl ServerProcess {
         );
     }
 
-    /// SIGTERM, wait up to `STOP_TIMEOUT`, then SIGKILL; always reaps.
+    /// SIGTERM to its whole process group, wait up to `STOP_TIMEOUT` for every process in it
+    /// to go, then SIGKILL the group; always reaps.
     pub fn stop(&mut self) {
-        // Only signal a child that is not reaped yet: its pid cannot have been reused.
+        // Only signal a group whose leader is not reaped yet: its id cannot have been reused.
         if self.has_exited() {
+            self.stop_group_leftovers();
             return;
         }
-        let pid = self.pid().to_string();
-        // std has no kill(2) with a signal number; sh's builtin kill needs no extra package.
-        let _ = Command::new("/bin/sh")
-            .args(["-c", "kill -TERM \"$1\" 2>/dev/null", "sh", &pid])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        signal_group(self.pid(), "TERM");
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if self.has_exited() {
+                self.stop_group_leftovers();
                 return;
             }
             thread::sleep(Duration::from_millis(10));
@@ -287,9 +287,62 @@ impl ServerProcess {
             self.kind,
             self.pid()
         );
+        signal_group(self.pid(), "KILL");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Children that outlived the leader (same process group), such as Samba's prefork
+    /// workers: the leader has shut down, so they are killed outright, and waited for (bounded)
+    /// so that their ports are free when this returns.
+    fn stop_group_leftovers(&self) {
+        let group = self.pid();
+        if !group_alive(group) {
+            return;
+        }
+        signal_group(group, "KILL");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while group_alive(group) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// `kill -SIGNAL -GROUP` (std has no kill(2) with a signal number; sh's builtin kill needs
+/// no extra package; dash takes no `--` there).
+fn signal_group(group: u32, signal: &str) {
+    let _ = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "kill -\"$1\" \"-$2\" 2>/dev/null",
+            "sh",
+            signal,
+            &group.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether any process of the group is still running. Zombies do not count: they hold no
+/// sockets, and an orphan's zombie waits for whoever reaps orphans here, which may be nobody.
+fn group_alive(group: u32) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        matches!(fields.as_slice(), [state, _ppid, pgrp, ..]
+            if *pgrp == group.to_string() && !matches!(*state, "Z" | "X"))
+    })
 }
 
 impl Drop for ServerProcess {
