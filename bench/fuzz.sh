@@ -2,6 +2,7 @@
 # Coverage-guided fuzzing of one reader of untrusted input with AFL++ (stable Rust: cargo-fuzz
 # needs nightly). Usage: bench/fuzz.sh TARGET SECONDS
 #   TARGET: dns-message tsig-reply tsig-stream zonefile topology plan-file journal powerdns-json
+#           axfr-collector xmpp-stream
 # Needs `cargo install cargo-afl` (it builds AFL++ on first use: `cargo afl config --build`).
 # Seeds come from fuzz/seeds/TARGET; every crash or hang found is copied to
 # fuzz/regressions/TARGET/, which `cargo test --test fuzz_regressions` replays: commit them.

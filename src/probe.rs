@@ -150,11 +150,8 @@ fn converse(mut stream: TcpStream, to_domain: &str, timeout: Duration, result: &
     let mut received = Vec::new();
     let mut buf = [0u8; 4096];
     let ending = loop {
-        if let Some(done) = Answer::read(&received).finished() {
-            break Ok(done);
-        }
-        if received.len() > MAX_READ {
-            break Err("more than 16 KiB without XMPP stream features".to_string());
+        if let Some(enough) = enough_read(&received) {
+            break enough;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -176,7 +173,23 @@ fn converse(mut stream: TcpStream, to_domain: &str, timeout: Duration, result: &
     // Close our stream politely; the peer may already be gone.
     let _ = stream.write_all(b"</stream:stream>");
 
-    let answer = Answer::read(&received);
+    judge(&received, ending, result);
+}
+
+/// Whether to stop reading, given all the peer's bytes so far: `Some(Ok(()))` once its answer
+/// is complete, `Some(Err(why))` once it sent too much without one, `None` to read on. Pure, so
+/// the fuzzing target `xmpp-stream` runs what the probe runs.
+pub(crate) fn enough_read(received: &[u8]) -> Option<Result<(), String>> {
+    if let Some(done) = Answer::read(received).finished() {
+        return Some(Ok(done));
+    }
+    (received.len() > MAX_READ)
+        .then(|| Err("more than 16 KiB without XMPP stream features".to_string()))
+}
+
+/// Fills `result` from the peer's bytes and why reading stopped (`ending`).
+pub(crate) fn judge(received: &[u8], ending: Result<(), String>, result: &mut ProbeResult) {
+    let answer = Answer::read(received);
     result.starttls = answer.starttls;
     result.from = answer.from.clone();
     result.stream_error = answer.stream_error.clone();
@@ -197,7 +210,7 @@ fn converse(mut stream: TcpStream, to_domain: &str, timeout: Duration, result: &
             result.status = ProbeStatus::NotXmpp;
             result.detail = format!(
                 "connected, but the answer is not XMPP: \"{}\"",
-                printable_prefix(&received, 60)
+                printable_prefix(received, 60)
             );
         }
     }

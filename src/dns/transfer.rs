@@ -1,6 +1,7 @@
 //! Reading zones: TSIG-signed AXFR over TCP, and signed queries for exact names.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{RData, Record, RecordType as HType};
@@ -71,29 +72,47 @@ impl Collector<'_> {
     }
 }
 
-/// Transfers `zone` with AXFR, verifying every signed message (RFC 8945 §5.3.1), and keeps
-/// the RRsets of `keys`.
-pub fn axfr(
-    transport: &Transport,
-    key: Option<&TsigKey>,
-    zone: &Fqdn,
-    keys: &BTreeSet<RrKey>,
-) -> Result<ZoneData, DnsError> {
-    let request = query_message(zone, HType::AXFR, 0)?;
-    let keep = |k: &RrKey| keys.contains(k);
-    let mut collector = Collector {
-        keep: &keep,
-        sets: BTreeMap::new(),
-    };
-    let mut serial = None;
-    let mut soa_seen = 0;
-    let mut messages = 0;
-    let mut last_verdict = Verdict::Unsigned;
-    transport.stream(key, request, &mut |bytes, verdict| {
-        messages += 1;
-        if messages == 1 {
-            check_message(transport.server, key, bytes, verdict)?;
-        } else if key.is_some() && !matches!(verdict, Verdict::Verified | Verdict::Unsigned) {
+/// What `axfr` does with the messages of a transfer, apart from the network: each message's
+/// checks (the first like a reply, the later ones against the stream's TSIG), its records
+/// grouped into RRsets, and the second SOA that ends the zone. Separate from the socket so the
+/// fuzzing target `axfr-collector` runs the very code a transfer runs.
+pub struct TransferCollector<'a> {
+    server: SocketAddr,
+    key: Option<&'a TsigKey>,
+    collector: Collector<'a>,
+    serial: Option<u32>,
+    soa_seen: usize,
+    messages: usize,
+    last_verdict: Verdict,
+}
+
+impl<'a> TransferCollector<'a> {
+    /// A transfer from `server`, signed with `key` when given, keeping the RRsets `keep` accepts.
+    pub fn new(
+        server: SocketAddr,
+        key: Option<&'a TsigKey>,
+        keep: &'a dyn Fn(&RrKey) -> bool,
+    ) -> Self {
+        TransferCollector {
+            server,
+            key,
+            collector: Collector {
+                keep,
+                sets: BTreeMap::new(),
+            },
+            serial: None,
+            soa_seen: 0,
+            messages: 0,
+            last_verdict: Verdict::Unsigned,
+        }
+    }
+
+    /// Takes one message and what the verifier said of it; true once the zone has ended.
+    pub fn message(&mut self, bytes: &[u8], verdict: &Verdict) -> Result<bool, DnsError> {
+        self.messages += 1;
+        if self.messages == 1 {
+            check_message(self.server, self.key, bytes, verdict)?;
+        } else if self.key.is_some() && !matches!(verdict, Verdict::Verified | Verdict::Unsigned) {
             // RFC 8945 §5.3.1: inside a signed stream only verified messages and unsigned ones
             // (chained into the next MAC) may be kept; anything else ends the transfer. The
             // verifier already refuses these; this keeps it so whatever it says.
@@ -106,35 +125,56 @@ pub fn axfr(
             }));
         } else if rcode(bytes) != 0 {
             return Err(DnsError::Rcode {
-                server: transport.server,
+                server: self.server,
                 rcode: rcode(bytes),
                 signed: matches!(verdict, Verdict::Verified),
             });
         }
-        last_verdict = verdict.clone();
+        self.last_verdict = verdict.clone();
         let message = parse(bytes)?;
         for record in message.answers() {
             if let RData::SOA(soa) = record.data() {
-                soa_seen += 1;
-                serial.get_or_insert(soa.serial());
-                if soa_seen == 2 {
+                self.soa_seen += 1;
+                self.serial.get_or_insert(soa.serial());
+                if self.soa_seen == 2 {
                     return Ok(true);
                 }
                 continue;
             }
-            collector.add(record);
+            self.collector.add(record);
         }
         Ok(false)
-    })?;
-    // The last message must be signed, or the end of the zone could have been forged.
-    if key.is_some() && last_verdict != Verdict::Verified {
-        return Err(DnsError::Tsig(tsig::TsigError::Unsigned));
     }
-    Ok(ZoneData {
-        serial,
-        rrsets: collector.finish(),
-        messages,
-    })
+
+    /// The zone's data, once `message` has said the zone ended.
+    pub fn finish(self) -> Result<ZoneData, DnsError> {
+        // The last message must be signed, or the end of the zone could have been forged.
+        if self.key.is_some() && self.last_verdict != Verdict::Verified {
+            return Err(DnsError::Tsig(tsig::TsigError::Unsigned));
+        }
+        Ok(ZoneData {
+            serial: self.serial,
+            rrsets: self.collector.finish(),
+            messages: self.messages,
+        })
+    }
+}
+
+/// Transfers `zone` with AXFR, verifying every signed message (RFC 8945 §5.3.1), and keeps
+/// the RRsets of `keys`.
+pub fn axfr(
+    transport: &Transport,
+    key: Option<&TsigKey>,
+    zone: &Fqdn,
+    keys: &BTreeSet<RrKey>,
+) -> Result<ZoneData, DnsError> {
+    let request = query_message(zone, HType::AXFR, 0)?;
+    let keep = |k: &RrKey| keys.contains(k);
+    let mut transfer = TransferCollector::new(transport.server, key, &keep);
+    transport.stream(key, request, &mut |bytes, verdict| {
+        transfer.message(bytes, verdict)
+    })?;
+    transfer.finish()
 }
 
 /// Asks for each key in turn (the fallback when transfers are refused). Authoritative
