@@ -523,6 +523,61 @@ mod tests {
         );
     }
 
+    /// Only a failure that proves nothing left this host is final; everything else after a
+    /// send (EOF or a reset on TCP, an unsigned or unverifiable reply, SERVFAIL, a prerequisite
+    /// failure that may answer a retry) is settled by reading the primary (#12 item 2).
+    #[test]
+    fn only_failures_before_sending_are_final() {
+        let server: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let io = |kind| DnsError::Io {
+            server,
+            source: std::io::Error::from(kind),
+        };
+        let unsure = [
+            io(std::io::ErrorKind::UnexpectedEof),
+            io(std::io::ErrorKind::ConnectionReset),
+            DnsError::UnsignedSuccess { server },
+            DnsError::Unverifiable {
+                server,
+                rcode: 0,
+                source: TsigError::Unsigned,
+            },
+            DnsError::Tsig(TsigError::Unsigned),
+            DnsError::Rcode {
+                server,
+                rcode: 2,
+                signed: false,
+            },
+            DnsError::Rcode {
+                server,
+                rcode: 8,
+                signed: true,
+            },
+            DnsError::Timeout { server },
+        ];
+        for error in unsure {
+            let shown = error.to_string();
+            assert!(
+                matches!(Rfc2136Provider::answer(error), Answer::Unsure(_)),
+                "settled by reading: {shown}"
+            );
+        }
+        let refused = [
+            io(std::io::ErrorKind::ConnectionRefused),
+            DnsError::FamilyUnavailable {
+                server,
+                reason: "no IPv6".into(),
+            },
+        ];
+        for error in refused {
+            let shown = error.to_string();
+            assert!(
+                matches!(Rfc2136Provider::answer(error), Answer::Refused(_)),
+                "final, nothing was sent: {shown}"
+            );
+        }
+    }
+
     #[test]
     fn dns_errors_map_to_the_engine_kinds_with_the_same_words() {
         let zone = Fqdn::parse("contoso.com").unwrap();
