@@ -169,14 +169,24 @@ fn set_ports(smb_conf: &Path, dns: u16, kdc: u16, kpasswd: u16) {
     let mut out = String::new();
     for line in text.lines() {
         let key = line.trim().split('=').next().unwrap_or("").trim();
-        if matches!(key, "dns port" | "krb5 port" | "kpasswd port") {
+        if matches!(
+            key,
+            "dns port" | "krb5 port" | "kpasswd port" | "rpc server dynamic port range"
+        ) {
             continue;
         }
         out.push_str(line);
         out.push('\n');
         if line.trim() == "[global]" {
+            // The RPC endpoints' ports default to 49152 and up, inside Linux's ephemeral range,
+            // where an earlier test's connection in TIME_WAIT can hold one (seen in CI). Below
+            // 32768 no client port is ever picked; the range moves with the KDC port, so a retry
+            // gets another one.
+            let rpc_low = 20_000 + (kdc % 100) * 100;
             out.push_str(&format!(
-                "\tdns port = {dns}\n\tkrb5 port = {kdc}\n\tkpasswd port = {kpasswd}\n"
+                "\tdns port = {dns}\n\tkrb5 port = {kdc}\n\tkpasswd port = {kpasswd}\n\
+                 \trpc server dynamic port range = {rpc_low}-{}\n",
+                rpc_low + 99
             ));
         }
     }
