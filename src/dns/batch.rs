@@ -7,7 +7,9 @@
 //! (the work per reply is a few microseconds of parsing); threads or an async runtime would add
 //! code and contention without adding speed on a loopback or LAN path.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+
+use hashbrown::HashMap;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -299,20 +301,16 @@ pub fn parse_response(message: &[u8], question: &Question) -> Result<Response, W
     })
 }
 
-/// What became of one attempt to send a question.
-enum Sent {
-    InFlight,
-    /// The send buffer is full: try again later.
-    BufferFull,
-    /// It could not be sent and is finished with the reason.
-    Finished,
-}
-
 struct Flight {
     index: usize,
     attempt: u32,
     deadline: Instant,
+    /// The socket it was sent from: only a reply arriving there answers it.
+    socket: SocketId,
 }
+
+/// A socket of the batch: its address family (IPv6 or not) and its place among the family's.
+type SocketId = (bool, usize);
 
 /// A small fast generator for query IDs (xorshift), seeded from the system RNG: IDs need to be
 /// unpredictable to an off-path spoofer, not cryptographically strong per query.
@@ -396,18 +394,24 @@ fn family_unavailable(error: &std::io::Error) -> bool {
         ))
 }
 
-/// The socket of one address family: not needed, bound, or not available on this host.
+/// UDP sockets per address family. Each has its own source port, and servers that spread
+/// their work over threads by the client's address and port (BIND 9.16+, Knot and PowerDNS
+/// with SO_REUSEPORT) serve each from its own thread: from one socket, a whole audit waits
+/// on one of the server's threads.
+const SOCKETS: usize = 4;
+
+/// The sockets of one address family: not needed, bound, or not available on this host.
 enum Family {
     Unused,
-    Ready(UdpSocket),
+    Ready(Vec<UdpSocket>),
     Unavailable(String),
 }
 
 impl Family {
-    fn socket(&self) -> Option<&UdpSocket> {
+    fn sockets(&self) -> &[UdpSocket] {
         match self {
-            Family::Ready(socket) => Some(socket),
-            _ => None,
+            Family::Ready(sockets) => sockets,
+            _ => &[],
         }
     }
 }
@@ -419,112 +423,126 @@ struct Engine<'a> {
     v6: Family,
     queue: VecDeque<(usize, u32)>,
     flights: HashMap<u16, Flight>,
-    /// IDs of earlier attempts of questions being retried, and until when they count.
-    late: HashMap<u16, (usize, Instant)>,
+    /// IDs of earlier attempts of questions being retried: the question, until when they
+    /// count, and the socket they were sent from.
+    late: HashMap<u16, (usize, Instant, SocketId)>,
     results: Vec<Option<Result<Response, DnsError>>>,
     done: usize,
     stats: BatchStats,
     ids: Ids,
     silent_in_a_row: HashMap<SocketAddr, u32>,
     dead: HashSet<SocketAddr>,
-    buf: Vec<u8>,
-    /// The read timeout each socket (IPv4, IPv6) has now.
-    read_timeouts: [Option<Duration>; 2],
-    burst: Burst,
+    /// The socket of each family (IPv4, IPv6) the next window refill goes out on: refills
+    /// take turns, so that every socket carries a share and each refill is one `sendmmsg`.
+    turn: [usize; 2],
+    /// Taken out while its datagrams are handled (they borrow it).
+    burst: Option<Box<Burst>>,
 }
 
-/// One `sendmmsg` of `datagrams`: how many the kernel took (0 on an error, which sending the
-/// first of the rest alone then reports).
-fn send_many(socket: &UdpSocket, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) -> usize {
-    use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
-    use std::io::IoSlice;
-    use std::os::fd::AsRawFd;
+/// The most datagrams taken in one `recvmmsg`.
+const BURST: usize = 32;
+/// Room for any UDP datagram: a server may send more than the EDNS size we announce, and a
+/// datagram cut short would answer nothing.
+const DATAGRAM: usize = 65_535;
 
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(datagrams.len(), None);
-    let slices: Vec<[IoSlice<'_>; 1]> = datagrams.iter().map(|d| [IoSlice::new(&d.1)]).collect();
-    let addresses: Vec<Option<SockaddrStorage>> = datagrams
-        .iter()
-        .map(|d| Some(SockaddrStorage::from(d.2)))
-        .collect();
-    let no_control: [ControlMessage<'_>; 0] = [];
-    match sendmmsg(
-        socket.as_raw_fd(),
-        &mut headers,
-        &slices,
-        &addresses,
-        no_control,
-        MsgFlags::empty(),
-    ) {
-        Ok(sent) => sent.count(),
-        Err(_) => 0,
+/// One datagram taken by [`Burst::receive`]: its length in its buffer and where it came from
+/// (`None`: cut short, or not from an IP address; it answers nothing).
+type Arrival = (usize, Option<SocketAddr>);
+
+/// The buffers and message headers of `recvmmsg` and `sendmmsg` (Linux, through `nix`),
+/// allocated once per batch: allocated per call they cost more than the system calls did
+/// (glibc consolidates its free lists on every request of their size).
+struct Burst {
+    /// [`BURST`] datagram buffers of [`DATAGRAM`] bytes, end to end.
+    buffers: Vec<u8>,
+    arrivals: Vec<Arrival>,
+    receive_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    send_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    send_capacity: usize,
+}
+
+impl Burst {
+    fn new(window: usize) -> Self {
+        use nix::sys::socket::MultiHeaders;
+        Burst {
+            buffers: vec![0u8; BURST * DATAGRAM],
+            arrivals: Vec::with_capacity(BURST),
+            receive_headers: MultiHeaders::preallocate(BURST, None),
+            send_headers: MultiHeaders::preallocate(window, None),
+            send_capacity: window,
+        }
     }
-}
 
-/// One `recvmmsg` (`MSG_DONTWAIT`) into `buffers`: for each datagram, its length, where it
-/// came from and whether it was cut short. Empty when nothing is waiting, or on any error
-/// (the next blocking receive sees it).
-fn receive_many(
-    socket: &UdpSocket,
-    buffers: &mut [Vec<u8>],
-) -> Vec<(usize, Option<SocketAddr>, bool)> {
-    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
-    use std::io::IoSliceMut;
-    use std::os::fd::AsRawFd;
+    /// The `index`th datagram of the last [`Burst::receive`].
+    fn datagram(&self, index: usize) -> &[u8] {
+        let (length, _) = self.arrivals[index];
+        &self.buffers[index * DATAGRAM..index * DATAGRAM + length]
+    }
 
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(buffers.len(), None);
-    let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers
-        .iter_mut()
-        .map(|b| [IoSliceMut::new(&mut b[..])])
-        .collect();
-    let Ok(received) = recvmmsg(
-        socket.as_raw_fd(),
-        &mut headers,
-        slices.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    ) else {
-        return Vec::new();
-    };
-    received
-        .map(|m| {
-            let from = m.address.and_then(|a| match a.as_sockaddr_in() {
+    /// Takes the datagrams waiting on `socket`, up to [`BURST`], without blocking, in one
+    /// system call: under load, replies arrive faster than one `recvfrom` each can take them.
+    /// The number taken; 0 when none was waiting (or on an error, which the next call sees
+    /// again).
+    fn receive(&mut self, socket: &UdpSocket) -> usize {
+        use nix::sys::socket::{recvmmsg, MsgFlags};
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+
+        self.arrivals.clear();
+        let mut chunks = self.buffers.chunks_mut(DATAGRAM);
+        let mut slices: [[IoSliceMut<'_>; 1]; BURST] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().expect("BURST buffers"))]);
+        let Ok(received) = recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.receive_headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        ) else {
+            return 0;
+        };
+        for message in received {
+            let cut = message.flags.contains(MsgFlags::MSG_TRUNC);
+            let from = message.address.and_then(|a| match a.as_sockaddr_in() {
                 Some(v4) => Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4))),
                 None => a
                     .as_sockaddr_in6()
                     .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6))),
             });
-            (m.bytes, from, m.flags.contains(MsgFlags::MSG_TRUNC))
-        })
-        .collect()
-}
-
-/// The most datagrams taken in one `recvmmsg`.
-const BURST: usize = 32;
-
-/// Buffers for [`Burst::drain`], allocated once.
-struct Burst {
-    buffers: Vec<Vec<u8>>,
-}
-
-impl Burst {
-    fn new() -> Self {
-        Burst {
-            buffers: (0..BURST).map(|_| vec![0u8; 65_535]).collect(),
+            self.arrivals.push((message.bytes, from.filter(|_| !cut)));
         }
+        self.arrivals.len()
     }
 
-    /// The datagrams waiting on `socket` now, without blocking, in one system call (Linux's
-    /// `recvmmsg` through `nix`): under load, replies arrive faster than one `recvfrom` each
-    /// can take them.
-    fn drain(&mut self, socket: &UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
-        receive_many(socket, &mut self.buffers)
-            .into_iter()
-            .zip(&self.buffers)
-            // A datagram cut short, or from an address that is not IP, answers nothing.
-            .filter_map(|((n, from, cut), buffer)| {
-                Some((buffer[..n].to_vec(), from.filter(|_| !cut)?))
-            })
-            .collect()
+    /// One `sendmmsg` of `datagrams`: how many the kernel took (0 on an error, which sending
+    /// the first of the rest alone then reports).
+    fn send(&mut self, socket: &UdpSocket, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) -> usize {
+        use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+        use std::io::IoSlice;
+        use std::os::fd::AsRawFd;
+
+        if datagrams.len() > self.send_capacity {
+            self.send_headers = MultiHeaders::preallocate(datagrams.len(), None);
+            self.send_capacity = datagrams.len();
+        }
+        let slices: Vec<[IoSlice<'_>; 1]> =
+            datagrams.iter().map(|d| [IoSlice::new(&d.1)]).collect();
+        let addresses: Vec<Option<SockaddrStorage>> = datagrams
+            .iter()
+            .map(|d| Some(SockaddrStorage::from(d.2)))
+            .collect();
+        let no_control: [ControlMessage<'_>; 0] = [];
+        match sendmmsg(
+            socket.as_raw_fd(),
+            &mut self.send_headers,
+            &slices,
+            &addresses,
+            no_control,
+            MsgFlags::empty(),
+        ) {
+            Ok(sent) => sent.count(),
+            Err(_) => 0,
+        }
     }
 }
 
@@ -543,17 +561,28 @@ impl<'a> Engine<'a> {
             } else {
                 (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
             };
-            match bind(local) {
-                Ok(socket) => Family::Ready(socket),
-                // Whatever the reason, no socket of this family means none of its questions
-                // can be asked; the other family's still can.
-                Err(e) => Family::Unavailable(format!("cannot open a UDP socket on {local}: {e}")),
+            let mut sockets = Vec::with_capacity(SOCKETS);
+            for _ in 0..SOCKETS {
+                match bind(local) {
+                    Ok(socket) => sockets.push(socket),
+                    // Whatever the reason, no socket of this family means none of its
+                    // questions can be asked; the other family's still can. Fewer than
+                    // SOCKETS only spread the work less.
+                    Err(e) if sockets.is_empty() => {
+                        return Family::Unavailable(format!(
+                            "cannot open a UDP socket on {local}: {e}"
+                        ))
+                    }
+                    Err(_) => break,
+                }
             }
+            Family::Ready(sockets)
         };
+        let window = settings.window.clamp(1, 10_000);
         Engine {
             questions,
             settings: BatchSettings {
-                window: settings.window.clamp(1, 10_000),
+                window,
                 attempts: settings.attempts.max(1),
                 ..*settings
             },
@@ -571,9 +600,8 @@ impl<'a> Engine<'a> {
             ids: Ids::new(),
             silent_in_a_row: HashMap::new(),
             dead: HashSet::new(),
-            buf: vec![0u8; 65_535],
-            read_timeouts: [None, None],
-            burst: Burst::new(),
+            turn: [0, 0],
+            burst: Some(Box::new(Burst::new(window))),
         }
     }
 
@@ -587,23 +615,14 @@ impl<'a> Engine<'a> {
     fn run(&mut self, progress: &mut dyn FnMut(usize)) {
         let mut last_sweep = Instant::now();
         let mut reported = 0;
-        let both = self.v4.socket().is_some() && self.v6.socket().is_some();
-        // With one socket, block on it (briefly, so timeouts are swept); with two, poll each
-        // for a short moment.
-        let wait = if both {
-            Duration::from_millis(1)
-        } else {
-            Duration::from_millis(10)
-        };
+        // Short enough for timeouts to be swept on time, long enough not to spin.
+        let wait = Duration::from_millis(10);
         while self.done < self.questions.len() {
             // Refill after every reply: waiting for the whole window to drain first would
             // leave the server idle for a round trip each time.
             self.fill_window();
             if !self.flights.is_empty() {
-                let got_v4 = self.receive(false, wait).is_some();
-                if both || !got_v4 {
-                    self.receive(true, wait);
-                }
+                self.receive(wait);
             }
             if last_sweep.elapsed() >= Duration::from_millis(5) || self.flights.is_empty() {
                 self.sweep();
@@ -617,9 +636,11 @@ impl<'a> Engine<'a> {
     }
 
     /// Sends queued questions until the window is full: encoded and put in flight one by
-    /// one, then sent together (one `sendmmsg` per address family).
+    /// one, then sent together (one `sendmmsg` per address family, on that family's socket
+    /// whose turn it is).
     fn fill_window(&mut self) {
         let mut batch: Vec<(u16, Vec<u8>, SocketAddr)> = Vec::new();
+        let sockets = [self.current_socket(false), self.current_socket(true)];
         while self.flights.len() < self.settings.window {
             let Some((index, attempt)) = self.queue.pop_front() else {
                 break;
@@ -632,36 +653,56 @@ impl<'a> Engine<'a> {
                 self.give_up_unasked(index, server);
                 continue;
             }
-            let ready = if server.is_ipv4() { &self.v4 } else { &self.v6 };
-            if ready.socket().is_none() {
-                // Fails the question with the family's reason.
-                self.send(index, attempt);
+            let Some(socket) = sockets[usize::from(server.is_ipv6())] else {
+                self.fail_unavailable(index);
                 continue;
-            }
+            };
             let id = self.unused_id();
             match encode_query(id, &self.questions[index]) {
                 Ok(bytes) => {
-                    self.fly(id, index, attempt);
+                    self.fly(id, index, attempt, socket);
                     batch.push((id, bytes, server));
                 }
                 Err(e) => self.finish(index, Err(DnsError::Malformed(e.to_string()))),
             }
         }
-        for v6 in [false, true] {
-            let family: Vec<_> = batch.iter().filter(|d| d.2.is_ipv6() == v6).collect();
+        for socket in sockets.into_iter().flatten() {
+            let family: Vec<_> = batch.iter().filter(|d| d.2.is_ipv6() == socket.0).collect();
             if !family.is_empty() {
-                self.send_all(v6, &family);
+                self.send_all(socket, &family);
+                // The next refill of this family goes out on its next socket.
+                let count = self.family(socket.0).sockets().len();
+                self.turn[usize::from(socket.0)] = (socket.1 + 1) % count;
             }
         }
     }
 
+    /// The socket of the family (IPv6 or not) whose turn it is, if the family has any.
+    fn current_socket(&self, v6: bool) -> Option<SocketId> {
+        let count = self.family(v6).sockets().len();
+        (count > 0).then(|| (v6, self.turn[usize::from(v6)] % count))
+    }
+
+    fn family(&self, v6: bool) -> &Family {
+        if v6 {
+            &self.v6
+        } else {
+            &self.v4
+        }
+    }
+
+    fn socket(&self, (v6, index): SocketId) -> &UdpSocket {
+        &self.family(v6).sockets()[index]
+    }
+
     /// Puts attempt `attempt` of question `index` in flight under `id`.
-    fn fly(&mut self, id: u16, index: usize, attempt: u32) {
+    fn fly(&mut self, id: u16, index: usize, attempt: u32, socket: SocketId) {
         let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
         let flight = Flight {
             index,
             attempt,
             deadline: Instant::now() + timeout,
+            socket,
         };
         self.flights.insert(id, flight);
     }
@@ -669,12 +710,12 @@ impl<'a> Engine<'a> {
     /// Sends datagrams already in flight in one `sendmmsg`; what it did not take is sent one
     /// by one, and what cannot be sent leaves the flights (back in the queue when the send
     /// buffer is full, finished with the reason otherwise).
-    fn send_all(&mut self, v6: bool, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) {
-        let socket = if v6 { &self.v6 } else { &self.v4 };
-        let Some(socket) = socket.socket() else {
-            return;
-        };
-        let sent = send_many(socket, datagrams);
+    fn send_all(&mut self, socket: SocketId, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) {
+        let mut burst = self.burst.take();
+        let udp = self.socket(socket);
+        let sent = burst.as_mut().map_or(0, |b| b.send(udp, datagrams));
+        self.burst = burst;
+        let udp = self.socket(socket);
         let mut results: Vec<std::io::Result<usize>> = (0..sent).map(|_| Ok(0)).collect();
         let mut full = false;
         for (_, bytes, server) in &datagrams[sent..] {
@@ -682,7 +723,7 @@ impl<'a> Engine<'a> {
             let result = if full {
                 Err(std::io::ErrorKind::WouldBlock.into())
             } else {
-                socket.send_to(bytes, server)
+                udp.send_to(bytes, server)
             };
             full |= matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
             results.push(result);
@@ -747,93 +788,74 @@ impl<'a> Engine<'a> {
         id
     }
 
-    /// Sends one attempt of question `index` and puts it in flight. A question that cannot
-    /// be sent at all is finished with the reason.
-    fn send(&mut self, index: usize, attempt: u32) -> Sent {
-        let question = &self.questions[index];
-        let server = question.server;
-        let id = self.unused_id();
-        let bytes = match encode_query(id, question) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                self.finish(index, Err(DnsError::Malformed(e.to_string())));
-                return Sent::Finished;
-            }
+    /// Fails question `index`, whose address family has no socket on this host, with the
+    /// reason: it cannot be asked, which says nothing about the server.
+    fn fail_unavailable(&mut self, index: usize) {
+        let server = self.questions[index].server;
+        let reason = match self.family(server.is_ipv6()) {
+            Family::Unavailable(reason) => reason.clone(),
+            _ => unreachable!("a family is set up for every question's server"),
         };
-        let family = if server.is_ipv4() { &self.v4 } else { &self.v6 };
-        let result = match family {
-            Family::Ready(socket) => socket.send_to(&bytes, server),
-            Family::Unavailable(reason) => {
-                let reason = reason.clone();
-                self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
-                return Sent::Finished;
-            }
-            Family::Unused => unreachable!("a family is set up for every question's server"),
-        };
-        match result {
-            Ok(_) => {
-                self.stats.sent += 1;
-                if attempt > 1 {
-                    self.stats.retries += 1;
-                }
-                let timeout = self.settings.timeout * 2u32.saturating_pow(attempt - 1);
-                let deadline = Instant::now() + timeout;
-                let flight = Flight {
-                    index,
-                    attempt,
-                    deadline,
-                };
-                self.flights.insert(id, flight);
-                Sent::InFlight
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Sent::BufferFull,
-            // No route to the server's network (an IPv6 server seen from an IPv4-only
-            // host): this question cannot be asked, which says nothing about the server.
-            Err(source) if family_unavailable(&source) => {
-                let reason = source.to_string();
-                self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
-                Sent::Finished
-            }
-            Err(source) => {
-                self.finish(index, Err(DnsError::Io { server, source }));
-                Sent::Finished
-            }
-        }
+        self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
     }
 
-    /// Waits up to `wait` for one datagram, then takes every other one already waiting (up
-    /// to [`BURST`], in one `recvmmsg`), and handles them; `None` when nothing came.
-    fn receive(&mut self, v6: bool, wait: Duration) -> Option<()> {
-        let socket = if v6 {
-            self.v6.socket()
-        } else {
-            self.v4.socket()
-        }?;
-        // The timeout is set once per socket and wait: a system call per reply otherwise.
-        if self.read_timeouts[usize::from(v6)] != Some(wait) {
-            socket.set_read_timeout(Some(wait)).ok()?;
-            self.read_timeouts[usize::from(v6)] = Some(wait);
+    /// Waits up to `wait` for a datagram on any socket, then takes what every socket has
+    /// waiting (up to [`BURST`] each, one `recvmmsg` each) and handles it.
+    fn receive(&mut self, wait: Duration) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+
+        let ids: Vec<SocketId> = [false, true]
+            .into_iter()
+            .flat_map(|v6| (0..self.family(v6).sockets().len()).map(move |i| (v6, i)))
+            .collect();
+        let mut ready = Vec::with_capacity(ids.len());
+        {
+            let mut fds: Vec<PollFd<'_>> = ids
+                .iter()
+                .map(|&id| PollFd::new(self.socket(id).as_fd(), PollFlags::POLLIN))
+                .collect();
+            let millis = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+            if poll(&mut fds, PollTimeout::from(millis)).unwrap_or(0) <= 0 {
+                return;
+            }
+            for (fd, &id) in fds.iter().zip(&ids) {
+                if fd.revents().is_some_and(|r| !r.is_empty()) {
+                    ready.push(id);
+                }
+            }
         }
-        let (n, from) = socket.recv_from(&mut self.buf).ok()?;
-        let first = self.buf[..n].to_vec();
-        let more = self.burst.drain(socket);
-        self.handle(&first, from);
-        for (message, from) in more {
-            self.handle(&message, from);
+        let Some(mut burst) = self.burst.take() else {
+            return;
+        };
+        for socket in ready {
+            let taken = burst.receive(self.socket(socket));
+            for index in 0..taken {
+                if let (_, Some(from)) = burst.arrivals[index] {
+                    self.handle(burst.datagram(index), from, socket);
+                }
+            }
         }
-        Some(())
+        self.burst = Some(burst);
     }
 
     /// One datagram that came in: the answer to a question in flight, or ignored.
-    fn handle(&mut self, message: &[u8], from: SocketAddr) -> Option<()> {
+    fn handle(&mut self, message: &[u8], from: SocketAddr, socket: SocketId) -> Option<()> {
         let n = message.len();
         let id = wire::id(message)?;
         // The current attempt's ID, or an earlier attempt's: a reply that is merely late
-        // still answers the question.
-        let (index, current) = match self.flights.get(&id) {
-            Some(flight) => (flight.index, true),
-            None => (self.late.get(&id)?.0, false),
+        // still answers the question. Only on the socket the query went out from: one
+        // arriving on another was not sent to us in reply to it.
+        let (index, current, sent_from) = match self.flights.get(&id) {
+            Some(flight) => (flight.index, true, flight.socket),
+            None => {
+                let (index, _, sent_from) = self.late.get(&id)?;
+                (*index, false, *sent_from)
+            }
         };
+        if sent_from != socket {
+            return Some(());
+        }
         if self.results[index].is_some() {
             // Answered already (through another attempt): this one is spent.
             if current {
@@ -880,7 +902,7 @@ impl<'a> Engine<'a> {
             .collect();
         let results = &self.results;
         self.late
-            .retain(|_, (index, until)| *until > now && results[*index].is_none());
+            .retain(|_, (index, until, _)| *until > now && results[*index].is_none());
         for id in expired {
             let flight = self.flights.remove(&id).expect("listed above");
             if self.results[flight.index].is_some() {
@@ -893,7 +915,8 @@ impl<'a> Engine<'a> {
                 let rest: Duration = (flight.attempt..self.settings.attempts)
                     .map(|a| self.settings.timeout * 2u32.saturating_pow(a))
                     .sum();
-                self.late.insert(id, (flight.index, now + rest));
+                self.late
+                    .insert(id, (flight.index, now + rest, flight.socket));
                 self.queue.push_front((flight.index, flight.attempt + 1));
             } else {
                 self.stats.unanswered += 1;
@@ -1038,6 +1061,79 @@ mod tests {
             );
         }
         assert_eq!(stats.sent, 1, "nothing was sent for the IPv6 questions");
+    }
+
+    #[test]
+    fn questions_go_out_from_every_socket_and_every_reply_is_matched() {
+        // The echo server notes every query's source port; answers go back to it.
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let server = socket.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut ports = HashSet::new();
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                ports.insert(from.port());
+                buf[2] |= 0x80;
+                let _ = socket.send_to(&buf[..n], from);
+            }
+            ports
+        });
+        let questions: Vec<Question> = (0..60)
+            .map(|i| Question {
+                server,
+                ..question(&format!("d{i}.contoso.com."), QueryType::Soa)
+            })
+            .collect();
+        let (results, stats) = resolve_all(&questions, &fast(), &mut |_| {});
+        let ports = thread.join().unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!((stats.sent, stats.retries), (60, 0), "{stats:?}");
+        assert_eq!(ports.len(), SOCKETS, "{ports:?}");
+    }
+
+    #[test]
+    fn a_reply_sent_to_another_of_our_sockets_answers_nothing() {
+        // The server answers each query correctly, but to the port of an earlier query from
+        // another of our sockets, as an off-path spoofer who learnt one port would: only the
+        // socket a query went out from may take its reply.
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let server = socket.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut other: Option<SocketAddr> = None;
+            let mut misdirected = 0;
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                if let Some(to) = other.filter(|to| *to != from) {
+                    buf[2] |= 0x80;
+                    let _ = socket.send_to(&buf[..n], to);
+                    misdirected += 1;
+                }
+                other = Some(from);
+            }
+            misdirected
+        });
+        let questions: Vec<Question> = (0..3)
+            .map(|i| Question {
+                server,
+                ..question(&format!("d{i}.contoso.com."), QueryType::Soa)
+            })
+            .collect();
+        let (results, stats) = resolve_all(&questions, &fast(), &mut |_| {});
+        let misdirected = thread.join().unwrap();
+        assert!(misdirected > 0, "the server sent no reply");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(DnsError::NoAnswer { .. }))),
+            "{results:?}"
+        );
+        assert_eq!(stats.unanswered, 3, "{stats:?}");
     }
 
     #[test]
