@@ -166,6 +166,14 @@ impl fmt::Display for Fqdn {
     }
 }
 
+/// Maps and sets of names can be searched with a `&str` (no name built for the search): a
+/// name compares and hashes exactly as its text does.
+impl std::borrow::Borrow<str> for Fqdn {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl TryFrom<String> for Fqdn {
     type Error = NameError;
     fn try_from(value: String) -> Result<Self, Self::Error> {

@@ -4,6 +4,8 @@
 //! network. Each round is one batch: every question of the round is in flight together.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use hashbrown::Equivalent;
 use std::net::SocketAddr;
 
 use crate::dns::authority::{self, AuthorityError};
@@ -50,8 +52,10 @@ pub struct Snapshot {
     pub zone_of: BTreeMap<Fqdn, Result<Fqdn, String>>,
     /// The authoritative servers of each zone, in the order they are compared.
     pub servers: BTreeMap<Fqdn, Vec<SocketAddr>>,
-    /// Every answer, per (name, type), one entry per server asked.
-    pub lookups: HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>,
+    /// Every answer, per (name, type), one entry per server asked. (hashbrown's map: looked
+    /// up by a borrowed name, see [`NameType`], and hashed with foldhash: the rules look up
+    /// every audited name several times.)
+    pub lookups: hashbrown::HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>,
     /// Servers that answered no question of a whole round (down or unreachable).
     pub down: HashSet<SocketAddr>,
     /// Given servers that refused a zone (with the RCODE): not compared for it.
@@ -63,10 +67,28 @@ pub struct Snapshot {
     pub stats: BatchStats,
 }
 
+/// A `lookups` key made of a borrowed name, hashed and compared as the owned key is: a
+/// lookup copies no name.
+#[derive(Hash)]
+struct NameType<'a>(&'a Fqdn, QueryType);
+
+impl Equivalent<(Fqdn, QueryType)> for NameType<'_> {
+    fn equivalent(&self, key: &(Fqdn, QueryType)) -> bool {
+        *self.0 == key.0 && self.1 == key.1
+    }
+}
+
 impl Snapshot {
     /// Records one server's answer (used by collection and by unit tests of the rules).
     pub fn insert(&mut self, server: SocketAddr, name: &Fqdn, qtype: QueryType, lookup: Lookup) {
-        let entry = self.lookups.entry((name.clone(), qtype)).or_default();
+        // The name is copied only the first time it is recorded.
+        if !self.lookups.contains_key(&NameType(name, qtype)) {
+            self.lookups.insert((name.clone(), qtype), Vec::new());
+        }
+        let entry = self
+            .lookups
+            .get_mut(&NameType(name, qtype))
+            .expect("inserted above");
         entry.retain(|(s, _)| *s != server);
         entry.push((server, lookup));
     }
@@ -98,7 +120,7 @@ impl Snapshot {
     /// the others with it). A server that failed is skipped in favour of one that answered.
     pub fn answer(&self, name: &Fqdn, qtype: QueryType) -> Option<&Response> {
         self.lookups
-            .get(&(name.clone(), qtype))?
+            .get(&NameType(name, qtype))?
             .iter()
             .find_map(|(_, l)| match l {
                 Lookup::Answered(r) => Some(r),
@@ -109,7 +131,7 @@ impl Snapshot {
     /// Every server's answer to `name`/`qtype`.
     pub fn all(&self, name: &Fqdn, qtype: QueryType) -> &[(SocketAddr, Lookup)] {
         self.lookups
-            .get(&(name.clone(), qtype))
+            .get(&NameType(name, qtype))
             .map(Vec::as_slice)
             .unwrap_or(&[])
     }
@@ -122,7 +144,7 @@ impl Snapshot {
         let mut at = 0;
         loop {
             let suffix = &text[at..];
-            if let Some((zone, _)) = self.servers.get_key_value(&Fqdn::from_absolute(suffix)) {
+            if let Some((zone, _)) = self.servers.get_key_value(suffix) {
                 return Some(zone);
             }
             match suffix.find('.') {
@@ -133,12 +155,11 @@ impl Snapshot {
     }
 
     /// The servers to ask about `name`: those of its zone, or `fallback`'s.
-    fn servers_for(&self, name: &Fqdn, fallback: &Fqdn) -> Vec<SocketAddr> {
+    fn servers_for(&self, name: &Fqdn, fallback: &Fqdn) -> &[SocketAddr] {
         self.known_zone(name)
             .or(Some(fallback))
             .and_then(|z| self.servers.get(z))
-            .cloned()
-            .unwrap_or_default()
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -199,21 +220,35 @@ fn qtype_of(rtype: RecordType) -> QueryType {
 #[derive(Default)]
 struct Round {
     questions: Vec<Question>,
-    seen: HashSet<Question>,
+    /// Indices into `questions`, by the question's hash: each question is stored once.
+    seen: hashbrown::HashTable<usize>,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl Round {
     fn ask(&mut self, servers: &[SocketAddr], name: &Fqdn, qtype: QueryType) {
+        use std::hash::BuildHasher;
         for server in servers {
-            let q = Question {
+            let hash = self.hasher.hash_one((server, name, qtype));
+            let questions = &self.questions;
+            let asked = |&i: &usize| {
+                let q: &Question = &questions[i];
+                q.server == *server && q.name == *name && q.qtype == qtype
+            };
+            if self.seen.find(hash, asked).is_some() {
+                continue;
+            }
+            let hasher = &self.hasher;
+            self.seen.insert_unique(hash, questions.len(), |&i| {
+                let q: &Question = &questions[i];
+                hasher.hash_one((&q.server, &q.name, q.qtype))
+            });
+            self.questions.push(Question {
                 server: *server,
                 name: name.clone(),
                 qtype,
                 recursion_desired: false,
-            };
-            if self.seen.insert(q.clone()) {
-                self.questions.push(q);
-            }
+            });
         }
     }
 
@@ -253,6 +288,7 @@ impl Round {
             stats.unanswered
         );
         snapshot.stats.add(&stats);
+        snapshot.lookups.reserve(asked.len());
         let mut answered: HashMap<SocketAddr, bool> = HashMap::new();
         for (q, reply) in asked.iter().zip(replies) {
             if let Some(got) = snapshot.record(q, reply) {
@@ -288,9 +324,15 @@ fn read_serials(
 ) {
     let mut round = Round::default();
     for (zone, zone_servers) in &snapshot.servers {
-        if snapshot.all(zone, QueryType::Soa).is_empty() {
-            round.ask(zone_servers, zone, QueryType::Soa);
-        }
+        // The servers whose SOA is not known yet (the first given server's was read with the
+        // zone when the audited name is the zone's apex).
+        let known = snapshot.all(zone, QueryType::Soa);
+        let missing: Vec<SocketAddr> = zone_servers
+            .iter()
+            .filter(|server| !known.iter().any(|(s, _)| s == *server))
+            .copied()
+            .collect();
+        round.ask(&missing, zone, QueryType::Soa);
     }
     round.run(snapshot, settings, progress, "reading serials");
     if !matches!(servers, Servers::Given(_)) {
@@ -325,6 +367,28 @@ fn read_serials(
     }
 }
 
+/// The zones found; with `keep` (the server asked), the replies that are a zone's own SOA (the
+/// name asked was the apex) are recorded as that server's SOA of the zone, so that `read_serials` does not ask
+/// the same question again. Only the first server's are kept: the answers of a zone are
+/// recorded in the order of its servers, and the first one's come first.
+fn keep_apex_soa(
+    snapshot: &mut Snapshot,
+    names: &[Fqdn],
+    found: Vec<authority::ZoneReply>,
+    keep: Option<SocketAddr>,
+) -> Vec<Result<Fqdn, AuthorityError>> {
+    let mut zones = Vec::with_capacity(found.len());
+    for (name, (zone, reply)) in names.iter().zip(found) {
+        if let (Some(server), Ok(zone), Some(reply)) = (keep, &zone, reply) {
+            if zone == name {
+                snapshot.insert(server, zone, QueryType::Soa, Lookup::Answered(reply));
+            }
+        }
+        zones.push(zone);
+    }
+    zones
+}
+
 /// Finds the zone and authoritative servers of each name. With given servers, the first one
 /// is asked, and the next ones only for names it could not place (it may be down).
 fn find_zones(
@@ -341,8 +405,11 @@ fn find_zones(
                 if pending.is_empty() {
                     break;
                 }
-                let (zones, stats) = authority::zones_of(&pending, *server, false, settings);
+                let (found, stats) =
+                    authority::zones_and_replies(&pending, *server, false, settings);
                 snapshot.stats.add(&stats);
+                let first = (*server == servers[0]).then_some(*server);
+                let zones = keep_apex_soa(snapshot, &pending, found, first);
                 if let Some(Err(AuthorityError::FamilyUnavailable { reason, .. })) = zones
                     .iter()
                     .find(|z| matches!(z, Err(AuthorityError::FamilyUnavailable { .. })))
@@ -483,37 +550,39 @@ fn read_srv_targets(
     progress: &mut dyn FnMut(Progress),
 ) {
     let mut round = Round::default();
+    // Only read while the round is built: nothing is copied out of the snapshot.
+    let view: &Snapshot = snapshot;
     for domain in &request.domains {
-        let Some(Ok(zone)) = snapshot.zone_of.get(domain).cloned() else {
+        let Some(Ok(zone)) = view.zone_of.get(domain) else {
             continue;
         };
-        let servers = snapshot.servers[&zone].clone();
+        let servers = &view.servers[zone];
         let mut any_srv = false;
-        for owner in [xmpp_owner(domain), xmpps_owner(domain)] {
-            let Some(response) = snapshot.answer(&owner, QueryType::Srv).cloned() else {
+        for (owner, federation) in [(xmpp_owner(domain), true), (xmpps_owner(domain), false)] {
+            let Some(response) = view.answer(&owner, QueryType::Srv) else {
                 continue;
             };
-            for (_, srv) in srv_records(&response, &owner) {
-                any_srv |= owner == xmpp_owner(domain);
+            for (_, srv) in srv_records(response, &owner) {
+                any_srv |= federation;
                 let target = &srv.target;
                 if target.as_str() == "." || is_ip_literal(target) {
                     continue;
                 }
-                let target_servers = snapshot.servers_for(target, &zone);
-                round.ask(&target_servers, target, QueryType::A);
-                round.ask(&target_servers, target, QueryType::Aaaa);
+                let target_servers = view.servers_for(target, zone);
+                round.ask(target_servers, target, QueryType::A);
+                round.ask(target_servers, target, QueryType::Aaaa);
                 round.ask(
-                    &target_servers,
+                    target_servers,
                     &target.prepend("_5269._tcp"),
                     QueryType::Tlsa,
                 );
             }
         }
         if !any_srv {
-            round.ask(&servers, domain, QueryType::A);
-            round.ask(&servers, domain, QueryType::Aaaa);
-            for owner in misplaced_owners(domain, &zone) {
-                round.ask(&servers, &owner, QueryType::Srv);
+            round.ask(servers, domain, QueryType::A);
+            round.ask(servers, domain, QueryType::Aaaa);
+            for owner in misplaced_owners(domain, zone) {
+                round.ask(servers, &owner, QueryType::Srv);
             }
         }
     }

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::dns::batch::{self, BatchSettings, BatchStats, QueryType, Question, RecordData};
+use crate::dns::batch::{
+    self, BatchSettings, BatchStats, QueryType, Question, RecordData, Response,
+};
 use crate::dns::transport::rcode_name;
 use crate::records::{Fqdn, Rdata};
 
@@ -98,6 +100,21 @@ pub fn zones_of(
     recursive: bool,
     settings: &BatchSettings,
 ) -> (Vec<Result<Fqdn, AuthorityError>>, BatchStats) {
+    let (found, stats) = zones_and_replies(names, server, recursive, settings);
+    (found.into_iter().map(|(zone, _)| zone).collect(), stats)
+}
+
+/// A name's zone (or why it is unknown) and the reply it was read from, if any came.
+pub type ZoneReply = (Result<Fqdn, AuthorityError>, Option<Response>);
+
+/// [`zones_of`], each zone with the reply it was read from: a zone apex's reply is the zone's
+/// SOA as `server` serves it, which the audit then need not ask again.
+pub fn zones_and_replies(
+    names: &[Fqdn],
+    server: SocketAddr,
+    recursive: bool,
+    settings: &BatchSettings,
+) -> (Vec<ZoneReply>, BatchStats) {
     let questions: Vec<Question> = names
         .iter()
         .map(|name| Question {
@@ -111,45 +128,64 @@ pub fn zones_of(
     let zones = names
         .iter()
         .zip(replies)
-        .map(|(name, reply)| {
-            let reply = reply.map_err(|e| {
-                if e.is_family_unavailable() {
-                    AuthorityError::FamilyUnavailable {
+        .map(|(name, reply)| match reply {
+            Ok(reply) => (zone_in_reply(name, server, recursive, &reply), Some(reply)),
+            Err(e) if e.is_family_unavailable() => {
+                let reason = e.to_string();
+                let name = name.clone();
+                (
+                    Err(AuthorityError::FamilyUnavailable {
                         server,
-                        name: name.clone(),
-                        reason: e.to_string(),
-                    }
-                } else {
-                    AuthorityError::NoAnswer {
+                        name,
+                        reason,
+                    }),
+                    None,
+                )
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let name = name.clone();
+                (
+                    Err(AuthorityError::NoAnswer {
                         server,
-                        name: name.clone(),
-                        reason: e.to_string(),
-                    }
-                }
-            })?;
-            if reply.rcode != 0 && reply.rcode != 3 {
-                return Err(AuthorityError::Rcode {
-                    server,
-                    name: name.clone(),
-                    rcode: rcode_name(reply.rcode),
-                });
+                        name,
+                        reason,
+                    }),
+                    None,
+                )
             }
-            if !recursive && !reply.authoritative {
-                return Err(AuthorityError::NotAuthoritative {
-                    server,
-                    name: name.clone(),
-                });
-            }
-            reply
-                .soa()
-                .map(|(zone, _)| zone)
-                .ok_or_else(|| AuthorityError::NoSoa {
-                    server,
-                    name: name.clone(),
-                })
         })
         .collect();
     (zones, stats)
+}
+
+/// The zone a reply to the SOA query for `name` names, if the reply can be trusted for it.
+fn zone_in_reply(
+    name: &Fqdn,
+    server: SocketAddr,
+    recursive: bool,
+    reply: &Response,
+) -> Result<Fqdn, AuthorityError> {
+    if reply.rcode != 0 && reply.rcode != 3 {
+        return Err(AuthorityError::Rcode {
+            server,
+            name: name.clone(),
+            rcode: rcode_name(reply.rcode),
+        });
+    }
+    if !recursive && !reply.authoritative {
+        return Err(AuthorityError::NotAuthoritative {
+            server,
+            name: name.clone(),
+        });
+    }
+    reply
+        .soa()
+        .map(|(zone, _)| zone)
+        .ok_or_else(|| AuthorityError::NoSoa {
+            server,
+            name: name.clone(),
+        })
 }
 
 /// Finds the authoritative servers of the zone of each name through `resolver`: the zone from
