@@ -669,7 +669,11 @@ pub fn audit_with(
         settings: request.settings,
         probe: request.probe.then_some(PROBE_TIMEOUT),
     };
-    let (report, _snapshot) = audit::run_with_tls(&options, &request.tls, progress)?;
+    let (report, snapshot) = audit::run_with_tls(&options, &request.tls, progress)?;
+    // Freeing every answer of a large audit (hundreds of thousands of small allocations)
+    // took longer than checking them; the caller only needs the report, so the memory is
+    // freed on another thread while the report is printed.
+    std::thread::spawn(move || drop(snapshot));
     Ok(report)
 }
 
