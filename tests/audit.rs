@@ -474,7 +474,7 @@ fn a_large_srv_rrset_is_read_over_tcp_after_truncation() {
     assert_eq!(stats.tcp, 1, "{stats:?}");
 }
 
-/// Forwards datagrams between one client and `upstream`, dropping one query in `one_in`
+/// Forwards datagrams between clients and `upstream`, dropping one query in `one_in`
 /// pseudo-randomly (xorshift from `LOSS_SEED`), so the audit sees real loss in front of a real
 /// server. (A drop pattern that is not random can hit the same retried question every time;
 /// real loss does not.) The seed is fixed so a failure replays; set `XMPPDNS_TEST_LOSS_SEED` to
@@ -495,12 +495,12 @@ fn lossy_proxy(
     let stop = Arc::new(AtomicBool::new(false));
     let (dropped2, stop2) = (dropped.clone(), stop.clone());
     thread::spawn(move || {
-        let mut client = None;
+        let mut clients = ReplyRoutes::default();
         let mut state = loss_seed();
         let mut buf = [0u8; 65535];
         while !stop2.load(Ordering::Relaxed) {
             while let Ok((n, from)) = front.recv_from(&mut buf) {
-                client = Some(from);
+                clients.query(&buf[..n], from);
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
@@ -511,7 +511,7 @@ fn lossy_proxy(
                 }
             }
             while let Ok((n, _)) = back.recv_from(&mut buf) {
-                if let Some(c) = client {
+                if let Some(c) = clients.client(&buf[..n]) {
                     front.send_to(&buf[..n], c).ok();
                 }
             }
@@ -859,7 +859,24 @@ fn targets_in_a_zone_on_other_servers_are_read_there() {
     );
 }
 
-/// Forwards datagrams between one client and `upstream`, holding every reply back for `delay`.
+/// Where a test proxy sends each reply: back to the address its query came from, found by the
+/// query ID (the audit asks from several sockets, so there is no one client to send to).
+#[derive(Default)]
+struct ReplyRoutes(std::collections::HashMap<[u8; 2], SocketAddr>);
+
+impl ReplyRoutes {
+    fn query(&mut self, query: &[u8], from: SocketAddr) {
+        if let [a, b, ..] = *query {
+            self.0.insert([a, b], from);
+        }
+    }
+
+    fn client(&self, reply: &[u8]) -> Option<SocketAddr> {
+        self.0.get(reply.get(..2)?).copied()
+    }
+}
+
+/// Forwards datagrams between clients and `upstream`, holding every reply back for `delay`.
 fn slow_proxy(upstream: SocketAddr, delay: Duration) -> (SocketAddr, Arc<AtomicBool>) {
     let front = UdpSocket::bind("127.0.0.1:0").unwrap();
     let back = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -872,13 +889,13 @@ fn slow_proxy(upstream: SocketAddr, delay: Duration) -> (SocketAddr, Arc<AtomicB
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     thread::spawn(move || {
-        let mut client = None;
+        let mut clients = ReplyRoutes::default();
         let mut held: std::collections::VecDeque<(std::time::Instant, Vec<u8>)> =
             Default::default();
         let mut buf = [0u8; 65535];
         while !stop2.load(Ordering::Relaxed) {
             while let Ok((n, from)) = front.recv_from(&mut buf) {
-                client = Some(from);
+                clients.query(&buf[..n], from);
                 back.send_to(&buf[..n], upstream).ok();
             }
             while let Ok((n, _)) = back.recv_from(&mut buf) {
@@ -889,7 +906,7 @@ fn slow_proxy(upstream: SocketAddr, delay: Duration) -> (SocketAddr, Arc<AtomicB
                 .is_some_and(|(at, _)| *at <= std::time::Instant::now())
             {
                 let (_, reply) = held.pop_front().unwrap();
-                if let Some(c) = client {
+                if let Some(c) = clients.client(&reply) {
                     front.send_to(&reply, c).ok();
                 }
             }
@@ -1238,7 +1255,7 @@ fn reach_a_zone_no_server_answers_is_an_error() {
     assert!(doc["stats"]["unanswered"].as_u64().unwrap() > 0, "{doc:#}");
 }
 
-/// Forwards datagrams between one client and `upstream` and records the most queries that
+/// Forwards datagrams between clients and `upstream` and records the most queries that
 /// were ever forwarded and not yet answered.
 fn in_flight_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicBool>) {
     let front = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -1253,19 +1270,19 @@ fn in_flight_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>, Arc<A
     let stop = Arc::new(AtomicBool::new(false));
     let (most2, stop2) = (most.clone(), stop.clone());
     thread::spawn(move || {
-        let mut client = None;
+        let mut clients = ReplyRoutes::default();
         let mut open = BTreeSet::new();
         let mut buf = [0u8; 65535];
         while !stop2.load(Ordering::Relaxed) {
             while let Ok((n, from)) = front.recv_from(&mut buf) {
-                client = Some(from);
+                clients.query(&buf[..n], from);
                 open.insert([buf[0], buf[1]]);
                 most2.fetch_max(open.len(), Ordering::Relaxed);
                 back.send_to(&buf[..n], upstream).ok();
             }
             while let Ok((n, _)) = back.recv_from(&mut buf) {
                 open.remove(&[buf[0], buf[1]]);
-                if let Some(c) = client {
+                if let Some(c) = clients.client(&buf[..n]) {
                     front.send_to(&buf[..n], c).ok();
                 }
             }
@@ -1310,4 +1327,123 @@ fn concurrency_bounds_the_queries_in_flight() {
             assert!(most > 3, "the default window is really used: {most}");
         }
     }
+}
+
+/// A zone for the parts test: `kind` picks what is in it (see the test).
+fn parts_zone(i: usize, kind: usize) -> String {
+    let mut zone = String::from(
+        "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n",
+    );
+    zone.push_str("edgepool1 IN A 192.0.2.10\n");
+    zone.push_str(match kind {
+        // Correct: one pool here, one in the provider's zone (a target outside every audited
+        // zone, found late and shared by every domain of this kind).
+        0 => "_xmpp-server._tcp IN SRV 10 0 5269 edgepool1\n_xmpp-server._tcp IN SRV 20 0 5269 edge.pools.test.\n",
+        // No SRV record: the domain's own addresses and the misplaced owners are read.
+        1 => "@ IN A 192.0.2.99\n",
+        // The target is in the next audited domain's zone.
+        2 => "",
+        // "Service not offered".
+        3 => "_xmpp-server._tcp IN SRV 0 0 0 .\n",
+        // A target without addresses.
+        _ => "_xmpp-server._tcp IN SRV 10 0 5269 nowhere\n",
+    });
+    if kind == 2 {
+        zone.push_str(&format!(
+            "_xmpp-server._tcp IN SRV 10 0 5269 edgepool1.d{}.test.\n",
+            i + 1
+        ));
+    }
+    zone
+}
+
+#[test]
+fn an_audit_read_in_parts_finds_what_one_reading_finds() {
+    // 30 one-domain zones of five kinds, a provider zone, a domain nobody serves, and a second
+    // server that refuses some zones: the parts' merged snapshot must give the same report as
+    // one reading, which the audit uses below `parts::DOMAINS_PER_PART` domains.
+    let zones: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("d{i}.test"), parts_zone(i, i % 5)))
+        .chain([(
+            "pools.test".to_string(),
+            "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\nedge IN A 198.51.100.20\n".to_string(),
+        )])
+        .collect();
+    let all: Vec<(&str, &str)> = zones
+        .iter()
+        .map(|(n, z)| (n.as_str(), z.as_str()))
+        .collect();
+    let key = TsigKey::test_key();
+    let first = Bind::primary(&all, &key);
+    let some: Vec<(&str, &str)> = all
+        .iter()
+        .copied()
+        .filter(|(n, _)| !n.starts_with("d1"))
+        .collect();
+    let second = Bind::primary(&some, &key);
+    let domains: Vec<Fqdn> = (0..30)
+        .map(|i| name(&format!("d{i}.test")))
+        .chain([name("missing.test")])
+        .collect();
+    let request = audit::collect::Request {
+        domains: domains.clone(),
+        servers: Servers::Given(vec![first.addr(), second.addr()]),
+        extra_zones: Vec::new(),
+        extra_keys: Default::default(),
+        settings: BatchSettings::default(),
+    };
+    let read = |parts: usize| {
+        let snapshot = audit::parts::collect_in_parts(&request, parts, &mut |_| {});
+        let names = audit::rules::check(&snapshot, &domains, None);
+        (snapshot, serde_json::to_string_pretty(&names).unwrap())
+    };
+    let (one, one_report) = read(1);
+    let (two, two_report) = read(2);
+    assert_eq!(two_report, one_report);
+    assert_eq!(two.zone_of, one.zone_of);
+    assert_eq!(two.servers, one.servers);
+    assert_eq!(two.not_serving, one.not_serving);
+    assert_eq!(two.down, one.down);
+    // The cases are really there: a refused zone, an unknown one, rule 3's dot, a finding.
+    assert!(
+        one.not_serving.contains_key(&name("d1.test")),
+        "{:?}",
+        one.not_serving
+    );
+    assert!(one.zone_of[&name("missing.test")].is_err());
+    assert!(one_report.contains("\"rule\": \"3\""), "{one_report}");
+    // Only the provider zone's questions are asked by both parts: the SOA that finds its
+    // zone, the zone's SOA at both servers, and its target's A, AAAA and TLSA at both.
+    assert_eq!(
+        two.stats.questions,
+        one.stats.questions + 1 + 2 + 6,
+        "{:?} {:?}",
+        two.stats,
+        one.stats
+    );
+}
+
+#[test]
+fn the_soa_that_finds_a_zone_is_not_asked_again_for_its_serial() {
+    // contoso.com with two pools: its SOA (which both finds the zone and gives the serial),
+    // the two SRV owners, and A, AAAA and TLSA of each target: 9 questions, no second SOA.
+    let bind = serve("correct");
+    let options = audit::Options {
+        domains: vec![name("contoso.com")],
+        servers: Servers::Given(vec![bind.addr()]),
+        topology: None,
+        settings: BatchSettings::default(),
+        probe: None,
+    };
+    let (report, snapshot) = audit::run(&options, &mut |_| {}).unwrap();
+    assert_eq!(
+        report.stats.queries.questions,
+        1 + 2 + 2 * 3,
+        "{:?}",
+        report.stats
+    );
+    let soa = snapshot.all(&name("contoso.com"), QueryType::Soa);
+    assert_eq!(soa.len(), 1, "{soa:?}");
+    assert_eq!(soa[0].0, bind.addr());
+    assert_eq!(report.findings().count(), 0);
 }

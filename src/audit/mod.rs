@@ -5,6 +5,7 @@
 pub mod collect;
 pub mod init;
 pub mod nagios;
+pub mod parts;
 pub mod render;
 pub mod rules;
 pub mod tls;
@@ -182,7 +183,7 @@ pub fn run_with_tls(
         None => None,
     };
     let request = request(options, &domains);
-    let snapshot = collect::collect(&request, progress);
+    let snapshot = parts::collect(&request, progress);
     let checking = Instant::now();
     let names = rules::check(&snapshot, &domains, options.topology);
     tracing::info!("rules checked in {:?}", checking.elapsed());
