@@ -109,6 +109,19 @@ fn print_applied(report: &app::ApplyReport) {
     println!("Read back: DNS matches the plan.");
 }
 
+/// Writes text to standard output in one locked write: a 7 MB table goes out as it is, not
+/// through `print!`'s formatting. A closed pipe is an error to report, not a panic.
+fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|source| Error::Write {
+            path: "standard output".into(),
+            source,
+        })
+}
+
 /// Replaces (or creates) an output file whole: a reader never sees half a plan or runbook.
 fn write_output(path: &Path, text: &str) -> Result<(), Error> {
     xmppdns::files::replace(path, text.as_bytes()).map_err(|source| Error::Write {

@@ -5,7 +5,7 @@ use xmppdns::plan::render::{self, Look};
 use xmppdns::provider::{self, Environment};
 use xmppdns::{app, Error};
 
-use super::write_output;
+use super::{write_output, write_stdout};
 use crate::cli::{Format, PlanArgs};
 
 pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
@@ -34,8 +34,8 @@ pub(crate) fn plan(args: PlanArgs, look: Look) -> Result<u8, Error> {
         );
     }
     match args.format {
-        Format::Table => print!("{}", render::table_or_summary(&plan, look, args.all)),
-        Format::Json => print!("{}", render::json(&file())),
+        Format::Table => write_stdout(&render::table_or_summary(&plan, look, args.all))?,
+        Format::Json => write_stdout(&render::json(&file()))?,
     }
     if let Some(out) = &args.out {
         write_output(out, &render::json(&file()))?;

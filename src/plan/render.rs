@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use crate::plan::{Action, Change, Plan, PlanFile};
 use crate::records::{RecordSet, RecordType};
 
+mod plan_table;
+
 /// Beyond this many changes, [`table_or_summary`] shows a summary instead of every row: nobody
 /// reads thousands of rows on a terminal, and scrolling past them hides the summary line.
 pub const TABLE_ROWS: usize = 500;
@@ -32,10 +34,16 @@ fn paint(text: &str, code: &str, look: Look) -> String {
 }
 
 fn action_cell(action: Action, look: Look) -> String {
+    let (label, code) = action_label(action);
+    paint(label, code, look)
+}
+
+/// An action's label and its colour.
+fn action_label(action: Action) -> (&'static str, &'static str) {
     match action {
-        Action::Create => paint("+ create", "32", look),
-        Action::Update => paint("~ update", "33", look),
-        Action::Delete => paint("- delete", "31", look),
+        Action::Create => ("+ create", "32"),
+        Action::Update => ("~ update", "33"),
+        Action::Delete => ("- delete", "31"),
     }
 }
 
@@ -70,9 +78,14 @@ pub fn table(plan: &Plan, look: Look) -> String {
     if plan.is_empty() {
         return "No changes: DNS already matches the topology.\n".to_string();
     }
-    // Names and types are borrowed, not copied.
+    let totals = totals(plan);
+    if let Some(layout) = plan_table::measure(plan, look, &totals) {
+        return plan_table::draw(plan, look, &layout, &totals);
+    }
+    // A name with a line break in it (only a name read from a server could hold one) takes
+    // lines of its own: the general drawer splits cells on them.
     let mut rows: Vec<[Cow<'_, str>; 7]> = Vec::with_capacity(plan.changes.len() + 1);
-    rows.push(["Zone", "Action", "Name", "Type", "TTL", "Before", "After"].map(Cow::Borrowed));
+    rows.push(plan_table::HEADER.map(Cow::Borrowed));
     for change in &plan.changes {
         rows.push([
             Cow::Borrowed(change.zone.as_str()),
@@ -84,7 +97,10 @@ pub fn table(plan: &Plan, look: Look) -> String {
             Cow::Owned(records_cell(change.after.as_ref())),
         ]);
     }
-    format!("{}\n{}", grid(&rows), totals(plan))
+    let mut out = grid(&rows);
+    out.push('\n');
+    out.push_str(&totals);
+    out
 }
 
 /// The last line of a plan's table or summary.
@@ -157,30 +173,30 @@ fn grid<S: AsRef<str>, const N: usize>(rows: &[[S; N]]) -> String {
             widths[column] = widths[column].max(widest);
         }
     }
-    let rule = |left: char, middle: char, right: char| {
-        let mut line = String::new();
-        line.push(left);
-        for (column, w) in widths.iter().enumerate() {
-            if column > 0 {
-                line.push(middle);
-            }
-            line.extend(std::iter::repeat_n('─', w + 2));
-        }
-        line.push(right);
-        line.push('\n');
-        line
-    };
     let mut out = String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 4 * N));
-    out.push_str(&rule('┌', '┬', '┐'));
+    push_rule(&mut out, &widths, '┌', '┬', '┐');
     for (index, row) in rows.iter().enumerate() {
         if index == 1 {
-            out.push_str(&rule('├', '┼', '┤'));
+            push_rule(&mut out, &widths, '├', '┼', '┤');
         }
         push_row(&mut out, row, &widths);
     }
-    out.push_str(&rule('└', '┴', '┘'));
+    push_rule(&mut out, &widths, '└', '┴', '┘');
     out.pop();
     out
+}
+
+/// A horizontal rule over columns of these widths (plus their padding), with its line break.
+fn push_rule(out: &mut String, widths: &[usize], left: char, middle: char, right: char) {
+    out.push(left);
+    for (column, w) in widths.iter().enumerate() {
+        if column > 0 {
+            out.push(middle);
+        }
+        out.extend(std::iter::repeat_n('─', w + 2));
+    }
+    out.push(right);
+    out.push('\n');
 }
 
 /// `n` spaces.
@@ -305,6 +321,107 @@ mod tests {
                 format!("{drawn}\n└{last}"),
                 format!("{}\n{}", tabled(&rows), totals(&plan))
             );
+        }
+    }
+
+    /// A change whose names are taken as they come (as from a server), with records of `rtype`.
+    fn odd_change(
+        zone: &str,
+        name: &str,
+        action: Action,
+        rtype: RecordType,
+        data: &[&str],
+    ) -> Change {
+        let zone = Fqdn::from_absolute(zone);
+        let name = Fqdn::from_absolute(name);
+        let set = |ttl| {
+            let records = data
+                .iter()
+                .map(|d| Rdata::parse(rtype, d).unwrap())
+                .collect();
+            RecordSet::new(name.clone(), rtype, ttl, records).unwrap()
+        };
+        Change {
+            zone,
+            action,
+            name: name.clone(),
+            rtype,
+            before: (action != Action::Create).then(|| set(60)),
+            after: (action != Action::Delete).then(|| set(300)),
+        }
+    }
+
+    /// The table as the general drawer draws it from a string per cell.
+    fn general(plan: &Plan, look: Look) -> String {
+        let mut rows = vec![plan_table::HEADER.map(String::from)];
+        rows.extend(plan.changes.iter().map(|c| {
+            [
+                c.zone.to_string(),
+                action_cell(c.action, look),
+                c.name.to_string(),
+                c.rtype.to_string(),
+                ttl_cell(c),
+                records_cell(c.before.as_ref()),
+                records_cell(c.after.as_ref()),
+            ]
+        }));
+        format!("{}\n{}", grid(&rows), totals(plan))
+    }
+
+    #[test]
+    fn names_of_several_bytes_colours_and_line_breaks_are_drawn_as_the_general_drawer_draws_them() {
+        let wide = odd_change(
+            "bücher.example.",
+            "_xmpp-server._tcp.bücher.example.",
+            Action::Update,
+            RecordType::Srv,
+            &["10 0 5269 édge.bücher.example.", "20 0 5269 edge2.example."],
+        );
+        let escaped = odd_change(
+            "example.com.",
+            "\x1b[1mbold\x1b[0m.example.com.",
+            Action::Create,
+            RecordType::Cname,
+            &["\x1b[1mtarget.example.com."],
+        );
+        let six = odd_change(
+            "example.com.",
+            "v6.example.com.",
+            Action::Delete,
+            RecordType::Aaaa,
+            &["2001:db8::1", "::ffff:192.0.2.1", "2001:db8:1:2:3:4:5:6"],
+        );
+        let mut empty = odd_change(
+            "example.com.",
+            "none.example.com.",
+            Action::Update,
+            RecordType::A,
+            &[],
+        );
+        empty.before = None;
+        let broken = odd_change(
+            "example.com.",
+            "a\nb.example.com.",
+            Action::Create,
+            RecordType::Cname,
+            &["x.example.com."],
+        );
+        for changes in [
+            vec![wide.clone(), escaped.clone(), six.clone(), empty.clone()],
+            vec![six.clone(), empty.clone()],
+            vec![wide, broken, escaped, six, empty],
+        ] {
+            let plan = Plan {
+                changes,
+                observed: Vec::new(),
+            };
+            // Only a line break sends a plan to the general drawer.
+            let broken = plan.changes.iter().any(|c| c.name.as_str().contains('\n'));
+            for colour in [false, true] {
+                let look = Look { colour };
+                assert_eq!(plan_table::measure(&plan, look, "").is_none(), broken);
+                assert_eq!(table(&plan, look), general(&plan, look), "{plan:?}");
+            }
         }
     }
 
