@@ -7,7 +7,9 @@
 #
 # "Lossless rate": dnsperf unthrottled first; while it loses queries, it is re-run limited to
 # 90% of the rate it reached (at most 6 times). The ratio to the first, unthrottled run is
-# printed too. XMPPDNS_BIN=path runs another build; AUDIT_ARGS adds audit options (say,
+# printed too, and so is the rate of the audit's query engine alone on dnsperf's own query
+# file (examples/query_file.rs): the same questions without the audit's work around them.
+# XMPPDNS_BIN=path runs another build; AUDIT_ARGS adds audit options (say,
 # "--concurrency 200", dnsperf's outstanding queries). Not a test: CI does not run it.
 #
 # Usage: bash bench/audit-dnsperf.sh [DOMAINS]     (needs named, dnsperf, jq; as root or a user
@@ -24,7 +26,7 @@ for tool in named dnsperf jq dig; do
   fi
 done
 
-cargo build --release --quiet
+cargo build --release --quiet --bin xmppdns --example query_file
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin=${XMPPDNS_BIN:-$target_dir/release/xmppdns} # XMPPDNS_BIN: another build to compare
@@ -132,6 +134,15 @@ fi
 if [ -n "$unthrottled_qps" ]; then
   printf 'ratio:   audit reaches %.0f%% of dnsperf'"'"'s unthrottled rate (%.0f q/s; target: 85%% with 0 unanswered)\n' \
     "$(echo "100 * $audit_qps / $unthrottled_qps" | bc -l)" "$unthrottled_qps"
+fi
+# The audit's query engine alone on dnsperf's own query file, right after dnsperf: the same
+# questions, without the audit's work around them (snapshot, rules, report).
+engine=$("$target_dir/release/examples/query_file" "127.0.0.1:$port" "$dir/queries.txt")
+engine_qps=$(echo "$engine" | sed -n 's/.*s: \([0-9]*\) queries\/s.*/\1/p')
+printf 'engine:  %s\n' "$engine"
+if [ -n "$unthrottled_qps" ] && [ -n "$engine_qps" ]; then
+  printf 'ratio:   the engine alone reaches %.0f%% of dnsperf'"'"'s unthrottled rate on the same questions\n' \
+    "$(echo "100 * $engine_qps / $unthrottled_qps" | bc -l)"
 fi
 if [ -z "$dnsperf_qps" ]; then
   echo "dnsperf: no lossless run found in 6 attempts; see the last output:"
