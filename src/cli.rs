@@ -361,10 +361,11 @@ pub struct AuditArgs {
     /// Warn when a certificate expires in fewer days than this (rule 19).
     #[arg(long, value_name = "DAYS", default_value_t = 14)]
     pub cert_warn_days: i64,
-    /// Queries in flight at once.
+    /// Queries in flight at once, at most (fewer after a loss, until answers come back).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub concurrency: usize,
-    /// First timeout of a query in milliseconds (doubled on each of 4 attempts).
+    /// Longest first timeout of a query in milliseconds (shorter once round trips are
+    /// measured, at least 50; doubled on each of 4 attempts).
     #[arg(long, default_value_t = 800, value_name = "MS")]
     pub timeout_ms: u64,
 }
