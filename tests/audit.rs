@@ -1361,7 +1361,7 @@ fn parts_zone(i: usize, kind: usize) -> String {
 fn an_audit_read_in_parts_finds_what_one_reading_finds() {
     // 30 one-domain zones of five kinds, a provider zone, a domain nobody serves, and a second
     // server that refuses some zones: the parts' merged snapshot must give the same report as
-    // one reading, which the audit uses below `parts::DOMAINS_PER_PART` domains.
+    // one reading, which the audit uses below twice `parts::DOMAINS_PER_PART` domains.
     let zones: Vec<(String, String)> = (0..30)
         .map(|i| (format!("d{i}.test"), parts_zone(i, i % 5)))
         .chain([(

@@ -2,12 +2,12 @@
 //! [`collect::collect`] on its own thread, and the snapshots merged.
 //!
 //! Why: one reading goes round by round (zones, SRV records, targets), and between rounds it
-//! works alone while the servers idle; with thousands of domains those pauses, and the tail
-//! of each round, were a third of an audit's time. Parts run their rounds at different
-//! moments, so one keeps the servers busy while another works, and each part's sockets have
-//! their own source ports, which servers that share work out by client port (BIND, Knot,
-//! PowerDNS) serve from different threads. Each part asks its share of the questions in flight
-//! (the window is divided), so the servers see no more at once than from one reading.
+//! works alone while the servers idle, then waits for each round's last answers. Two parts run
+//! their rounds at different moments, so one keeps the servers busy while the other works, and
+//! each part's sockets have their own source ports, which servers that share work out by
+//! client port (BIND, Knot, PowerDNS) serve from different threads: 10,000 zones on BIND, 825
+//! → 740 ms. Each part asks its share of the questions in flight (the window is divided), so
+//! the servers see no more at once than from one reading.
 //!
 //! A zone or target shared by domains of different parts is asked by each of them (a handful
 //! of questions more); the answers merge to the same snapshot a single reading gives.
@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use crate::audit::collect::{self, Progress, Request, Snapshot};
 use crate::dns::batch::BatchSettings;
 
-/// Audits of fewer domains than this per part are read in one piece: splitting a small one
-/// gains nothing and would only repeat its shared questions.
+/// The fewest domains a part reads: smaller audits are read in one piece (splitting them gains
+/// nothing and only repeats their shared questions), so two parts start at twice this.
 pub const DOMAINS_PER_PART: usize = 2_000;
 
 /// The most parts: two already fill each other's pauses, and each part takes a core (more
