@@ -130,29 +130,23 @@ pub fn zones_and_replies(
         .zip(replies)
         .map(|(name, reply)| match reply {
             Ok(reply) => (zone_in_reply(name, server, recursive, &reply), Some(reply)),
-            Err(e) if e.is_family_unavailable() => {
-                let reason = e.to_string();
-                let name = name.clone();
-                (
-                    Err(AuthorityError::FamilyUnavailable {
-                        server,
-                        name,
-                        reason,
-                    }),
-                    None,
-                )
-            }
             Err(e) => {
-                let reason = e.to_string();
-                let name = name.clone();
-                (
-                    Err(AuthorityError::NoAnswer {
+                let (name, reason) = (name.clone(), e.to_string());
+                // No answer says nothing of the zone; no way to ask says nothing of the server.
+                let error = if e.is_family_unavailable() {
+                    AuthorityError::FamilyUnavailable {
                         server,
                         name,
                         reason,
-                    }),
-                    None,
-                )
+                    }
+                } else {
+                    AuthorityError::NoAnswer {
+                        server,
+                        name,
+                        reason,
+                    }
+                };
+                (Err(error), None)
             }
         })
         .collect();

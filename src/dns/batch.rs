@@ -1129,6 +1129,26 @@ mod tests {
         (addr, thread)
     }
 
+    /// A UDP socket on 127.0.0.1 for a test server, which gives up after a second idle.
+    fn server_socket() -> (UdpSocket, SocketAddr) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let server = socket.local_addr().unwrap();
+        (socket, server)
+    }
+
+    /// `count` SOA questions for distinct names, all to `server`.
+    fn soa_questions(server: SocketAddr, count: usize) -> Vec<Question> {
+        (0..count)
+            .map(|i| Question {
+                server,
+                ..question(&format!("d{i}.contoso.com."), QueryType::Soa)
+            })
+            .collect()
+    }
+
     fn fast() -> BatchSettings {
         BatchSettings {
             window: 10,
@@ -1174,11 +1194,7 @@ mod tests {
     #[test]
     fn questions_go_out_from_every_socket_and_every_reply_is_matched() {
         // The echo server notes every query's source port; answers go back to it.
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        let server = socket.local_addr().unwrap();
+        let (socket, server) = server_socket();
         let thread = std::thread::spawn(move || {
             let mut ports = HashSet::new();
             let mut buf = [0u8; 512];
@@ -1189,12 +1205,7 @@ mod tests {
             }
             ports
         });
-        let questions: Vec<Question> = (0..60)
-            .map(|i| Question {
-                server,
-                ..question(&format!("d{i}.contoso.com."), QueryType::Soa)
-            })
-            .collect();
+        let questions = soa_questions(server, 60);
         let (results, stats) = resolve_all(&questions, &fast(), &mut |_| {});
         let ports = thread.join().unwrap();
         assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -1207,11 +1218,7 @@ mod tests {
         // The server answers each query correctly, but to the port of an earlier query from
         // another of our sockets, as an off-path spoofer who learnt one port would: only the
         // socket a query went out from may take its reply.
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        let server = socket.local_addr().unwrap();
+        let (socket, server) = server_socket();
         let thread = std::thread::spawn(move || {
             let mut other: Option<SocketAddr> = None;
             let mut misdirected = 0;
@@ -1226,12 +1233,7 @@ mod tests {
             }
             misdirected
         });
-        let questions: Vec<Question> = (0..3)
-            .map(|i| Question {
-                server,
-                ..question(&format!("d{i}.contoso.com."), QueryType::Soa)
-            })
-            .collect();
+        let questions = soa_questions(server, 3);
         let (results, stats) = resolve_all(&questions, &fast(), &mut |_| {});
         let misdirected = thread.join().unwrap();
         assert!(misdirected > 0, "the server sent no reply");
@@ -1318,12 +1320,8 @@ mod tests {
         use nix::sys::socket::{setsockopt, sockopt::RcvBuf};
         // A receive buffer of a few datagrams, emptied at most every millisecond: a window
         // of 100 overflows it, the kernel drops the rest, as a busy server's does.
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (socket, server) = server_socket();
         setsockopt(&socket, RcvBuf, &2048).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        let server = socket.local_addr().unwrap();
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             let mut answered = 0;
@@ -1336,12 +1334,7 @@ mod tests {
                 }
             }
         });
-        let questions: Vec<Question> = (0..300)
-            .map(|i| Question {
-                server,
-                ..question(&format!("d{i}.contoso.com."), QueryType::Soa)
-            })
-            .collect();
+        let questions = soa_questions(server, 300);
         let settings = BatchSettings {
             window: 100,
             timeout: Duration::from_millis(800),

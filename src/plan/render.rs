@@ -303,20 +303,7 @@ mod tests {
             let look = Look { colour };
             let text = table(&plan, look);
             let (drawn, last) = text.rsplit_once("\n└").unwrap();
-            let mut rows = vec![
-                ["Zone", "Action", "Name", "Type", "TTL", "Before", "After"].map(String::from)
-            ];
-            rows.extend(plan.changes.iter().map(|c| {
-                [
-                    c.zone.to_string(),
-                    action_cell(c.action, look),
-                    c.name.to_string(),
-                    c.rtype.to_string(),
-                    ttl_cell(c),
-                    records_cell(c.before.as_ref()),
-                    records_cell(c.after.as_ref()),
-                ]
-            }));
+            let rows = rows_of(&plan, look);
             assert_eq!(
                 format!("{drawn}\n└{last}"),
                 format!("{}\n{}", tabled(&rows), totals(&plan))
@@ -351,8 +338,8 @@ mod tests {
         }
     }
 
-    /// The table as the general drawer draws it from a string per cell.
-    fn general(plan: &Plan, look: Look) -> String {
+    /// The header and a string per cell of every change.
+    fn rows_of(plan: &Plan, look: Look) -> Vec<[String; 7]> {
         let mut rows = vec![plan_table::HEADER.map(String::from)];
         rows.extend(plan.changes.iter().map(|c| {
             [
@@ -365,7 +352,12 @@ mod tests {
                 records_cell(c.after.as_ref()),
             ]
         }));
-        format!("{}\n{}", grid(&rows), totals(plan))
+        rows
+    }
+
+    /// The table as the general drawer draws it from a string per cell.
+    fn general(plan: &Plan, look: Look) -> String {
+        format!("{}\n{}", grid(&rows_of(plan, look)), totals(plan))
     }
 
     #[test]
