@@ -794,7 +794,13 @@ impl<'a> Engine<'a> {
 
     /// Puts attempt `attempt` of question `index` in flight under `id`.
     fn fly(&mut self, id: u16, index: usize, attempt: u32, socket: SocketId) {
-        let first = self.round_trip.timeout(self.settings.timeout);
+        // A recursive resolver's answer time depends on its cache, not on the path: the
+        // round trips of cached answers say nothing of how long a cold one takes.
+        let first = if self.questions[index].recursion_desired {
+            self.settings.timeout
+        } else {
+            self.round_trip.timeout(self.settings.timeout)
+        };
         let timeout = first * 2u32.saturating_pow(attempt - 1);
         let sent = Instant::now();
         let flight = Flight {
