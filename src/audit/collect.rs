@@ -4,9 +4,9 @@
 //! network. Each round is one batch: every question of the round is in flight together.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
 
 use hashbrown::Equivalent;
-use std::net::SocketAddr;
 
 use crate::dns::authority::{self, AuthorityError};
 use crate::dns::batch::{self, BatchSettings, BatchStats, QueryType, Question, Response};
@@ -367,10 +367,10 @@ fn read_serials(
     }
 }
 
-/// The zones found; with `keep` (the server asked), the replies that are a zone's own SOA (the
-/// name asked was the apex) are recorded as that server's SOA of the zone, so that `read_serials` does not ask
-/// the same question again. Only the first server's are kept: the answers of a zone are
-/// recorded in the order of its servers, and the first one's come first.
+/// The zones found. With `keep` (the server asked), a reply that is a zone's own SOA (the name
+/// asked was the apex) is recorded as that server's SOA of the zone, so that `read_serials`
+/// does not ask the same question again. Only the first server's are kept: a zone's answers
+/// are recorded in the order of its servers, and the first one's come first.
 fn keep_apex_soa(
     snapshot: &mut Snapshot,
     names: &[Fqdn],
