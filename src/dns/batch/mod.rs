@@ -1,11 +1,15 @@
-//! Many plain (unsigned) queries at once: one UDP socket per address family, a bounded window
-//! of queries in flight matched by ID, question and source address, lost queries retried with a
-//! doubling timeout, TCP when a reply is truncated. Used by the audit, where tens of thousands
-//! of SIP domains make one-query-at-a-time far too slow.
+//! Many plain (unsigned) queries at once: a few UDP sockets per address family behind one
+//! `poll`, a window of queries in flight that adapts to loss (`pace`), replies matched by ID,
+//! question, source address and socket, lost queries retried with a doubling timeout that
+//! starts from the measured round trips, TCP when a reply is truncated. Used by the audit,
+//! where tens of thousands of SIP domains make one-query-at-a-time far too slow.
 //!
-//! Why not tokio: a single thread with one socket already keeps an authoritative server busy
-//! (the work per reply is a few microseconds of parsing); threads or an async runtime would add
-//! code and contention without adding speed on a loopback or LAN path.
+//! Why not tokio: one thread already keeps an authoritative server busy (the work per reply is
+//! a few microseconds of parsing); an async runtime would add code without adding speed on a
+//! loopback or LAN path.
+
+mod burst;
+mod pace;
 
 use std::collections::{HashSet, VecDeque};
 
@@ -19,6 +23,8 @@ use crate::dns::transport::{read_framed, write_framed};
 use crate::dns::wire::{self, Reader, WireError};
 use crate::dns::DnsError;
 use crate::records::{Fqdn, Rdata, Srv};
+use burst::Burst;
+use pace::{RoundTrip, Window};
 
 /// The query types the audit and NS discovery ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -444,202 +450,6 @@ struct Engine<'a> {
     round_trip: RoundTrip,
 }
 
-/// How many queries may be in flight now, as TCP paces its segments: a few at first, one
-/// more per answer up to the configured window (slow start), halved when a query goes
-/// unanswered, and from then on one more per window's worth of answers. A server whose
-/// receive buffer overflows drops queries rather than answering them slowly: BIND on
-/// loopback lost ~580 of 90,000 queries at a window of 400 and none at 100.
-struct Window {
-    size: f64,
-    most: f64,
-    /// Below it the window grows by one per answer, above it by one per window.
-    threshold: f64,
-    /// When it was last halved: the losses seen within one timeout after that were of
-    /// queries sent before it, and do not halve it again.
-    cut: Option<Instant>,
-}
-
-/// The window a batch starts with (or the configured one, if smaller).
-const FIRST_WINDOW: usize = 16;
-
-impl Window {
-    fn new(most: usize) -> Self {
-        Window {
-            size: most.min(FIRST_WINDOW) as f64,
-            most: most as f64,
-            threshold: most as f64,
-            cut: None,
-        }
-    }
-
-    fn limit(&self) -> usize {
-        self.size as usize
-    }
-
-    fn answered(&mut self) {
-        let step = if self.size < self.threshold {
-            1.0
-        } else {
-            1.0 / self.size
-        };
-        self.size = (self.size + step).min(self.most);
-    }
-
-    fn lost(&mut self, now: Instant, timeout: Duration) {
-        if self.cut.is_some_and(|at| now.duration_since(at) < timeout) {
-            return;
-        }
-        self.threshold = (self.size / 2.0).max(1.0);
-        self.size = self.threshold;
-        self.cut = Some(now);
-    }
-}
-
-/// The first attempt's timeout, from the round trips measured so far (RFC 6298's smoothed
-/// round-trip time plus four deviations), between [`SHORTEST_TIMEOUT`] and the configured
-/// timeout, which it is until the first answer. A lost query on loopback then costs tens of
-/// milliseconds instead of the 800 ms meant for a slow path.
-struct RoundTrip {
-    smoothed: Option<f64>,
-    deviation: f64,
-}
-
-/// The shortest first-attempt timeout, however fast the answers came: a server busy with
-/// other clients may take that long without having dropped anything.
-const SHORTEST_TIMEOUT: Duration = Duration::from_millis(50);
-
-impl RoundTrip {
-    /// One answer to a first attempt (Karn: a retried query's answer could be to either).
-    fn sample(&mut self, took: Duration) {
-        let took = took.as_secs_f64();
-        match self.smoothed {
-            None => {
-                self.smoothed = Some(took);
-                self.deviation = took / 2.0;
-            }
-            Some(smoothed) => {
-                self.deviation = 0.75 * self.deviation + 0.25 * (smoothed - took).abs();
-                self.smoothed = Some(0.875 * smoothed + 0.125 * took);
-            }
-        }
-    }
-
-    fn timeout(&self, configured: Duration) -> Duration {
-        match self.smoothed {
-            None => configured,
-            Some(smoothed) => Duration::from_secs_f64(smoothed + 4.0 * self.deviation)
-                .clamp(SHORTEST_TIMEOUT.min(configured), configured),
-        }
-    }
-}
-
-/// The most datagrams taken in one `recvmmsg`.
-const BURST: usize = 32;
-/// Room for any UDP datagram: a server may send more than the EDNS size we announce, and a
-/// datagram cut short would answer nothing.
-const DATAGRAM: usize = 65_535;
-
-/// One datagram taken by [`Burst::receive`]: its length in its buffer and where it came from
-/// (`None`: cut short, or not from an IP address; it answers nothing).
-type Arrival = (usize, Option<SocketAddr>);
-
-/// The buffers and message headers of `recvmmsg` and `sendmmsg` (Linux, through `nix`),
-/// allocated once per batch: allocated per call they cost more than the system calls did
-/// (glibc consolidates its free lists on every request of their size).
-struct Burst {
-    /// [`BURST`] datagram buffers of [`DATAGRAM`] bytes, end to end.
-    buffers: Vec<u8>,
-    arrivals: Vec<Arrival>,
-    receive_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
-    send_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
-    send_capacity: usize,
-}
-
-impl Burst {
-    fn new(window: usize) -> Self {
-        use nix::sys::socket::MultiHeaders;
-        Burst {
-            buffers: vec![0u8; BURST * DATAGRAM],
-            arrivals: Vec::with_capacity(BURST),
-            receive_headers: MultiHeaders::preallocate(BURST, None),
-            send_headers: MultiHeaders::preallocate(window, None),
-            send_capacity: window,
-        }
-    }
-
-    /// The `index`th datagram of the last [`Burst::receive`].
-    fn datagram(&self, index: usize) -> &[u8] {
-        let (length, _) = self.arrivals[index];
-        &self.buffers[index * DATAGRAM..index * DATAGRAM + length]
-    }
-
-    /// Takes the datagrams waiting on `socket`, up to [`BURST`], without blocking, in one
-    /// system call: under load, replies arrive faster than one `recvfrom` each can take them.
-    /// The number taken; 0 when none was waiting (or on an error, which the next call sees
-    /// again).
-    fn receive(&mut self, socket: &UdpSocket) -> usize {
-        use nix::sys::socket::{recvmmsg, MsgFlags};
-        use std::io::IoSliceMut;
-        use std::os::fd::AsRawFd;
-
-        self.arrivals.clear();
-        let mut chunks = self.buffers.chunks_mut(DATAGRAM);
-        let mut slices: [[IoSliceMut<'_>; 1]; BURST] =
-            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().expect("BURST buffers"))]);
-        let Ok(received) = recvmmsg(
-            socket.as_raw_fd(),
-            &mut self.receive_headers,
-            slices.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
-            None,
-        ) else {
-            return 0;
-        };
-        for message in received {
-            let cut = message.flags.contains(MsgFlags::MSG_TRUNC);
-            let from = message.address.and_then(|a| match a.as_sockaddr_in() {
-                Some(v4) => Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4))),
-                None => a
-                    .as_sockaddr_in6()
-                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6))),
-            });
-            self.arrivals.push((message.bytes, from.filter(|_| !cut)));
-        }
-        self.arrivals.len()
-    }
-
-    /// One `sendmmsg` of `datagrams`: how many the kernel took (0 on an error, which sending
-    /// the first of the rest alone then reports).
-    fn send(&mut self, socket: &UdpSocket, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) -> usize {
-        use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
-        use std::io::IoSlice;
-        use std::os::fd::AsRawFd;
-
-        if datagrams.len() > self.send_capacity {
-            self.send_headers = MultiHeaders::preallocate(datagrams.len(), None);
-            self.send_capacity = datagrams.len();
-        }
-        let slices: Vec<[IoSlice<'_>; 1]> =
-            datagrams.iter().map(|d| [IoSlice::new(&d.1)]).collect();
-        let addresses: Vec<Option<SockaddrStorage>> = datagrams
-            .iter()
-            .map(|d| Some(SockaddrStorage::from(d.2)))
-            .collect();
-        let no_control: [ControlMessage<'_>; 0] = [];
-        match sendmmsg(
-            socket.as_raw_fd(),
-            &mut self.send_headers,
-            &slices,
-            &addresses,
-            no_control,
-            MsgFlags::empty(),
-        ) {
-            Ok(sent) => sent.count(),
-            Err(_) => 0,
-        }
-    }
-}
-
 impl<'a> Engine<'a> {
     fn new(
         questions: &'a [Question],
@@ -697,10 +507,7 @@ impl<'a> Engine<'a> {
             turn: [0, 0],
             burst: Some(Box::new(Burst::new(window))),
             window: Window::new(window),
-            round_trip: RoundTrip {
-                smoothed: None,
-                deviation: 0.0,
-            },
+            round_trip: RoundTrip::default(),
         }
     }
 
@@ -939,7 +746,7 @@ impl<'a> Engine<'a> {
         for socket in ready {
             let taken = burst.receive(self.socket(socket));
             for index in 0..taken {
-                if let (_, Some(from)) = burst.arrivals[index] {
+                if let Some(from) = burst.sender(index) {
                     self.handle(burst.datagram(index), from, socket);
                 }
             }
@@ -1252,75 +1059,6 @@ mod tests {
             "{results:?}"
         );
         assert_eq!(stats.unanswered, 3, "{stats:?}");
-    }
-
-    #[test]
-    fn the_window_starts_small_grows_per_answer_and_halves_once_per_loss() {
-        let mut window = Window::new(100);
-        assert_eq!(window.limit(), FIRST_WINDOW);
-        for _ in 0..200 {
-            window.answered();
-        }
-        assert_eq!(
-            window.limit(),
-            100,
-            "slow start stops at the configured window"
-        );
-        let now = Instant::now();
-        let timeout = Duration::from_millis(50);
-        window.lost(now, timeout);
-        assert_eq!(window.limit(), 50);
-        // Losses within one timeout of a cut are of queries sent before it.
-        window.lost(now + Duration::from_millis(10), timeout);
-        assert_eq!(window.limit(), 50);
-        window.lost(now + Duration::from_millis(60), timeout);
-        assert_eq!(window.limit(), 25);
-        // Above the threshold it grows by one per window's worth of answers.
-        for _ in 0..27 {
-            window.answered();
-        }
-        assert_eq!(window.limit(), 25 + 1);
-        let mut small = Window::new(3);
-        assert_eq!(small.limit(), 3);
-        small.lost(now, timeout);
-        small.lost(now + timeout, timeout);
-        assert_eq!(small.limit(), 1, "never below one");
-    }
-
-    #[test]
-    fn the_timeout_follows_the_measured_round_trips_within_bounds() {
-        let configured = Duration::from_millis(800);
-        let mut round_trip = RoundTrip {
-            smoothed: None,
-            deviation: 0.0,
-        };
-        assert_eq!(
-            round_trip.timeout(configured),
-            configured,
-            "before any answer"
-        );
-        for _ in 0..20 {
-            round_trip.sample(Duration::from_micros(300));
-        }
-        assert_eq!(round_trip.timeout(configured), SHORTEST_TIMEOUT);
-        for _ in 0..20 {
-            round_trip.sample(Duration::from_millis(100));
-        }
-        let slow = round_trip.timeout(configured);
-        assert!(
-            slow > Duration::from_millis(100) && slow < configured,
-            "{slow:?}"
-        );
-        for _ in 0..20 {
-            round_trip.sample(Duration::from_secs(2));
-        }
-        assert_eq!(
-            round_trip.timeout(configured),
-            configured,
-            "never above --timeout"
-        );
-        let short = Duration::from_millis(20);
-        assert_eq!(round_trip.timeout(short), short, "nor above a shorter one");
     }
 
     #[test]
