@@ -410,8 +410,47 @@ pub fn read_entries(path: &Path) -> Result<Vec<Entry>, JournalError> {
     Ok(read(path)?.0)
 }
 
+/// A journal file as last parsed in this process: its path, its length and modification time
+/// then, and what it held.
+struct Parsed {
+    path: PathBuf,
+    stamp: (u64, Option<std::time::SystemTime>),
+    entries: Vec<Entry>,
+    torn: bool,
+}
+
+/// One command reads its journal several times (interrupted runs, drains, pending moves, the
+/// next id), and the journal only grows: after one apply of 10,000 changes (10.7 MB), `plan`
+/// spent 0.24 s parsing it four times. The last parse is kept and used again while the file's
+/// length and modification time are unchanged.
+static PARSED: std::sync::Mutex<Option<Parsed>> = std::sync::Mutex::new(None);
+
+/// The file's length and modification time, `None` when it does not exist.
+fn stamp(path: &Path) -> Result<Option<(u64, Option<std::time::SystemTime>)>, JournalError> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some((meta.len(), meta.modified().ok()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(JournalError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// The readable entries, and whether the file ends in a torn (unterminated) line.
 fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
+    let Some(before) = stamp(path)? else {
+        return Ok((Vec::new(), false));
+    };
+    let mut parsed = PARSED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(p) = parsed
+        .as_ref()
+        .filter(|p| p.path == path && p.stamp == before)
+    {
+        return Ok((p.entries.clone(), p.torn));
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
@@ -422,7 +461,17 @@ fn read(path: &Path) -> Result<(Vec<Entry>, bool), JournalError> {
             })
         }
     };
-    Ok(parse(&text, path))
+    let (entries, torn) = parse(&text, path);
+    // Kept only when nothing wrote to the file while it was read.
+    if stamp(path)? == Some(before) {
+        *parsed = Some(Parsed {
+            path: path.to_path_buf(),
+            stamp: before,
+            entries: entries.clone(),
+            torn,
+        });
+    }
+    Ok((entries, torn))
 }
 
 /// The readable entries of a journal's text (`path` names it in warnings), and whether it
@@ -649,6 +698,28 @@ mod tests {
         );
         let me = current_user();
         assert!(me.contains('@') && !me.ends_with('@'), "{me}");
+    }
+
+    #[test]
+    fn a_journal_read_again_is_the_same_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut journal = Journal::open(&path).unwrap().with_run("r");
+        let c = change([192, 0, 2, 1], [192, 0, 2, 2]);
+        add(&mut journal, "apply", true, "ok".into(), None, c.clone()).unwrap();
+        let first = read_entries(&path).unwrap();
+        assert_eq!(read_entries(&path).unwrap(), first, "kept and used again");
+        // Another command (another handle, as another process would) appends: seen at once.
+        let mut other = Journal::open(&path).unwrap().with_run("s");
+        add(&mut other, "apply", false, "REFUSED".into(), None, c).unwrap();
+        let second = read_entries(&path).unwrap();
+        assert_eq!(second.len(), 2);
+        assert_eq!(second[..1], first[..]);
+        assert_eq!((second[1].run.as_str(), second[1].applied), ("s", false));
+        // Another journal in between does not confuse the two.
+        let elsewhere = dir.path().join("k.jsonl");
+        assert!(read_entries(&elsewhere).unwrap().is_empty());
+        assert_eq!(read_entries(&path).unwrap(), second);
     }
 
     #[test]
