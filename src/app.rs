@@ -672,8 +672,9 @@ pub fn audit_with(
     let (report, snapshot) = audit::run_with_tls(&options, &request.tls, progress)?;
     // Freeing every answer of a large audit (hundreds of thousands of small allocations)
     // took longer than checking them; the caller only needs the report, so the memory is
-    // freed on another thread while the report is printed.
-    std::thread::spawn(move || drop(snapshot));
+    // freed on another thread while the report is printed. (If no thread can be started,
+    // the closure, and the snapshot with it, is dropped here: `spawn` would panic instead.)
+    let _ = std::thread::Builder::new().spawn(move || drop(snapshot));
     Ok(report)
 }
 
