@@ -1007,12 +1007,13 @@ fn progress_bar_only_on_a_terminal_and_only_for_tables() {
     args.push(bind.addr().to_string());
 
     let table = on_a_terminal(&args);
-    assert!(table.contains("reading SRV records"), "{table}");
+    // One server: the zones and the SRV records are read in one round.
+    assert!(table.contains("reading zones and SRV records"), "{table}");
     assert!(table.contains("Audit OK: 300 SIP domain(s)"), "{table}");
 
     args.extend(["--format".into(), "json".into()]);
     let json = on_a_terminal(&args);
-    assert!(!json.contains("reading SRV records"), "{json}");
+    assert!(!json.contains("reading zones and SRV records"), "{json}");
     assert!(json.contains("\"format\": \"xmppdns-audit/1\""), "{json}");
 
     // Not a terminal (the other tests): no bar, nothing on stderr.
@@ -1446,4 +1447,100 @@ fn the_soa_that_finds_a_zone_is_not_asked_again_for_its_serial() {
     assert_eq!(soa.len(), 1, "{soa:?}");
     assert_eq!(soa[0].0, bind.addr());
     assert_eq!(report.findings().count(), 0);
+}
+
+/// The SRV lookups of `owner`, as (server, answered).
+fn srv_lookups(snapshot: &audit::collect::Snapshot, owner: &str) -> Vec<(SocketAddr, bool)> {
+    snapshot
+        .all(&name(owner), QueryType::Srv)
+        .iter()
+        .map(|(server, lookup)| {
+            let answered = matches!(lookup, audit::collect::Lookup::Answered(_));
+            (*server, answered)
+        })
+        .collect()
+}
+
+#[test]
+fn srv_records_read_with_the_zones_are_dropped_where_the_first_server_does_not_serve_the_zone() {
+    // The first server is asked each domain's SRV RRsets beside its SOA, before it is known to
+    // serve the zone. It refuses d1.test: its answers for d1 must go, as if never asked.
+    let key = TsigKey::test_key();
+    let (d0, d1) = (parts_zone(0, 3), parts_zone(1, 3));
+    let first = Bind::primary(&[("d0.test", d0.as_str())], &key);
+    let second = Bind::primary(&[("d0.test", d0.as_str()), ("d1.test", d1.as_str())], &key);
+    let request = audit::collect::Request {
+        domains: vec![name("d0.test"), name("d1.test")],
+        servers: Servers::Given(vec![first.addr(), second.addr()]),
+        extra_zones: Vec::new(),
+        extra_keys: Default::default(),
+        settings: BatchSettings::default(),
+    };
+    let snapshot = audit::collect::collect(&request, &mut |_| {});
+    assert_eq!(
+        snapshot.not_serving[&name("d1.test")],
+        vec![(first.addr(), 5)],
+        "the first server refuses d1.test"
+    );
+    for owner in ["_xmpp-server._tcp.d1.test", "_xmpps-server._tcp.d1.test"] {
+        assert_eq!(srv_lookups(&snapshot, owner), vec![(second.addr(), true)]);
+    }
+    // d0.test: both servers, the first one's answer first (the one the rules judge).
+    for owner in ["_xmpp-server._tcp.d0.test", "_xmpps-server._tcp.d0.test"] {
+        assert_eq!(
+            srv_lookups(&snapshot, owner),
+            vec![(first.addr(), true), (second.addr(), true)]
+        );
+    }
+    // 6 with the zones at the first server, d1's SOA at the second, 3 serials, and each
+    // domain's 2 SRV RRsets at the second (the 2 dropped are the only ones asked twice).
+    assert_eq!(
+        snapshot.stats.questions,
+        6 + 1 + 3 + 4,
+        "{:?}",
+        snapshot.stats
+    );
+    // Rule 16 says only that d1.test is refused there; no server differs on an SRV RRset.
+    let names = audit::rules::check(&snapshot, &request.domains, None);
+    let doc = serde_json::to_value(&names).unwrap();
+    let rule_16: Vec<&Value> = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["findings"].as_array().unwrap())
+        .filter(|f| f["rule"] == "16")
+        .collect();
+    assert_eq!(rule_16.len(), 1, "{rule_16:?}");
+    assert_eq!(rule_16[0]["record"], "d1.test. SOA");
+}
+
+#[test]
+fn a_silent_first_server_keeps_no_srv_answer_from_the_zone_round() {
+    let bind = serve("correct");
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let request = audit::collect::Request {
+        domains: vec![name("contoso.com")],
+        servers: Servers::Given(vec![silent.local_addr().unwrap(), bind.addr()]),
+        extra_zones: Vec::new(),
+        extra_keys: Default::default(),
+        settings: BatchSettings {
+            timeout: Duration::from_millis(50),
+            ..Default::default()
+        },
+    };
+    let snapshot = audit::collect::collect(&request, &mut |_| {});
+    assert!(snapshot.down.contains(&silent.local_addr().unwrap()));
+    // What separate rounds record for a server found down: "not asked again", not the
+    // timeouts of the questions sent beside the zones'.
+    let lookups = snapshot.all(&name("_xmpp-server._tcp.contoso.com"), QueryType::Srv);
+    assert_eq!(lookups.len(), 2, "{lookups:?}");
+    match &lookups[0] {
+        (server, audit::collect::Lookup::Failed(why)) => {
+            assert_eq!(*server, silent.local_addr().unwrap());
+            assert!(why.contains("not asked again"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lookups[1].0, bind.addr());
+    assert!(matches!(lookups[1].1, audit::collect::Lookup::Answered(_)));
 }

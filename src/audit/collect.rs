@@ -1,7 +1,8 @@
 //! Reads what the authoritative servers serve for the audited domains, in a few concurrent
 //! rounds (zones and their servers; serials; SRV records; the zones of targets met on the way;
 //! then what the SRV records point at), into a [`Snapshot`] the rules read without touching the
-//! network. Each round is one batch: every question of the round is in flight together.
+//! network. Each round is one batch: every question of the round is in flight together. With
+//! given servers, the first one is asked the SRV records in the zones' round already.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -252,6 +253,26 @@ impl Round {
         }
     }
 
+    /// [`Round::ask`] of the servers whose answer to `name`/`qtype` is not read yet.
+    fn ask_unread(
+        &mut self,
+        snapshot: &Snapshot,
+        servers: &[SocketAddr],
+        name: &Fqdn,
+        qtype: QueryType,
+    ) {
+        let read = snapshot.all(name, qtype);
+        if read.is_empty() {
+            return self.ask(servers, name, qtype);
+        }
+        let unread: Vec<SocketAddr> = servers
+            .iter()
+            .filter(|server| !read.iter().any(|(s, _)| s == *server))
+            .copied()
+            .collect();
+        self.ask(&unread, name, qtype);
+    }
+
     fn run(
         self,
         snapshot: &mut Snapshot,
@@ -389,26 +410,114 @@ fn keep_apex_soa(
     zones
 }
 
+/// The first given server's first batch: each name's SOA (which finds its zone), and right
+/// after it the two SRV RRsets of each audited domain among the names (the first `audited`),
+/// recorded in the snapshot. Those would otherwise be a round of their own once the zones are
+/// known, asked of this same server first: asked here, one round and its wait are saved, and
+/// each zone's three questions reach the server together, as a zone's questions do in dnsperf
+/// (10,000 one-domain zones on BIND: SOA and SRV rounds 0.30 s apart, 0.24 s together). What a
+/// domain's zone turns out not to be served by this server is dropped again by
+/// [`drop_srv_read_too_soon`], so the snapshot is what separate rounds give.
+fn zones_with_srv(
+    snapshot: &mut Snapshot,
+    names: &[Fqdn],
+    audited: usize,
+    server: SocketAddr,
+    settings: &BatchSettings,
+    progress: &mut dyn FnMut(Progress),
+) -> Vec<authority::ZoneReply> {
+    let mut questions = Vec::with_capacity(names.len() + 2 * audited);
+    for (i, name) in names.iter().enumerate() {
+        questions.push(authority::soa_question(name, server, false));
+        if i < audited {
+            for owner in [xmpp_owner(name), xmpps_owner(name)] {
+                questions.push(Question {
+                    server,
+                    name: owner,
+                    qtype: QueryType::Srv,
+                    recursion_desired: false,
+                });
+            }
+        }
+    }
+    let (stage, total) = ("reading zones and SRV records", questions.len());
+    let (replies, stats) = batch::resolve_all(&questions, settings, &mut |done| {
+        progress(Progress { stage, done, total })
+    });
+    snapshot.stats.add(&stats);
+    let mut found = Vec::with_capacity(names.len());
+    let mut names = names.iter();
+    for (question, reply) in questions.iter().zip(replies) {
+        if question.qtype == QueryType::Soa {
+            let name = names.next().expect("one SOA question per name");
+            found.push(authority::zone_reply(name, server, false, reply));
+        } else {
+            snapshot.record(question, reply);
+        }
+    }
+    found
+}
+
+/// Drops the SRV answers [`zones_with_srv`] read from `first` for domains whose zone it turned
+/// out not to serve (or no zone was found), or when it answered nothing (down): separate
+/// rounds would not have asked it then, and the SRV round asks whom it should.
+fn drop_srv_read_too_soon(snapshot: &mut Snapshot, domains: &[Fqdn], first: SocketAddr) {
+    for domain in domains {
+        let keep = match snapshot.zone_of.get(domain) {
+            Some(Ok(zone)) => {
+                !snapshot.down.contains(&first)
+                    && snapshot
+                        .servers
+                        .get(zone)
+                        .is_some_and(|s| s.contains(&first))
+            }
+            _ => false,
+        };
+        if keep {
+            continue;
+        }
+        for owner in [xmpp_owner(domain), xmpps_owner(domain)] {
+            let key = (owner, QueryType::Srv);
+            if let Some(lookups) = snapshot.lookups.get_mut(&key) {
+                lookups.retain(|(server, _)| *server != first);
+                if lookups.is_empty() {
+                    snapshot.lookups.remove(&key);
+                }
+            }
+        }
+    }
+}
+
 /// Finds the zone and authoritative servers of each name. With given servers, the first one
-/// is asked, and the next ones only for names it could not place (it may be down).
+/// is asked, and the next ones only for names it could not place (it may be down). The first
+/// `audited` names are audited domains: the first given server is asked their SRV RRsets in
+/// the same batch (see [`zones_with_srv`]).
 fn find_zones(
     snapshot: &mut Snapshot,
     names: &[Fqdn],
+    audited: usize,
     servers: &Servers,
     settings: &BatchSettings,
+    progress: &mut dyn FnMut(Progress),
 ) {
     match servers {
         Servers::Given(servers) => {
             let mut pending: Vec<Fqdn> = names.to_vec();
             let mut last_errors: BTreeMap<Fqdn, String> = BTreeMap::new();
-            for server in servers {
+            for (i, server) in servers.iter().enumerate() {
                 if pending.is_empty() {
                     break;
                 }
-                let (found, stats) =
-                    authority::zones_and_replies(&pending, *server, false, settings);
-                snapshot.stats.add(&stats);
                 let first = (*server == servers[0]).then_some(*server);
+                // Only on the first pass are the pending names all the names, in order.
+                let found = if i == 0 && audited > 0 {
+                    zones_with_srv(snapshot, &pending, audited, *server, settings, progress)
+                } else {
+                    let (found, stats) =
+                        authority::zones_and_replies(&pending, *server, false, settings);
+                    snapshot.stats.add(&stats);
+                    found
+                };
                 let zones = keep_apex_soa(snapshot, &pending, found, first);
                 if let Some(Err(AuthorityError::FamilyUnavailable { reason, .. })) = zones
                     .iter()
@@ -470,10 +579,22 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
             names.push(zone.clone());
         }
     }
-    find_zones(&mut snapshot, &names, &request.servers, settings);
+    find_zones(
+        &mut snapshot,
+        &names,
+        request.domains.len(),
+        &request.servers,
+        settings,
+        progress,
+    );
 
     // Round 1: serials; given servers that refuse a zone are not among its servers.
     read_serials(&mut snapshot, &request.servers, settings, progress);
+    if let Servers::Given(given) = &request.servers {
+        if let Some(first) = given.first() {
+            drop_srv_read_too_soon(&mut snapshot, &request.domains, *first);
+        }
+    }
 
     // Round 2: the SRV RRsets (and any extra keys).
     read_srv_records(&mut snapshot, request, progress);
@@ -482,7 +603,14 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
     // servers too, so that their addresses are read where they are authoritative.
     let outside = targets_outside_known_zones(&snapshot, &request.domains);
     if !outside.is_empty() {
-        find_zones(&mut snapshot, &outside, &request.servers, settings);
+        find_zones(
+            &mut snapshot,
+            &outside,
+            0,
+            &request.servers,
+            settings,
+            progress,
+        );
         // A target whose zone is not found stays asked of its domain's servers (they will
         // say REFUSED and the rules report "not checked"), but is not an audited name.
         for target in &outside {
@@ -496,25 +624,27 @@ pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapsho
     snapshot
 }
 
-/// Round 2: both SRV RRsets of every domain whose zone is known, and the extra keys.
+/// Round 2: both SRV RRsets of every domain whose zone is known, and the extra keys, of each
+/// server not read yet (with given servers, the first one's SRV answers came with the zones).
 fn read_srv_records(
     snapshot: &mut Snapshot,
     request: &Request,
     progress: &mut dyn FnMut(Progress),
 ) {
     let mut round = Round::default();
+    let view: &Snapshot = snapshot;
     for domain in &request.domains {
-        let Some(Ok(zone)) = snapshot.zone_of.get(domain) else {
+        let Some(Ok(zone)) = view.zone_of.get(domain) else {
             continue;
         };
-        let servers = snapshot.servers[zone].clone();
-        round.ask(&servers, &xmpp_owner(domain), QueryType::Srv);
-        round.ask(&servers, &xmpps_owner(domain), QueryType::Srv);
+        let servers = &view.servers[zone];
+        round.ask_unread(view, servers, &xmpp_owner(domain), QueryType::Srv);
+        round.ask_unread(view, servers, &xmpps_owner(domain), QueryType::Srv);
     }
     for key in &request.extra_keys {
-        if let Some(zone) = snapshot.known_zone(&key.name).cloned() {
-            let servers = snapshot.servers[&zone].clone();
-            round.ask(&servers, &key.name, qtype_of(key.rtype));
+        if let Some(zone) = view.known_zone(&key.name) {
+            let servers = &view.servers[zone];
+            round.ask_unread(view, servers, &key.name, qtype_of(key.rtype));
         }
     }
     round.run(snapshot, &request.settings, progress, "reading SRV records");

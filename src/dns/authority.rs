@@ -10,6 +10,7 @@ use crate::dns::batch::{
     self, BatchSettings, BatchStats, QueryType, Question, RecordData, Response,
 };
 use crate::dns::transport::rcode_name;
+use crate::dns::DnsError;
 use crate::records::{Fqdn, Rdata};
 
 /// One name server of a zone and the addresses it was found at.
@@ -117,40 +118,56 @@ pub fn zones_and_replies(
 ) -> (Vec<ZoneReply>, BatchStats) {
     let questions: Vec<Question> = names
         .iter()
-        .map(|name| Question {
-            server,
-            name: name.clone(),
-            qtype: QueryType::Soa,
-            recursion_desired: recursive,
-        })
+        .map(|name| soa_question(name, server, recursive))
         .collect();
     let (replies, stats) = batch::resolve_all(&questions, settings, &mut |_| {});
     let zones = names
         .iter()
         .zip(replies)
-        .map(|(name, reply)| match reply {
-            Ok(reply) => (zone_in_reply(name, server, recursive, &reply), Some(reply)),
-            Err(e) => {
-                let (name, reason) = (name.clone(), e.to_string());
-                // No answer says nothing of the zone; no way to ask says nothing of the server.
-                let error = if e.is_family_unavailable() {
-                    AuthorityError::FamilyUnavailable {
-                        server,
-                        name,
-                        reason,
-                    }
-                } else {
-                    AuthorityError::NoAnswer {
-                        server,
-                        name,
-                        reason,
-                    }
-                };
-                (Err(error), None)
-            }
-        })
+        .map(|(name, reply)| zone_reply(name, server, recursive, reply))
         .collect();
     (zones, stats)
+}
+
+/// The SOA question that finds `name`'s zone at `server` (for callers that ask it in a batch
+/// of their own, beside other questions).
+pub fn soa_question(name: &Fqdn, server: SocketAddr, recursive: bool) -> Question {
+    Question {
+        server,
+        name: name.clone(),
+        qtype: QueryType::Soa,
+        recursion_desired: recursive,
+    }
+}
+
+/// What `server`'s reply to [`soa_question`] says of `name`'s zone.
+pub fn zone_reply(
+    name: &Fqdn,
+    server: SocketAddr,
+    recursive: bool,
+    reply: Result<Response, DnsError>,
+) -> ZoneReply {
+    match reply {
+        Ok(reply) => (zone_in_reply(name, server, recursive, &reply), Some(reply)),
+        Err(e) => {
+            let (name, reason) = (name.clone(), e.to_string());
+            // No answer says nothing of the zone; no way to ask says nothing of the server.
+            let error = if e.is_family_unavailable() {
+                AuthorityError::FamilyUnavailable {
+                    server,
+                    name,
+                    reason,
+                }
+            } else {
+                AuthorityError::NoAnswer {
+                    server,
+                    name,
+                    reason,
+                }
+            };
+            (Err(error), None)
+        }
+    }
 }
 
 /// The zone a reply to the SOA query for `name` names, if the reply can be trusted for it.
