@@ -82,16 +82,17 @@ impl Equivalent<(Fqdn, QueryType)> for NameType<'_> {
 impl Snapshot {
     /// Records one server's answer (used by collection and by unit tests of the rules).
     pub fn insert(&mut self, server: SocketAddr, name: &Fqdn, qtype: QueryType, lookup: Lookup) {
-        // The name is copied only the first time it is recorded.
-        if !self.lookups.contains_key(&NameType(name, qtype)) {
-            self.lookups.insert((name.clone(), qtype), Vec::new());
+        // One hash of the name, which is copied only the first time it is recorded.
+        match self.lookups.entry_ref(&NameType(name, qtype)) {
+            hashbrown::hash_map::EntryRef::Occupied(entry) => {
+                let lookups = entry.into_mut();
+                lookups.retain(|(s, _)| *s != server);
+                lookups.push((server, lookup));
+            }
+            hashbrown::hash_map::EntryRef::Vacant(entry) => {
+                entry.insert_with_key((name.clone(), qtype), vec![(server, lookup)]);
+            }
         }
-        let entry = self
-            .lookups
-            .get_mut(&NameType(name, qtype))
-            .expect("inserted above");
-        entry.retain(|(s, _)| *s != server);
-        entry.push((server, lookup));
     }
 
     /// Records the outcome of one question; false when the server did not answer it. A
@@ -227,6 +228,14 @@ struct Round {
 }
 
 impl Round {
+    fn with_capacity(questions: usize) -> Self {
+        Round {
+            questions: Vec::with_capacity(questions),
+            seen: hashbrown::HashTable::with_capacity(questions),
+            hasher: Default::default(),
+        }
+    }
+
     fn ask(&mut self, servers: &[SocketAddr], name: &Fqdn, qtype: QueryType) {
         use std::hash::BuildHasher;
         for server in servers {
@@ -570,6 +579,15 @@ fn find_zones(
 /// Reads everything the rules need for `request`.
 pub fn collect(request: &Request, progress: &mut dyn FnMut(Progress)) -> Snapshot {
     let mut snapshot = Snapshot::default();
+    // Room for what a domain with two pools reads (its SOA, 2 SRV RRsets, A, AAAA and TLSA of
+    // 2 targets) at each given server: growing the table round by round rehashed it each time.
+    let servers = match &request.servers {
+        Servers::Given(given) => given.len(),
+        Servers::Discover { .. } => 1,
+    };
+    snapshot
+        .lookups
+        .reserve(request.domains.len().saturating_mul(9 * servers));
     let settings = &request.settings;
 
     // Round 0: the zone of every audited name and its servers.
@@ -679,7 +697,9 @@ fn read_srv_targets(
     request: &Request,
     progress: &mut dyn FnMut(Progress),
 ) {
-    let mut round = Round::default();
+    // Room for two targets' A, AAAA and TLSA per domain (growing the round's table rehashed
+    // it at every doubling).
+    let mut round = Round::with_capacity(request.domains.len().saturating_mul(6));
     // Only read while the round is built: nothing is copied out of the snapshot.
     let view: &Snapshot = snapshot;
     for domain in &request.domains {
