@@ -85,14 +85,24 @@ dig +norec +short -p "$port" @127.0.0.1 "$last" SOA | grep -q . || { echo "BIND 
 # The audit: every domain on the command line, JSON out.
 args=()
 for i in $(seq 0 $((domains - 1))); do args+=(--domain "$(printf 'd%05d.test' "$i")"); done
-start=$(date +%s.%N)
-set +e
-# shellcheck disable=SC2086 # AUDIT_ARGS: extra audit options, word-split on purpose
-"$bin" audit --format json --nameserver "127.0.0.1:$port" ${AUDIT_ARGS:-} "${args[@]}" >"$dir/audit.json"
-code=$?
-set -e
-end=$(date +%s.%N)
-wall=$(echo "$end - $start" | bc -l)
+# Run twice: BIND has just loaded its 10,000 zones, and the first questions to each zone cost
+# it more than later ones (measured: the first audit 0.70-0.80 s, the next 0.60-0.68 s).
+# dnsperf's rate is its average over 10 s, and the engine below runs after dnsperf: the audit
+# is timed on a server as warm as theirs. The first run's wall time is printed too.
+audit_once() {
+  local start end
+  start=$(date +%s.%N)
+  set +e
+  # shellcheck disable=SC2086 # AUDIT_ARGS: extra audit options, word-split on purpose
+  "$bin" audit --format json --nameserver "127.0.0.1:$port" ${AUDIT_ARGS:-} "${args[@]}" >"$dir/audit.json"
+  code=$?
+  set -e
+  end=$(date +%s.%N)
+  wall=$(echo "$end - $start" | bc -l)
+}
+audit_once
+cold_wall=$wall
+audit_once
 findings=$(jq '.summary.errors + .summary.warnings + .summary.info' "$dir/audit.json")
 sent=$(jq '.stats.sent' "$dir/audit.json")
 questions=$(jq '.stats.questions' "$dir/audit.json")
@@ -126,6 +136,8 @@ echo
 echo "== audit of $domains SIP domains (each its own zone) against BIND on loopback =="
 printf 'audit:   wall %.2f s, %d questions, %d datagrams sent (%d retries, %d unanswered), %.0f queries/s, exit %d\n' \
   "$wall" "$questions" "$sent" "$retries" "$unanswered" "$audit_qps" "$code"
+printf 'audit:   the first run, on a server that had just loaded its zones: wall %.2f s, %.0f queries/s\n' \
+  "$cold_wall" "$(echo "$sent / $cold_wall" | bc -l)"
 printf 'audit:   %d findings (every zone is correct: all of them would be false)\n' "$findings"
 if [ -n "$dnsperf_qps" ]; then
   printf 'dnsperf: %.0f queries/s lossless (same mix, EDNS, 200 outstanding, %s s)\n' "$dnsperf_qps" "$seconds"
