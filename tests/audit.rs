@@ -1544,3 +1544,45 @@ fn a_silent_first_server_keeps_no_srv_answer_from_the_zone_round() {
     assert_eq!(lookups[1].0, bind.addr());
     assert!(matches!(lookups[1].1, audit::collect::Lookup::Answered(_)));
 }
+
+#[test]
+fn a_server_found_down_is_not_asked_for_the_zones_of_targets_either() {
+    // d0.test's SRV target is in pools.test, whose zone is found after the domains' zones.
+    // The first server is silent: it must not be asked (and waited for) about pools.test.
+    let provider = "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\nedge IN A 198.51.100.20\n";
+    let d0 = parts_zone(0, 0);
+    let bind = Bind::primary(
+        &[("d0.test", d0.as_str()), ("pools.test", provider)],
+        &TsigKey::test_key(),
+    );
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let request = audit::collect::Request {
+        domains: vec![name("d0.test")],
+        servers: Servers::Given(vec![silent.local_addr().unwrap(), bind.addr()]),
+        extra_zones: Vec::new(),
+        extra_keys: Default::default(),
+        settings: BatchSettings {
+            timeout: Duration::from_millis(50),
+            ..Default::default()
+        },
+    };
+    let snapshot = audit::collect::collect(&request, &mut |_| {});
+    assert!(snapshot.down.contains(&silent.local_addr().unwrap()));
+    assert_eq!(snapshot.zone_of[&name("d0.test")], Ok(name("d0.test")));
+    let target = snapshot.all(&name("edge.pools.test"), QueryType::A);
+    assert!(
+        target.iter().any(|(s, l)| *s == bind.addr()
+            && matches!(l, audit::collect::Lookup::Answered(_))),
+        "{target:?}"
+    );
+    // What reached the silent server: questions about d0.test only.
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    let mut datagrams = 0;
+    while let Ok(n) = silent.recv(&mut buf) {
+        datagrams += 1;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(!text.contains("pools"), "asked about pools.test: {text:?}");
+    }
+    assert!(datagrams > 0, "the silent server was never asked");
+}

@@ -218,6 +218,9 @@ fn qtype_of(rtype: RecordType) -> QueryType {
     }
 }
 
+/// Why a server found down is not asked (after its address).
+const NOT_ASKED_AGAIN: &str = "answered no question earlier in this audit; not asked again";
+
 /// Questions deduplicated, in first-asked order.
 #[derive(Default)]
 struct Round {
@@ -299,10 +302,7 @@ impl Round {
             .filter(|q| !snapshot.family_unavailable.contains_key(&q.server))
             .partition(|q| !snapshot.down.contains(&q.server));
         for q in skipped {
-            let lookup = Lookup::Failed(format!(
-                "{} answered no question earlier in this audit; not asked again",
-                q.server
-            ));
+            let lookup = Lookup::Failed(format!("{} {NOT_ASKED_AGAIN}", q.server));
             snapshot.insert(q.server, &q.name, q.qtype, lookup);
         }
         let total = asked.len();
@@ -516,6 +516,15 @@ fn find_zones(
             for (i, server) in servers.iter().enumerate() {
                 if pending.is_empty() {
                     break;
+                }
+                if snapshot.down.contains(server) {
+                    // Found down earlier in this audit (the targets' zones are found after the
+                    // domains'): waiting out every attempt for it again would only repeat that.
+                    let why = format!("{server} {NOT_ASKED_AGAIN}");
+                    for name in &pending {
+                        last_errors.insert(name.clone(), why.clone());
+                    }
+                    continue;
                 }
                 let first = (*server == servers[0]).then_some(*server);
                 // Only on the first pass are the pending names all the names, in order.
