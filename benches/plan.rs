@@ -1,7 +1,8 @@
 //! Planner benchmark: `plan::desired` + `Plan::compute` for 10,000 SIP domains × 4 Edge pools
 //! against a current state of the same size in which every SRV RRset exists with old priorities
 //! (so every one of them is a real update). Target: under 50 ms. Also times `Topology::from_json`
-//! on the same topology, for reference.
+//! on the same topology, for reference, and reading a journal of 20,000 applies (every command
+//! reads its topology's journal: before the id index, that read was quadratic in its entries).
 //!
 //! Run with `cargo bench --bench plan`.
 
@@ -131,5 +132,45 @@ fn bench_plan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_plan);
+/// A journal of `entries` one-zone applies, each an intent line and its outcome, as `apply`
+/// writes them.
+fn journal_text(entries: u64) -> String {
+    let mut text = String::new();
+    for id in 1..=entries {
+        for (applied, intent, answer) in [(false, true, "interrupted"), (true, false, "written")] {
+            text.push_str(&format!(
+                r#"{{"format":"xmppdns-journal/1","id":{id},"run":"r{}","time":"2026-12-02T15:02:00Z","command":"apply","provider":"zonefile","zone":"d{id}.example.com.","applied":{applied},"answer":"{answer}","intent":{intent},"changes":[{{"zone":"d{id}.example.com.","action":"create","name":"_xmpp-server._tcp.d{id}.example.com.","type":"SRV","before":null,"after":{{"name":"_xmpp-server._tcp.d{id}.example.com.","type":"SRV","ttl":3600,"records":["10 0 5269 edgepool1.example.com.","20 0 5269 edgepool2.example.com."]}}}}]}}"#,
+                id / 1000
+            ));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn bench_journal(c: &mut Criterion) {
+    const ENTRIES: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    // Two copies read in turn: the process keeps its last parse of one file.
+    let paths = [dir.path().join("a.jsonl"), dir.path().join("b.jsonl")];
+    let text = journal_text(ENTRIES);
+    for path in &paths {
+        std::fs::write(path, &text).unwrap();
+    }
+    let entries = xmppdns::journal::read_entries(&paths[0]).unwrap();
+    assert_eq!(entries.len() as u64, ENTRIES, "every intent superseded");
+    assert!(entries.iter().all(|e| e.applied && !e.interrupted()));
+    let mut group = c.benchmark_group("journal");
+    group.sample_size(20);
+    let mut turn = 0;
+    group.bench_function("read 20,000 entries (40,000 lines)", |b| {
+        b.iter(|| {
+            turn += 1;
+            black_box(xmppdns::journal::shared_entries(&paths[turn % 2]).unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_plan, bench_journal);
 criterion_main!(benches);

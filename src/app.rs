@@ -415,7 +415,7 @@ fn apply_journaled(
 /// Warns (once per command) about the applies of the journal's last run that never recorded
 /// their outcome: that run was interrupted, and any of those changes may have landed.
 pub fn warn_interrupted(journal_path: &Path) {
-    let Ok(entries) = journal::read_entries(journal_path) else {
+    let Ok(entries) = journal::shared_entries(journal_path) else {
         return;
     };
     let Some(last_run) = entries.last().map(|e| e.run.clone()) else {

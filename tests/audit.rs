@@ -1571,8 +1571,9 @@ fn a_server_found_down_is_not_asked_for_the_zones_of_targets_either() {
     assert_eq!(snapshot.zone_of[&name("d0.test")], Ok(name("d0.test")));
     let target = snapshot.all(&name("edge.pools.test"), QueryType::A);
     assert!(
-        target.iter().any(|(s, l)| *s == bind.addr()
-            && matches!(l, audit::collect::Lookup::Answered(_))),
+        target
+            .iter()
+            .any(|(s, l)| *s == bind.addr() && matches!(l, audit::collect::Lookup::Answered(_))),
         "{target:?}"
     );
     // What reached the silent server: questions about d0.test only.

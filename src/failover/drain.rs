@@ -100,7 +100,7 @@ pub fn state(path: &Path) -> Result<Option<DrainState>, Error> {
     if !path.exists() {
         return Ok(None);
     }
-    Ok(from_entries(&journal::read_entries(path)?))
+    Ok(from_entries(&journal::shared_entries(path)?))
 }
 
 /// [`state`] over entries in file order.

@@ -156,15 +156,19 @@ pub struct PendingMove {
 
 /// The journal's last run, when it was a move whose pools it records, with its entries.
 fn last_move(journal: &Journal) -> Result<Option<(journal::Failover, Vec<journal::Entry>)>, Error> {
-    let entries = journal.entries()?;
+    // Shared, not copied: only the last run's entries are kept.
+    let entries = journal::shared_entries(journal.path())?;
     let Some(last) = entries.last() else {
         return Ok(None);
     };
     let Some(failover) = last.failover.clone() else {
         return Ok(None);
     };
-    let run = last.run.clone();
-    let of_run = entries.into_iter().filter(|e| e.run == run).collect();
+    let of_run = entries
+        .iter()
+        .filter(|e| e.run == last.run)
+        .cloned()
+        .collect();
     Ok(Some((failover, of_run)))
 }
 
