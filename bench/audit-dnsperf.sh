@@ -90,12 +90,27 @@ for i in $(seq 0 $((domains - 1))); do args+=(--domain "$(printf 'd%05d.test' "$
 # audit on a server that has answered before, like theirs. The first run's wall time is printed
 # too: over 6 runs of this script the two differed both ways (first 0.73-0.93 s, second
 # 0.73-0.85 s), so a cold server is not what limits the audit.
+# CPU milliseconds BIND has used so far (user + system), from /proc.
+bind_cpu_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$named_pid/stat"
+}
+# Runs a command with bash's `time`: sets cpu_ms (its user + system CPU) and bind_ms (BIND's
+# CPU meanwhile).
+with_cpu() {
+  local before status TIMEFORMAT='%U %S'
+  before=$(bind_cpu_ms)
+  { time "$@"; } 2>"$dir/times.txt"
+  status=$?
+  cpu_ms=$(tail -1 "$dir/times.txt" | awk '{ printf "%d", ($1 + $2) * 1000 }')
+  bind_ms=$(($(bind_cpu_ms) - before))
+  return $status
+}
 audit_once() {
   local start end
   start=$(date +%s.%N)
   set +e
   # shellcheck disable=SC2086 # AUDIT_ARGS: extra audit options, word-split on purpose
-  "$bin" audit --format json --nameserver "127.0.0.1:$port" ${AUDIT_ARGS:-} "${args[@]}" >"$dir/audit.json"
+  with_cpu "$bin" audit --format json --nameserver "127.0.0.1:$port" ${AUDIT_ARGS:-} "${args[@]}" >"$dir/audit.json"
   code=$?
   set -e
   end=$(date +%s.%N)
@@ -104,6 +119,7 @@ audit_once() {
 audit_once
 cold_wall=$wall
 audit_once
+audit_cpu="audit ${cpu_ms} ms + BIND ${bind_ms} ms"
 findings=$(jq '.summary.errors + .summary.warnings + .summary.info' "$dir/audit.json")
 sent=$(jq '.stats.sent' "$dir/audit.json")
 questions=$(jq '.stats.questions' "$dir/audit.json")
@@ -150,13 +166,19 @@ if [ -n "$unthrottled_qps" ]; then
 fi
 # The audit's query engine alone on dnsperf's own query file, right after dnsperf: the same
 # questions, without the audit's work around them (snapshot, rules, report).
-engine=$("$target_dir/release/examples/query_file" "127.0.0.1:$port" "$dir/queries.txt")
+with_cpu "$target_dir/release/examples/query_file" "127.0.0.1:$port" "$dir/queries.txt" >"$dir/engine.txt"
+engine=$(cat "$dir/engine.txt")
+engine_cpu="engine ${cpu_ms} ms + BIND ${bind_ms} ms"
+# And dnsperf once through the same file (the same 90,000 questions), for its CPU.
+with_cpu dnsperf -e -s 127.0.0.1 -p "$port" -d "$dir/queries.txt" -n 1 -q 200 >"$dir/dnsperf-once.txt" 2>&1 || true
+dnsperf_cpu="dnsperf ${cpu_ms} ms + BIND ${bind_ms} ms"
 engine_qps=$(echo "$engine" | sed -n 's/.*s: \([0-9]*\) queries\/s.*/\1/p')
 printf 'engine:  %s\n' "$engine"
 if [ -n "$unthrottled_qps" ] && [ -n "$engine_qps" ]; then
   printf 'ratio:   the engine alone reaches %.0f%% of dnsperf'"'"'s unthrottled rate on the same questions\n' \
     "$(echo "100 * $engine_qps / $unthrottled_qps" | bc -l)"
 fi
+printf 'cpu:     the same %d questions: %s; %s; %s\n' "$questions" "$audit_cpu" "$engine_cpu" "$dnsperf_cpu"
 if [ -z "$dnsperf_qps" ]; then
   echo "dnsperf: no lossless run found in 6 attempts; see the last output:"
   cat "$dir/dnsperf.txt"
