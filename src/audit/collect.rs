@@ -53,10 +53,15 @@ pub struct Snapshot {
     pub zone_of: BTreeMap<Fqdn, Result<Fqdn, String>>,
     /// The authoritative servers of each zone, in the order they are compared.
     pub servers: BTreeMap<Fqdn, Vec<SocketAddr>>,
-    /// Every answer, per (name, type), one entry per server asked. (hashbrown's map: looked
-    /// up by a borrowed name, see [`NameType`], and hashed with foldhash: the rules look up
-    /// every audited name several times.)
-    pub lookups: hashbrown::HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>,
+    /// Every answer this snapshot read, per (name, type), one entry per server asked; read
+    /// them through [`Snapshot::all`] and [`Snapshot::answer`], which also see the answers of
+    /// the other parts of an audit read in parts. (hashbrown's map: looked up by a borrowed
+    /// name, see [`NameType`], and hashed with foldhash: the rules look up every audited name
+    /// several times.)
+    pub lookups: Lookups,
+    /// The other parts' answers when an audit was read in parts ([`Snapshot::absorb`]),
+    /// looked up after `lookups`: moving them all into one table cost as much as a rule check.
+    more_lookups: Vec<Lookups>,
     /// Servers that answered no question of a whole round (down or unreachable).
     pub down: HashSet<SocketAddr>,
     /// Given servers that refused a zone (with the RCODE): not compared for it.
@@ -67,6 +72,9 @@ pub struct Snapshot {
     pub family_unavailable: BTreeMap<SocketAddr, String>,
     pub stats: BatchStats,
 }
+
+/// Answers per (name, type), one entry per server asked.
+pub type Lookups = hashbrown::HashMap<(Fqdn, QueryType), Vec<(SocketAddr, Lookup)>>;
 
 /// A `lookups` key made of a borrowed name, hashed and compared as the owned key is: a
 /// lookup copies no name.
@@ -82,6 +90,13 @@ impl Equivalent<(Fqdn, QueryType)> for NameType<'_> {
 impl Snapshot {
     /// Records one server's answer (used by collection and by unit tests of the rules).
     pub fn insert(&mut self, server: SocketAddr, name: &Fqdn, qtype: QueryType, lookup: Lookup) {
+        // An answer another part read moves here first, so that this one joins it.
+        for more in &mut self.more_lookups {
+            if let Some((key, earlier)) = more.remove_entry(&NameType(name, qtype)) {
+                self.lookups.insert(key, earlier);
+                break;
+            }
+        }
         // One hash of the name, which is copied only the first time it is recorded.
         match self.lookups.entry_ref(&NameType(name, qtype)) {
             hashbrown::hash_map::EntryRef::Occupied(entry) => {
@@ -121,21 +136,29 @@ impl Snapshot {
     /// The first server's answer to `name`/`qtype` (the one the rules judge; rule 16 compares
     /// the others with it). A server that failed is skipped in favour of one that answered.
     pub fn answer(&self, name: &Fqdn, qtype: QueryType) -> Option<&Response> {
-        self.lookups
-            .get(&NameType(name, qtype))?
-            .iter()
-            .find_map(|(_, l)| match l {
-                Lookup::Answered(r) => Some(r),
-                Lookup::Failed(_) => None,
-            })
+        self.get(name, qtype)?.iter().find_map(|(_, l)| match l {
+            Lookup::Answered(r) => Some(r),
+            Lookup::Failed(_) => None,
+        })
     }
 
     /// Every server's answer to `name`/`qtype`.
     pub fn all(&self, name: &Fqdn, qtype: QueryType) -> &[(SocketAddr, Lookup)] {
+        self.get(name, qtype).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The answers to `name`/`qtype`, this snapshot's own first.
+    fn get(&self, name: &Fqdn, qtype: QueryType) -> Option<&Vec<(SocketAddr, Lookup)>> {
+        let key = NameType(name, qtype);
         self.lookups
-            .get(&NameType(name, qtype))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+            .get(&key)
+            .or_else(|| self.more_lookups.iter().find_map(|more| more.get(&key)))
+    }
+
+    /// Takes in another part's answers, after this one's: where both read the same question,
+    /// this snapshot's reading is kept, as one reading would have kept its first answer.
+    pub fn absorb(&mut self, lookups: Lookups) {
+        self.more_lookups.push(lookups);
     }
 
     /// The zone among the known ones that holds `name` (the longest).
@@ -769,6 +792,33 @@ mod tests {
             misplaced_owners(&name("contoso.com"), &name("contoso.com")),
             vec![name("_xmpp-server._tcp.contoso.com.contoso.com")]
         );
+    }
+
+    #[test]
+    fn absorbed_answers_are_read_after_the_snapshots_own_and_join_new_ones() {
+        let (a, b, c): (SocketAddr, SocketAddr, SocketAddr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            "127.0.0.1:3".parse().unwrap(),
+        );
+        let (x, y) = (name("x.contoso.com"), name("y.contoso.com"));
+        let failed = |why: &str| Lookup::Failed(why.to_string());
+        let mut first = Snapshot::default();
+        first.insert(a, &x, QueryType::A, failed("first part"));
+        let mut second = Snapshot::default();
+        second.insert(b, &x, QueryType::A, failed("second part"));
+        second.insert(b, &y, QueryType::A, failed("second part"));
+        first.absorb(second.lookups);
+        let servers = |s: &Snapshot, n: &Fqdn| -> Vec<SocketAddr> {
+            s.all(n, QueryType::A).iter().map(|(s, _)| *s).collect()
+        };
+        // Both read x: the first part's reading is kept. Only the second read y.
+        assert_eq!(servers(&first, &x), vec![a]);
+        assert_eq!(servers(&first, &y), vec![b]);
+        // A later answer to y joins the second part's, it does not hide it.
+        first.insert(c, &y, QueryType::A, failed("later"));
+        assert_eq!(servers(&first, &y), vec![b, c]);
+        assert!(first.all(&name("z.contoso.com"), QueryType::A).is_empty());
     }
 
     #[test]

@@ -129,10 +129,7 @@ fn merge(parts: Vec<Snapshot>) -> Snapshot {
         for (zone, servers) in part.servers {
             all.servers.entry(zone).or_insert(servers);
         }
-        all.lookups.reserve(part.lookups.len());
-        for (key, lookups) in part.lookups {
-            all.lookups.entry(key).or_insert(lookups);
-        }
+        all.absorb(part.lookups);
         all.down.extend(part.down);
         for (zone, refused) in part.not_serving {
             all.not_serving.entry(zone).or_insert(refused);
