@@ -560,18 +560,7 @@ fn find_zones(
                     found
                 };
                 let zones = keep_apex_soa(snapshot, &pending, found, first);
-                if let Some(Err(AuthorityError::FamilyUnavailable { reason, .. })) = zones
-                    .iter()
-                    .find(|z| matches!(z, Err(AuthorityError::FamilyUnavailable { .. })))
-                {
-                    // This host cannot reach it at all; not a fault of the server.
-                    snapshot.family_unavailable.insert(*server, reason.clone());
-                } else if zones
-                    .iter()
-                    .all(|z| matches!(z, Err(AuthorityError::NoAnswer { .. })))
-                {
-                    snapshot.down.insert(*server);
-                }
+                note_unreachable(snapshot, *server, &zones);
                 let mut still = Vec::new();
                 for (name, zone) in pending.iter().zip(zones) {
                     match zone {
@@ -605,6 +594,26 @@ fn find_zones(
                     .insert(name, zone.map_err(|e: AuthorityError| e.to_string()));
             }
         }
+    }
+}
+
+/// Notes a given server this host cannot send to at all (its address family: not a fault of
+/// the server), or that answered none of the zones' questions (down).
+fn note_unreachable(
+    snapshot: &mut Snapshot,
+    server: SocketAddr,
+    zones: &[Result<Fqdn, AuthorityError>],
+) {
+    if let Some(Err(AuthorityError::FamilyUnavailable { reason, .. })) = zones
+        .iter()
+        .find(|z| matches!(z, Err(AuthorityError::FamilyUnavailable { .. })))
+    {
+        snapshot.family_unavailable.insert(server, reason.clone());
+    } else if zones
+        .iter()
+        .all(|z| matches!(z, Err(AuthorityError::NoAnswer { .. })))
+    {
+        snapshot.down.insert(server);
     }
 }
 
