@@ -1514,12 +1514,12 @@ fn srv_records_read_with_the_zones_are_dropped_where_the_first_server_does_not_s
     assert_eq!(rule_16[0]["record"], "d1.test. SOA");
 }
 
-#[test]
-fn a_silent_first_server_keeps_no_srv_answer_from_the_zone_round() {
-    let bind = serve("correct");
+/// Reads `domain` with a silent server (a socket that never answers) given first and `bind`
+/// second; the silent one is found down.
+fn read_behind_a_silent_server(bind: &Bind, domain: &str) -> (UdpSocket, audit::collect::Snapshot) {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let request = audit::collect::Request {
-        domains: vec![name("contoso.com")],
+        domains: vec![name(domain)],
         servers: Servers::Given(vec![silent.local_addr().unwrap(), bind.addr()]),
         extra_zones: Vec::new(),
         extra_keys: Default::default(),
@@ -1530,6 +1530,13 @@ fn a_silent_first_server_keeps_no_srv_answer_from_the_zone_round() {
     };
     let snapshot = audit::collect::collect(&request, &mut |_| {});
     assert!(snapshot.down.contains(&silent.local_addr().unwrap()));
+    (silent, snapshot)
+}
+
+#[test]
+fn a_silent_first_server_keeps_no_srv_answer_from_the_zone_round() {
+    let bind = serve("correct");
+    let (silent, snapshot) = read_behind_a_silent_server(&bind, "contoso.com");
     // What separate rounds record for a server found down: "not asked again", not the
     // timeouts of the questions sent beside the zones'.
     let lookups = snapshot.all(&name("_xmpp-server._tcp.contoso.com"), QueryType::Srv);
@@ -1555,19 +1562,7 @@ fn a_server_found_down_is_not_asked_for_the_zones_of_targets_either() {
         &[("d0.test", d0.as_str()), ("pools.test", provider)],
         &TsigKey::test_key(),
     );
-    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let request = audit::collect::Request {
-        domains: vec![name("d0.test")],
-        servers: Servers::Given(vec![silent.local_addr().unwrap(), bind.addr()]),
-        extra_zones: Vec::new(),
-        extra_keys: Default::default(),
-        settings: BatchSettings {
-            timeout: Duration::from_millis(50),
-            ..Default::default()
-        },
-    };
-    let snapshot = audit::collect::collect(&request, &mut |_| {});
-    assert!(snapshot.down.contains(&silent.local_addr().unwrap()));
+    let (silent, snapshot) = read_behind_a_silent_server(&bind, "d0.test");
     assert_eq!(snapshot.zone_of[&name("d0.test")], Ok(name("d0.test")));
     let target = snapshot.all(&name("edge.pools.test"), QueryType::A);
     assert!(
