@@ -4,6 +4,8 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
+use super::Datagram;
+
 /// The most datagrams taken in one `recvmmsg`.
 const BURST: usize = 32;
 /// Room for any UDP datagram: a server may send more than the EDNS size we announce, and a
@@ -85,12 +87,13 @@ impl Burst {
         self.arrivals.len()
     }
 
-    /// One `sendmmsg` of `datagrams`: how many the kernel took (0 on an error, which sending
+    /// One `sendmmsg` of `datagrams` (each a range of `bytes`): how many the kernel took (0 on an error, which sending
     /// the first of the rest alone then reports).
     pub(super) fn send(
         &mut self,
         socket: &UdpSocket,
-        datagrams: &[&(u16, Vec<u8>, SocketAddr)],
+        bytes: &[u8],
+        datagrams: &[&Datagram],
     ) -> usize {
         use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
         use std::io::IoSlice;
@@ -100,11 +103,13 @@ impl Burst {
             self.send_headers = MultiHeaders::preallocate(datagrams.len(), None);
             self.send_capacity = datagrams.len();
         }
-        let slices: Vec<[IoSlice<'_>; 1]> =
-            datagrams.iter().map(|d| [IoSlice::new(&d.1)]).collect();
+        let slices: Vec<[IoSlice<'_>; 1]> = datagrams
+            .iter()
+            .map(|d| [IoSlice::new(&bytes[d.bytes.clone()])])
+            .collect();
         let addresses: Vec<Option<SockaddrStorage>> = datagrams
             .iter()
-            .map(|d| Some(SockaddrStorage::from(d.2)))
+            .map(|d| Some(SockaddrStorage::from(d.server)))
             .collect();
         let no_control: [ControlMessage<'_>; 0] = [];
         match sendmmsg(

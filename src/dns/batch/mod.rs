@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::dns::transport::{read_framed, write_framed};
-use crate::dns::wire::{self, Reader, WireError};
+use crate::dns::wire::{self, NameText, Reader, WireError};
 use crate::dns::DnsError;
 use crate::records::{Fqdn, Rdata, Srv};
 use burst::Burst;
@@ -196,6 +196,14 @@ const EDNS_PAYLOAD: u16 = 1232;
 /// Encodes a query with an EDNS(0) OPT record (so that larger answers fit in UDP).
 pub fn encode_query(id: u16, question: &Question) -> Result<Vec<u8>, WireError> {
     let mut m = Vec::with_capacity(64);
+    encode_query_into(&mut m, id, question)?;
+    Ok(m)
+}
+
+/// [`encode_query`] appended to `m` (a batch encodes a window refill into one buffer); on an
+/// error `m` is left as it was.
+fn encode_query_into(m: &mut Vec<u8>, id: u16, question: &Question) -> Result<(), WireError> {
+    let start = m.len();
     m.extend_from_slice(&id.to_be_bytes());
     m.push(if question.recursion_desired {
         0x01
@@ -204,7 +212,10 @@ pub fn encode_query(id: u16, question: &Question) -> Result<Vec<u8>, WireError> 
     });
     m.push(0x00);
     m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
-    m.extend_from_slice(&wire::name_to_wire(question.name.as_str())?);
+    if let Err(e) = wire::push_name(m, question.name.as_str()) {
+        m.truncate(start);
+        return Err(e);
+    }
     m.extend_from_slice(&question.qtype.code().to_be_bytes());
     m.extend_from_slice(&1u16.to_be_bytes());
     // OPT: root owner, type 41, class = payload size, TTL 0, no options.
@@ -212,15 +223,27 @@ pub fn encode_query(id: u16, question: &Question) -> Result<Vec<u8>, WireError> 
     m.extend_from_slice(&41u16.to_be_bytes());
     m.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
     m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    Ok(m)
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn read_record(r: &mut Reader<'_>, message: &[u8]) -> Result<WireRecord, WireError> {
-    let name = Fqdn::from_absolute(&r.name()?);
+/// The next name of a message, read through `text` (one allocation: the name kept).
+fn read_name(r: &mut Reader<'_>, text: &mut NameText) -> Result<Fqdn, WireError> {
+    r.name_into(text)?;
+    Ok(Fqdn::from_absolute(&String::from_utf8_lossy(
+        text.as_bytes(),
+    )))
+}
+
+fn read_record(
+    r: &mut Reader<'_>,
+    message: &[u8],
+    text: &mut NameText,
+) -> Result<WireRecord, WireError> {
+    let name = read_name(r, text)?;
     let rtype = r.u16()?;
     let _class = r.u16()?;
     let ttl = r.u32()?;
@@ -235,8 +258,8 @@ fn read_record(r: &mut Reader<'_>, message: &[u8]) -> Result<WireRecord, WireErr
             octets.copy_from_slice(raw);
             RecordData::Known(Rdata::Aaaa(octets.into()))
         }
-        (5, _) => RecordData::Known(Rdata::Cname(Fqdn::from_absolute(&inner.name()?))),
-        (2, _) => RecordData::Ns(Fqdn::from_absolute(&inner.name()?)),
+        (5, _) => RecordData::Known(Rdata::Cname(read_name(&mut inner, text)?)),
+        (2, _) => RecordData::Ns(read_name(&mut inner, text)?),
         (33, _) => {
             let priority = inner.u16()?;
             let weight = inner.u16()?;
@@ -245,12 +268,12 @@ fn read_record(r: &mut Reader<'_>, message: &[u8]) -> Result<WireRecord, WireErr
                 priority,
                 weight,
                 port,
-                target: Fqdn::from_absolute(&inner.name()?),
+                target: read_name(&mut inner, text)?,
             }))
         }
         (6, _) => {
-            inner.name()?;
-            inner.name()?;
+            inner.name_into(text)?;
+            inner.name_into(text)?;
             let serial = inner.u32()?;
             // refresh, retry, expire, then the minimum.
             for _ in 0..3 {
@@ -285,19 +308,24 @@ pub fn parse_response(message: &[u8], question: &Question) -> Result<Response, W
     if qd != 1 {
         return Err(WireError::Short(4));
     }
-    let qname = r.name()?;
+    let mut text = NameText::new();
+    r.name_into(&mut text)?;
     let qtype = r.u16()?;
     let _qclass = r.u16()?;
-    if !qname.eq_ignore_ascii_case(question.name.as_str()) || qtype != question.qtype.code() {
+    if !text
+        .as_bytes()
+        .eq_ignore_ascii_case(question.name.as_str().as_bytes())
+        || qtype != question.qtype.code()
+    {
         return Err(WireError::BadName(12));
     }
     let mut answers = Vec::with_capacity(an as usize);
     for _ in 0..an {
-        answers.push(read_record(&mut r, message)?);
+        answers.push(read_record(&mut r, message, &mut text)?);
     }
     let mut authority = Vec::with_capacity(ns as usize);
     for _ in 0..ns {
-        authority.push(read_record(&mut r, message)?);
+        authority.push(read_record(&mut r, message, &mut text)?);
     }
     Ok(Response {
         rcode: message[3] & 0x0F,
@@ -318,6 +346,22 @@ struct Flight {
 
 /// A socket of the batch: its address family (IPv6 or not) and its place among the family's.
 type SocketId = (bool, usize);
+
+/// The queries of one window refill: their bytes end to end, and each one's place in them.
+#[derive(Default)]
+struct Outgoing {
+    bytes: Vec<u8>,
+    datagrams: Vec<Datagram>,
+}
+
+/// One query of a refill.
+pub(super) struct Datagram {
+    socket: SocketId,
+    id: u16,
+    /// Where it is in [`Outgoing::bytes`].
+    pub(super) bytes: std::ops::Range<usize>,
+    pub(super) server: SocketAddr,
+}
 
 /// A small fast generator for query IDs (xorshift), seeded from the system RNG: IDs need to be
 /// unpredictable to an off-path spoofer, not cryptographically strong per query.
@@ -406,7 +450,10 @@ fn family_unavailable(error: &std::io::Error) -> bool {
 /// with SO_REUSEPORT) serve each from its own thread: from one socket, a whole audit waited
 /// on one of BIND's threads. Measured on 2 cores against BIND's two threads (10,000 zones,
 /// medians of 8 alternating runs): 1 socket 846 ms, 2 sockets 766, 3 786, 4 822, 8 804 (each
-/// more is one more to poll, and the replies come in smaller bursts).
+/// more is one more to poll, and the replies come in smaller bursts). Which of the server's
+/// threads takes a socket is the kernel's choice: two sockets may share one, which is why each
+/// question goes to the least loaded socket. With that, 2, 3 and 4 sockets measured within the
+/// noise of each other (10 alternating runs each, 816-851 ms).
 const SOCKETS: usize = 2;
 
 /// The sockets of one address family: not needed, bound, or not available on this host.
@@ -441,11 +488,14 @@ struct Engine<'a> {
     ids: Ids,
     silent_in_a_row: HashMap<SocketAddr, u32>,
     dead: HashSet<SocketAddr>,
-    /// The socket of each family (IPv4, IPv6) the next window refill goes out on: refills
-    /// take turns, so that every socket carries a share and each refill is one `sendmmsg`.
-    turn: [usize; 2],
+    /// Queries in flight from each socket of each family (IPv4, IPv6): each question goes
+    /// out on its family's socket with the fewest (see [`Engine::least_loaded_socket`]).
+    in_flight: [Vec<usize>; 2],
     /// Taken out while its datagrams are handled (they borrow it).
     burst: Option<Box<Burst>>,
+    /// A window refill, encoded end to end: kept from one refill to the next, so that
+    /// sending allocates nothing per query.
+    outgoing: Outgoing,
     window: Window,
     round_trip: RoundTrip,
 }
@@ -483,6 +533,8 @@ impl<'a> Engine<'a> {
             Family::Ready(sockets)
         };
         let window = settings.window.clamp(1, 10_000);
+        let (v4, v6) = (family(false), family(true));
+        let in_flight = [vec![0; v4.sockets().len()], vec![0; v6.sockets().len()]];
         Engine {
             questions,
             settings: BatchSettings {
@@ -490,8 +542,8 @@ impl<'a> Engine<'a> {
                 attempts: settings.attempts.max(1),
                 ..*settings
             },
-            v4: family(false),
-            v6: family(true),
+            v4,
+            v6,
             queue: (0..questions.len()).map(|i| (i, 1)).collect(),
             flights: HashMap::new(),
             late: HashMap::new(),
@@ -504,8 +556,9 @@ impl<'a> Engine<'a> {
             ids: Ids::new(),
             silent_in_a_row: HashMap::new(),
             dead: HashSet::new(),
-            turn: [0, 0],
+            in_flight,
             burst: Some(Box::new(Burst::new(window))),
+            outgoing: Outgoing::default(),
             window: Window::new(window),
             round_trip: RoundTrip::default(),
         }
@@ -541,12 +594,12 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sends queued questions until the window is full: encoded and put in flight one by
-    /// one, then sent together (one `sendmmsg` per address family, on that family's socket
-    /// whose turn it is).
+    /// Sends queued questions until the window is full: each encoded and put in flight on
+    /// its family's least loaded socket, then sent together (one `sendmmsg` per socket).
     fn fill_window(&mut self) {
-        let mut batch: Vec<(u16, Vec<u8>, SocketAddr)> = Vec::new();
-        let sockets = [self.current_socket(false), self.current_socket(true)];
+        let mut out = std::mem::take(&mut self.outgoing);
+        out.bytes.clear();
+        out.datagrams.clear();
         while self.flights.len() < self.window.limit() {
             let Some((index, attempt)) = self.queue.pop_front() else {
                 break;
@@ -559,34 +612,62 @@ impl<'a> Engine<'a> {
                 self.give_up_unasked(index, server);
                 continue;
             }
-            let Some(socket) = sockets[usize::from(server.is_ipv6())] else {
+            let Some(socket) = self.least_loaded_socket(server.is_ipv6()) else {
                 self.fail_unavailable(index);
                 continue;
             };
             let id = self.unused_id();
-            match encode_query(id, &self.questions[index]) {
-                Ok(bytes) => {
+            let start = out.bytes.len();
+            match encode_query_into(&mut out.bytes, id, &self.questions[index]) {
+                Ok(()) => {
                     self.fly(id, index, attempt, socket);
-                    batch.push((id, bytes, server));
+                    let bytes = start..out.bytes.len();
+                    out.datagrams.push(Datagram {
+                        socket,
+                        id,
+                        bytes,
+                        server,
+                    });
                 }
                 Err(e) => self.finish(index, Err(DnsError::Malformed(e.to_string()))),
             }
         }
-        for socket in sockets.into_iter().flatten() {
-            let family: Vec<_> = batch.iter().filter(|d| d.2.is_ipv6() == socket.0).collect();
-            if !family.is_empty() {
-                self.send_all(socket, &family);
-                // The next refill of this family goes out on its next socket.
-                let count = self.family(socket.0).sockets().len();
-                self.turn[usize::from(socket.0)] = (socket.1 + 1) % count;
+        if !out.datagrams.is_empty() {
+            for v6 in [false, true] {
+                for i in 0..self.family(v6).sockets().len() {
+                    let socket = (v6, i);
+                    let datagrams: Vec<&Datagram> = out
+                        .datagrams
+                        .iter()
+                        .filter(|d| d.socket == socket)
+                        .collect();
+                    if !datagrams.is_empty() {
+                        self.send_all(socket, &out.bytes, &datagrams);
+                    }
+                }
             }
         }
+        self.outgoing = out;
     }
 
-    /// The socket of the family (IPv6 or not) whose turn it is, if the family has any.
-    fn current_socket(&self, v6: bool) -> Option<SocketId> {
-        let count = self.family(v6).sockets().len();
-        (count > 0).then(|| (v6, self.turn[usize::from(v6)] % count))
+    /// The socket of the family (IPv6 or not) with the fewest queries in flight, if the family
+    /// has any. Servers that share their work out over threads by the client's port (BIND,
+    /// Knot, PowerDNS) may serve two of our sockets from one busy thread: that socket's
+    /// answers come back slower, so it keeps more in flight, and the next questions go to the
+    /// sockets a less busy thread serves. Taking turns instead sent each socket an equal
+    /// share, and the busiest server thread set the pace.
+    fn least_loaded_socket(&self, v6: bool) -> Option<SocketId> {
+        let counts = &self.in_flight[usize::from(v6)];
+        let (index, _) = counts.iter().enumerate().min_by_key(|(_, n)| **n)?;
+        Some((v6, index))
+    }
+
+    /// Takes a query out of flight.
+    fn land(&mut self, id: u16) -> Option<Flight> {
+        let flight = self.flights.remove(&id)?;
+        let (v6, index) = flight.socket;
+        self.in_flight[usize::from(v6)][index] -= 1;
+        Some(flight)
     }
 
     fn family(&self, v6: bool) -> &Family {
@@ -619,32 +700,33 @@ impl<'a> Engine<'a> {
             deadline: sent + timeout,
             socket,
         };
+        self.in_flight[usize::from(socket.0)][socket.1] += 1;
         self.flights.insert(id, flight);
     }
 
     /// Sends datagrams already in flight in one `sendmmsg`; what it did not take is sent one
     /// by one, and what cannot be sent leaves the flights (back in the queue when the send
     /// buffer is full, finished with the reason otherwise).
-    fn send_all(&mut self, socket: SocketId, datagrams: &[&(u16, Vec<u8>, SocketAddr)]) {
+    fn send_all(&mut self, socket: SocketId, bytes: &[u8], datagrams: &[&Datagram]) {
         let mut burst = self.burst.take();
         let udp = self.socket(socket);
-        let sent = burst.as_mut().map_or(0, |b| b.send(udp, datagrams));
+        let sent = burst.as_mut().map_or(0, |b| b.send(udp, bytes, datagrams));
         self.burst = burst;
         let udp = self.socket(socket);
         let mut results: Vec<std::io::Result<usize>> = (0..sent).map(|_| Ok(0)).collect();
         let mut full = false;
-        for (_, bytes, server) in &datagrams[sent..] {
+        for datagram in &datagrams[sent..] {
             // After a full buffer, the rest are not tried now: they go back to the queue.
             let result = if full {
                 Err(std::io::ErrorKind::WouldBlock.into())
             } else {
-                udp.send_to(bytes, server)
+                udp.send_to(&bytes[datagram.bytes.clone()], datagram.server)
             };
             full |= matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
             results.push(result);
         }
-        for (&&(id, _, server), result) in datagrams.iter().zip(results) {
-            self.sent(id, server, result);
+        for (datagram, result) in datagrams.iter().zip(results) {
+            self.sent(datagram.id, datagram.server, result);
         }
     }
 
@@ -663,16 +745,16 @@ impl<'a> Engine<'a> {
             }
             // A full send buffer is a lost packet like any other: retried on schedule.
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.flights.remove(&id);
+                self.land(id);
                 self.queue.push_back((index, attempt));
             }
             Err(source) if family_unavailable(&source) => {
-                self.flights.remove(&id);
+                self.land(id);
                 let reason = source.to_string();
                 self.finish(index, Err(DnsError::FamilyUnavailable { server, reason }));
             }
             Err(source) => {
-                self.flights.remove(&id);
+                self.land(id);
                 self.finish(index, Err(DnsError::Io { server, source }));
             }
         }
@@ -779,7 +861,7 @@ impl<'a> Engine<'a> {
         if self.results[index].is_some() {
             // Answered already (through another attempt): this one is spent.
             if current {
-                self.flights.remove(&id);
+                self.land(id);
             } else {
                 self.late.remove(&id);
             }
@@ -801,7 +883,7 @@ impl<'a> Engine<'a> {
             return Some(());
         }
         if current {
-            self.flights.remove(&id);
+            self.land(id);
         } else {
             self.late.remove(&id);
             self.stats.late += 1;
@@ -825,7 +907,7 @@ impl<'a> Engine<'a> {
         self.late
             .retain(|_, (index, until, _)| *until > now && results[*index].is_none());
         for id in expired {
-            let flight = self.flights.remove(&id).expect("listed above");
+            let flight = self.land(id).expect("listed above");
             if self.results[flight.index].is_some() {
                 continue;
             }
@@ -1026,6 +1108,57 @@ mod tests {
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         assert_eq!((stats.sent, stats.retries), (60, 0), "{stats:?}");
         assert_eq!(ports.len(), SOCKETS, "{ports:?}");
+    }
+
+    #[test]
+    fn questions_go_to_the_socket_whose_answers_come_back() {
+        // The server holds the replies to the first source port it sees for 20 ms (one of a
+        // server's threads busy with it) and answers the other at once: the questions not yet
+        // sent go out where answers come back, not to each socket in turn (about half each).
+        let (socket, server) = server_socket();
+        let thread = std::thread::spawn(move || {
+            let mut slow_port = None;
+            let mut held: Vec<(Instant, Vec<u8>, SocketAddr)> = Vec::new();
+            let mut count: HashMap<u16, usize> = HashMap::new();
+            let mut buf = [0u8; 512];
+            socket
+                .set_read_timeout(Some(Duration::from_millis(2)))
+                .unwrap();
+            let quiet_until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < quiet_until {
+                let due = held
+                    .iter()
+                    .take_while(|(at, _, _)| at.elapsed() >= Duration::from_millis(20))
+                    .count();
+                for (_, reply, to) in held.drain(..due) {
+                    socket.send_to(&reply, to).unwrap();
+                }
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    if held.is_empty() && !count.is_empty() {
+                        break;
+                    }
+                    continue;
+                };
+                *count.entry(from.port()).or_default() += 1;
+                buf[2] |= 0x80;
+                if *slow_port.get_or_insert(from.port()) == from.port() {
+                    held.push((Instant::now(), buf[..n].to_vec(), from));
+                } else {
+                    socket.send_to(&buf[..n], from).unwrap();
+                }
+            }
+            (slow_port.unwrap(), count)
+        });
+        let questions = soa_questions(server, 60);
+        let settings = BatchSettings {
+            timeout: Duration::from_secs(1),
+            ..fast()
+        };
+        let (results, stats) = resolve_all(&questions, &settings, &mut |_| {});
+        let (slow_port, count) = thread.join().unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!((stats.sent, stats.retries), (60, 0), "{stats:?}");
+        assert!(count[&slow_port] < 20, "{count:?}");
     }
 
     #[test]
