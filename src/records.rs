@@ -37,9 +37,17 @@ pub enum NameError {
 }
 
 /// An absolute, lower-case domain name that always ends with a dot.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Fqdn(String);
+
+/// Written as its text, borrowed: `serde(into = "String")` copied every name of a report to
+/// write it (ten thousand domains: some 70,000 copies).
+impl Serialize for Fqdn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl Fqdn {
     /// Parses a name written in configuration: the trailing dot is optional, but the name

@@ -49,10 +49,12 @@ pub enum Lookup {
 /// Everything read, keyed by question; the rules read only this.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// The zone of each audited name, or why it is unknown.
-    pub zone_of: BTreeMap<Fqdn, Result<Fqdn, String>>,
-    /// The authoritative servers of each zone, in the order they are compared.
-    pub servers: BTreeMap<Fqdn, Vec<SocketAddr>>,
+    /// The zone of each audited name, or why it is unknown (hashed, like `servers`).
+    pub zone_of: hashbrown::HashMap<Fqdn, Result<Fqdn, String>>,
+    /// The authoritative servers of each zone, in the order they are compared. (A hash map:
+    /// [`Snapshot::known_zone`] looks each suffix of every target up in it, and a sorted map
+    /// of ten thousand zones compared names all the way down its tree.)
+    pub servers: hashbrown::HashMap<Fqdn, Vec<SocketAddr>>,
     /// Every answer this snapshot read, per (name, type), one entry per server asked; read
     /// them through [`Snapshot::all`] and [`Snapshot::answer`], which also see the answers of
     /// the other parts of an audit read in parts. (hashbrown's map: looked up by a borrowed

@@ -179,15 +179,15 @@ fn addresses(response: &Response, name: &Fqdn) -> Vec<IpAddr> {
 
 /// The CNAME chain starting at `name` within an answer (bounded: a loop ends it).
 fn cname_chain(response: &Response, name: &Fqdn) -> Vec<Fqdn> {
-    let mut chain = Vec::new();
-    let mut at = name.clone();
+    let mut chain: Vec<Fqdn> = Vec::new();
+    let mut at = name;
     for _ in 0..16 {
         let next = response.answers.iter().find_map(|r| match &r.data {
-            RecordData::Known(Rdata::Cname(to)) if r.name == at => Some(to.clone()),
+            RecordData::Known(Rdata::Cname(to)) if r.name == *at => Some(to),
             _ => None,
         });
         match next {
-            Some(to) if !chain.contains(&to) => {
+            Some(to) if !chain.contains(to) => {
                 chain.push(to.clone());
                 at = to;
             }
@@ -932,7 +932,7 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
     };
     let mut serials: BTreeMap<String, Option<u32>> = BTreeMap::new();
     // In the order the servers were given (the first is the reference), for the message.
-    let mut listed = Vec::new();
+    let mut listed: Vec<(SocketAddr, u32)> = Vec::new();
     for (server, lookup) in snapshot.all(zone, QueryType::Soa) {
         let serial = match lookup {
             Lookup::Answered(r) if r.rcode == 0 => {
@@ -959,7 +959,7 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
             );
         }
         if let Some(n) = serial {
-            listed.push(format!("{server} has {n}"));
+            listed.push((*server, n));
         }
         serials.insert(server.to_string(), serial);
     }
@@ -983,8 +983,11 @@ fn check_zone(snapshot: &Snapshot, zone: &Fqdn) -> NameReport {
             format!("nothing to do if {server} is not meant to serve {zone}; otherwise configure the zone there"),
         );
     }
-    let distinct: BTreeSet<u32> = serials.values().flatten().copied().collect();
-    if distinct.len() > 1 {
+    if listed.iter().any(|(_, n)| *n != listed[0].1) {
+        let listed: Vec<String> = listed
+            .iter()
+            .map(|(server, n)| format!("{server} has {n}"))
+            .collect();
         f.add(
             "16",
             Severity::Warning,
