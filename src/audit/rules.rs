@@ -1388,36 +1388,69 @@ pub fn check(
     topology: Option<&Topology>,
 ) -> Vec<NameReport> {
     let expected = topology.map(|topology| Expected { topology });
-    let mut reports: BTreeMap<(Fqdn, Subject), NameReport> = BTreeMap::new();
-    let domain_reports = in_parallel(domains, |domain| {
+    // Both lists sorted by name, then merged: the report lists names in order. (A sorted map
+    // of the twenty thousand reports of ten thousand domains, each key a copied name, was a
+    // fifth of the rules' time, all of it after the parallel part; domains usually come
+    // sorted, which the sort finds in one pass.)
+    let mut domain_reports = in_parallel(domains, |domain| {
         check_domain(snapshot, domain, expected.as_ref())
     });
-    for (domain, report) in domains.iter().zip(domain_reports) {
-        reports.insert((domain.clone(), Subject::SipDomain), report);
-    }
-    let zones: Vec<&Fqdn> = snapshot.servers.keys().collect();
+    domain_reports.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut zones: Vec<&Fqdn> = snapshot.servers.keys().collect();
+    zones.sort_unstable();
     let zone_reports = in_parallel(&zones, |zone| check_zone(snapshot, zone));
-    for (zone, report) in zones.into_iter().zip(zone_reports) {
-        reports.insert((zone.clone(), Subject::Zone), report);
-    }
+    let mut reports = merge_by_name(domain_reports, zone_reports);
     if let Some(topology) = topology {
         let fed = check_federation(snapshot, topology);
-        reports.insert((fed.name.clone(), Subject::Federation), fed);
+        if let Err(at) = place(&reports, &fed.name, Subject::Federation) {
+            reports.insert(at, fed);
+        }
         let readiness = move_readiness(snapshot, topology);
         for finding in drift(snapshot, topology).into_iter().chain(readiness) {
-            let key = [Subject::SipDomain, Subject::Federation]
+            let subject = [Subject::SipDomain, Subject::Federation]
                 .into_iter()
-                .map(|k| (finding.domain.clone(), k))
-                .find(|k| reports.contains_key(k))
-                .unwrap_or((finding.domain.clone(), Subject::Zone));
-            let entry = reports.entry(key.clone()).or_insert_with(|| {
-                NameReport::new(key.0.clone(), key.1, snapshot.known_zone(&key.0).cloned())
-            });
-            entry.findings.push(finding);
-            sort_findings(&mut entry.findings);
+                .find(|k| place(&reports, &finding.domain, *k).is_ok())
+                .unwrap_or(Subject::Zone);
+            let at = match place(&reports, &finding.domain, subject) {
+                Ok(at) => at,
+                Err(at) => {
+                    let zone = snapshot.known_zone(&finding.domain).cloned();
+                    let report = NameReport::new(finding.domain.clone(), subject, zone);
+                    reports.insert(at, report);
+                    at
+                }
+            };
+            reports[at].findings.push(finding);
+            sort_findings(&mut reports[at].findings);
         }
     }
-    reports.into_values().collect()
+    reports
+}
+
+/// Where the report of `name` as `kind` is in `reports` (sorted by name, then kind), or where
+/// it would go.
+fn place(reports: &[NameReport], name: &Fqdn, kind: Subject) -> Result<usize, usize> {
+    reports.binary_search_by(|r| (&r.name, r.kind).cmp(&(name, kind)))
+}
+
+/// Two lists of reports, each sorted by name and each with one kind, as one sorted list.
+fn merge_by_name(first: Vec<NameReport>, second: Vec<NameReport>) -> Vec<NameReport> {
+    let mut merged = Vec::with_capacity(first.len() + second.len());
+    let (mut first, mut second) = (first.into_iter().peekable(), second.into_iter().peekable());
+    loop {
+        let take_first = match (first.peek(), second.peek()) {
+            (Some(a), Some(b)) => (&a.name, a.kind) <= (&b.name, b.kind),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return merged,
+        };
+        let next = if take_first {
+            first.next()
+        } else {
+            second.next()
+        };
+        merged.extend(next);
+    }
 }
 
 /// `check` of every item, in order, spread over the machine's cores when there are many: the
@@ -1529,6 +1562,37 @@ mod tests {
 
     fn server() -> SocketAddr {
         "127.0.0.1:53".parse().unwrap()
+    }
+
+    #[test]
+    fn reports_are_listed_by_name_then_kind_and_found_where_they_are() {
+        let report = |n: &str, kind| NameReport::new(name(n), kind, None);
+        let domains = vec![
+            report("a.contoso.com", Subject::SipDomain),
+            report("c.contoso.com", Subject::SipDomain),
+        ];
+        let zones = vec![
+            report("a.contoso.com", Subject::Zone),
+            report("b.contoso.com", Subject::Zone),
+        ];
+        let merged = merge_by_name(domains, zones);
+        let listed: Vec<(&str, Subject)> =
+            merged.iter().map(|r| (r.name.as_str(), r.kind)).collect();
+        assert_eq!(
+            listed,
+            [
+                ("a.contoso.com.", Subject::SipDomain),
+                ("a.contoso.com.", Subject::Zone),
+                ("b.contoso.com.", Subject::Zone),
+                ("c.contoso.com.", Subject::SipDomain),
+            ]
+        );
+        assert_eq!(place(&merged, &name("b.contoso.com"), Subject::Zone), Ok(2));
+        // A federation record of a.contoso.com goes after its zone, before b.
+        assert_eq!(
+            place(&merged, &name("a.contoso.com"), Subject::Federation),
+            Err(2)
+        );
     }
 
     fn record(owner: &str, rtype: u16, ttl: u32, data: RecordData) -> WireRecord {
