@@ -87,8 +87,8 @@ impl Burst {
         self.arrivals.len()
     }
 
-    /// One `sendmmsg` of `datagrams` (each a range of `bytes`): how many the kernel took (0 on an error, which sending
-    /// the first of the rest alone then reports).
+    /// One `sendmmsg` of `datagrams` (each a range of `bytes`): how many the kernel took (0 on
+    /// an error, which sending the first of the rest alone then reports).
     pub(super) fn send(
         &mut self,
         socket: &UdpSocket,
