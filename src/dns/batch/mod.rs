@@ -1157,8 +1157,10 @@ mod tests {
         let (results, stats) = resolve_all(&questions, &settings, &mut |_| {});
         let (slow_port, count) = thread.join().unwrap();
         assert!(results.iter().all(Result::is_ok), "{results:?}");
-        assert_eq!((stats.sent, stats.retries), (60, 0), "{stats:?}");
-        assert!(count[&slow_port] < 20, "{count:?}");
+        // (Retries are not ruled out: on a loaded machine a held reply may outlast the first
+        // timeout, which follows the fast replies' round trips down to 50 ms.)
+        assert!(stats.sent >= 60, "{stats:?}");
+        assert!(count[&slow_port] < 20, "{count:?} {stats:?}");
     }
 
     #[test]
