@@ -177,26 +177,48 @@ pub fn name_to_wire(name: &str) -> Result<Vec<u8>, WireError> {
 
 /// [`name_to_wire`], appended to `out` (a message being built: no buffer of its own). On an
 /// error `out` is left as it was.
+///
+/// One pass over the bytes into a buffer on the stack, each label's length written into the
+/// byte kept for it when its dot is reached: splitting into labels and extending `out` byte by
+/// byte cost about 880 instructions per name, a sixteenth of an audit's own (callgrind,
+/// 10,000 domains).
 pub fn push_name(out: &mut Vec<u8>, name: &str) -> Result<(), WireError> {
-    let start = out.len();
-    let unencodable = |out: &mut Vec<u8>| {
-        out.truncate(start);
-        Err(WireError::Unencodable(name.to_string()))
-    };
-    let trimmed = name.trim_end_matches('.');
-    if !trimmed.is_empty() {
-        for label in trimmed.split('.') {
-            if label.is_empty() || label.len() > 63 {
-                return unencodable(out);
+    let unencodable = || Err(WireError::Unencodable(name.to_string()));
+    let mut text = name.as_bytes();
+    while let [rest @ .., b'.'] = text {
+        text = rest;
+    }
+    if text.is_empty() {
+        out.push(0);
+        return Ok(());
+    }
+    // Text byte `i` goes to wire byte `i + 1`; a label starting at text byte `s` has its
+    // length at wire byte `s` (the first label's at 0, the others' where their dot was).
+    // RFC 1035 allows 255 octets: the text and one length before it, and the root's 0.
+    let wire_length = text.len() + 2;
+    if wire_length > 255 {
+        return unencodable();
+    }
+    let mut wire = [0u8; 255];
+    let mut label_start = 0;
+    for (i, &byte) in text.iter().enumerate() {
+        if byte == b'.' {
+            let length = i - label_start;
+            if !(1..=63).contains(&length) {
+                return unencodable();
             }
-            out.push(label.len() as u8);
-            out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+            wire[label_start] = length as u8;
+            label_start = i + 1;
+        } else {
+            wire[i + 1] = byte.to_ascii_lowercase();
         }
     }
-    out.push(0);
-    if out.len() - start > 255 {
-        return unencodable(out);
+    let length = text.len() - label_start;
+    if !(1..=63).contains(&length) {
+        return unencodable();
     }
+    wire[label_start] = length as u8;
+    out.extend_from_slice(&wire[..wire_length]);
     Ok(())
 }
 
@@ -248,6 +270,30 @@ mod tests {
     }
 
     #[test]
+    fn names_encode_as_hickory_encodes_them_lowercased() {
+        use hickory_proto::rr::Name;
+        use hickory_proto::serialize::binary::BinEncodable;
+        let long = "b".repeat(63);
+        for text in [
+            "Edge.Contoso.com.",
+            "_xmpp-server._TCP.d00042.test.",
+            "a.",
+            "x.y.z.w.v.u.t.s.r.q.p.",
+            &format!("{long}.{long}.{long}.c.example."),
+            "no-trailing-dot.example",
+        ] {
+            let mut ours = b"prefix".to_vec();
+            push_name(&mut ours, text).unwrap();
+            let theirs = Name::from_ascii(text)
+                .unwrap()
+                .to_lowercase()
+                .to_bytes()
+                .unwrap();
+            assert_eq!(&ours[6..], theirs.as_slice(), "{text}");
+        }
+    }
+
+    #[test]
     fn a_name_longer_than_any_valid_one_is_malformed() {
         // Labels of 63, 63, 63 and 62 octets: 256 octets of wire name, one more than RFC 1035
         // allows.
@@ -276,5 +322,19 @@ mod tests {
         let before = message.clone();
         assert!(push_name(&mut message, &format!("ok.{}.com.", "a".repeat(64))).is_err());
         assert_eq!(message, before);
+        for empty_label in ["a..b.", ".a."] {
+            assert!(
+                push_name(&mut message, empty_label).is_err(),
+                "{empty_label}"
+            );
+            assert_eq!(message, before);
+        }
+        // 63 octets is the longest label; the whole name is limited to 255 octets.
+        push_name(&mut message, &format!("{}.", "a".repeat(63))).unwrap();
+        assert_eq!(message.len(), before.len() + 65);
+        let label = "a".repeat(63);
+        let too_long = format!("{label}.{label}.{label}.{}.", "a".repeat(62));
+        assert!(push_name(&mut message, &too_long).is_err());
+        assert_eq!(message.len(), before.len() + 65);
     }
 }
