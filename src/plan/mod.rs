@@ -80,8 +80,8 @@ impl Plan {
     /// managed keys of each zone.
     pub fn compute(desired: &DesiredState, mut current: BTreeMap<Fqdn, ZoneState>) -> Plan {
         let changes = diff(desired, &current);
-        // What was read moves into the plan: copying it added 2 MB to the peak memory of
-        // `plan` at 10,000 domains (35.1 -> 33.0 MB, bench/cli-plan.sh).
+        // What was read moves into the plan: copying it added 2 MiB to the peak memory of
+        // `plan` at 10,000 domains (35,100 -> 33,000 kB, bench/cli-plan.sh).
         let observed = desired
             .zones
             .iter()
