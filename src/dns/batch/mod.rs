@@ -231,8 +231,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The next name of a message, read through `text` (one allocation: the name kept). Names
-/// are almost always ASCII: checked as UTF-8 first, which takes half the instructions of
-/// the lossy conversion (callgrind, 200,000 names), kept for the rest.
+/// are almost always ASCII: checked as UTF-8 first, which takes 40% fewer instructions
+/// than the lossy conversion (callgrind, 200,000 names: 20M, not 35M), kept for the rest.
 fn read_name(r: &mut Reader<'_>, text: &mut NameText) -> Result<Fqdn, WireError> {
     r.name_into(text)?;
     Ok(match std::str::from_utf8(text.as_bytes()) {
